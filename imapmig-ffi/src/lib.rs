@@ -1,0 +1,1 @@
+//! C ABI for imapmig (filled by the bindings work).

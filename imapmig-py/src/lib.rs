@@ -1,0 +1,1 @@
+//! Python bindings for imapmig (filled by the bindings work).
