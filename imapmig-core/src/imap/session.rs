@@ -1,0 +1,1877 @@
+//! A logged-in (or about to log in) IMAP session and the commands a migration needs.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use imap_proto::{AttributeValue, MailboxDatum, NameAttribute, Response, StatusAttribute};
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::conn::Connection;
+use super::error::{ImapError, Result};
+use super::transport::{tls_handshake, Stream, Timed, TlsVerify};
+use crate::model::{Flags, Folder, InternalDate, MessageMeta, SpecialUse, Uid, UidValidity};
+use crate::sasl;
+use crate::secret::Secret;
+use crate::wire::response::Parsed;
+use crate::wire::{Frame, Limits, ResponseCode, StatusKind, StatusResponse};
+
+/// How the connection is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Security {
+    /// TLS from the first byte (usually port 993).
+    #[default]
+    Tls,
+    /// Cleartext, upgraded with STARTTLS before login (usually port 143). Fails if the server
+    /// does not offer STARTTLS: never falls back to cleartext.
+    StartTls,
+    /// Cleartext all the way. Passwords travel readable by anyone on the path; only for
+    /// loopback and lab servers, and only when asked for by name.
+    Cleartext,
+}
+
+/// How to prove who we are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AuthMethod {
+    /// PLAIN when the server offers it (or an authzid is given), else LOGIN.
+    #[default]
+    Auto,
+    /// The LOGIN command.
+    Login,
+    /// SASL PLAIN, with an optional authorization identity (an admin acting for a user).
+    Plain,
+    /// Google/Microsoft XOAUTH2 with a caller-supplied access token.
+    XOAuth2,
+    /// RFC 7628 OAUTHBEARER with a caller-supplied access token.
+    OAuthBearer,
+}
+
+/// Who logs in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    /// The login name (for an admin login, the admin's name).
+    pub user: String,
+    /// The password or OAuth2 access token.
+    pub secret: Secret,
+    /// The mechanism.
+    pub method: AuthMethod,
+    /// The user to act for, when an admin (or a Dovecot master user) logs in on their behalf.
+    pub authzid: Option<String>,
+}
+
+impl Credentials {
+    /// A user name and password, mechanism chosen automatically.
+    pub fn password(user: impl Into<String>, password: impl Into<Secret>) -> Credentials {
+        Credentials {
+            user: user.into(),
+            secret: password.into(),
+            method: AuthMethod::Auto,
+            authzid: None,
+        }
+    }
+
+    /// The mailbox owner's name: the authzid when acting for someone, else the login name.
+    pub fn mailbox_user(&self) -> &str {
+        self.authzid.as_deref().unwrap_or(&self.user)
+    }
+}
+
+/// Where a server is and how to reach it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// TLS, STARTTLS or cleartext.
+    pub security: Security,
+    /// How to check the certificate.
+    pub verify: TlsVerify,
+    /// The longest wait for any single read, write or connect.
+    pub timeout: Duration,
+    /// Framing limits.
+    pub limits: Limits,
+}
+
+impl Endpoint {
+    /// An endpoint with the default timeout (2 minutes) and limits.
+    pub fn new(host: impl Into<String>, port: u16, security: Security) -> Endpoint {
+        Endpoint {
+            host: host.into(),
+            port,
+            security,
+            verify: TlsVerify::System,
+            timeout: Duration::from_secs(120),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// What the server can do, from CAPABILITY.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    atoms: HashSet<String>,
+}
+
+impl Capabilities {
+    fn from_atoms<I: IntoIterator<Item = S>, S: AsRef<str>>(atoms: I) -> Capabilities {
+        Capabilities {
+            atoms: atoms
+                .into_iter()
+                .map(|a| a.as_ref().to_ascii_uppercase())
+                .collect(),
+        }
+    }
+
+    /// Whether the server announced this capability (case-insensitive), e.g. `UIDPLUS`.
+    pub fn has(&self, name: &str) -> bool {
+        self.atoms.contains(&name.to_ascii_uppercase())
+    }
+
+    /// Whether `AUTH=<mech>` was announced.
+    pub fn has_auth(&self, mech: &str) -> bool {
+        self.has(&format!("AUTH={mech}"))
+    }
+
+    /// The largest message the server accepts, from `APPENDLIMIT=n` (RFC 7889).
+    pub fn append_limit(&self) -> Option<u64> {
+        self.atoms
+            .iter()
+            .find_map(|a| a.strip_prefix("APPENDLIMIT=")?.parse().ok())
+    }
+
+    /// All announced capabilities, sorted.
+    pub fn list(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.atoms.iter().cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+/// What SELECT or EXAMINE reported about a folder.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selected {
+    /// The folder's wire name.
+    pub raw: String,
+    /// Number of messages.
+    pub exists: u32,
+    /// UIDVALIDITY.
+    pub uid_validity: Option<UidValidity>,
+    /// The UID the next message will get.
+    pub uid_next: Option<u32>,
+    /// HIGHESTMODSEQ, where CONDSTORE is on for the folder.
+    pub highest_modseq: Option<u64>,
+    /// The flags a client may set; `\*` among them means any new keyword.
+    pub permanent_flags: Option<Vec<String>>,
+    /// Whether the folder was opened read-only.
+    pub read_only: bool,
+}
+
+impl Selected {
+    /// Whether a keyword the folder does not know yet can be stored.
+    pub fn accepts_new_keywords(&self) -> bool {
+        match &self.permanent_flags {
+            Some(f) => f.iter().any(|x| x == "\\*"),
+            // No PERMANENTFLAGS: RFC 3501 says all flags can be changed permanently.
+            None => true,
+        }
+    }
+
+    /// Whether `flag` can be stored permanently here.
+    pub fn accepts(&self, flag: &str) -> bool {
+        match &self.permanent_flags {
+            None => true,
+            Some(f) => {
+                f.iter().any(|x| x.eq_ignore_ascii_case(flag))
+                    || (!flag.starts_with('\\') && f.iter().any(|x| x == "\\*"))
+            }
+        }
+    }
+}
+
+/// STATUS of a folder.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FolderStatus {
+    /// Number of messages.
+    pub messages: Option<u32>,
+    /// UIDNEXT.
+    pub uid_next: Option<u32>,
+    /// UIDVALIDITY.
+    pub uid_validity: Option<UidValidity>,
+    /// Unseen messages.
+    pub unseen: Option<u32>,
+    /// HIGHESTMODSEQ (CONDSTORE).
+    pub highest_modseq: Option<u64>,
+}
+
+/// The personal namespace (RFC 2342): where a user's own folders live.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Namespace {
+    /// The prefix, e.g. `INBOX.` or empty.
+    pub prefix: String,
+    /// The hierarchy separator, if the server has one.
+    pub delimiter: Option<char>,
+}
+
+/// One resource of a quota root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaUsage {
+    /// The quota root's name.
+    pub root: String,
+    /// `STORAGE` (in KiB) or `MESSAGE` (count), or another resource name.
+    pub resource: String,
+    /// What is used.
+    pub usage: u64,
+    /// The limit.
+    pub limit: u64,
+}
+
+/// A UID SEARCH criterion that a migration uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SearchKey {
+    /// Every message.
+    All,
+    /// INTERNALDATE on or after this day.
+    Since(time::Date),
+    /// INTERNALDATE before this day.
+    Before(time::Date),
+    /// Date header on or after this day.
+    SentSince(time::Date),
+    /// Date header before this day.
+    SentBefore(time::Date),
+    /// Larger than this many octets.
+    Larger(u64),
+    /// Smaller than this many octets.
+    Smaller(u64),
+    /// UIDs in this range (inclusive).
+    UidRange(u32, u32),
+    /// Messages with this flag (or keyword).
+    Flag(String),
+}
+
+impl SearchKey {
+    fn render(&self) -> String {
+        let day = |d: &time::Date| {
+            format!(
+                "{}-{}-{:04}",
+                d.day(),
+                &MONTH_NAMES[usize::from(u8::from(d.month())) - 1],
+                d.year()
+            )
+        };
+        match self {
+            SearchKey::All => "ALL".into(),
+            SearchKey::Since(d) => format!("SINCE {}", day(d)),
+            SearchKey::Before(d) => format!("BEFORE {}", day(d)),
+            SearchKey::SentSince(d) => format!("SENTSINCE {}", day(d)),
+            SearchKey::SentBefore(d) => format!("SENTBEFORE {}", day(d)),
+            SearchKey::Larger(n) => format!("LARGER {n}"),
+            SearchKey::Smaller(n) => format!("SMALLER {n}"),
+            SearchKey::UidRange(a, b) => format!("UID {a}:{b}"),
+            SearchKey::Flag(f) => match f.to_ascii_uppercase().as_str() {
+                "\\SEEN" => "SEEN".into(),
+                "\\ANSWERED" => "ANSWERED".into(),
+                "\\FLAGGED" => "FLAGGED".into(),
+                "\\DELETED" => "DELETED".into(),
+                "\\DRAFT" => "DRAFT".into(),
+                _ => format!("KEYWORD {f}"),
+            },
+        }
+    }
+}
+
+const MONTH_NAMES: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// Where an appended message landed, from APPENDUID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendUid {
+    /// The destination folder's UIDVALIDITY.
+    pub validity: UidValidity,
+    /// The new message's UID.
+    pub uid: Uid,
+}
+
+/// A message fetched for its content fingerprint or for verification: metadata plus the body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchedMessage {
+    /// Metadata.
+    pub meta: MessageMeta,
+    /// The whole message (small messages only: callers use this for bounded sets).
+    pub body: Bytes,
+}
+
+/// What one pipelined body fetch produced.
+pub enum BodyEvent<'a> {
+    /// The body of a message.
+    Body(FetchedBody<'a>),
+    /// The message is gone (expunged since it was listed); nothing to copy.
+    Missing(Uid),
+    /// The server refused to give this message.
+    Failed(Uid, StatusResponse),
+}
+
+/// A message body being received: read it with [`tokio::io::AsyncRead`]. Exactly `len` bytes.
+/// Dropping it early is allowed: the rest is skipped before the connection is used again.
+pub struct FetchedBody<'a> {
+    /// The message's UID.
+    pub uid: Uid,
+    /// The body's length, from the literal's own announcement (never RFC822.SIZE).
+    pub len: u64,
+    inner: BodyInner<'a>,
+}
+
+enum BodyInner<'a> {
+    Inline(Bytes),
+    Streaming {
+        conn: &'a mut Connection,
+        pending: Bytes,
+        done: bool,
+    },
+}
+
+impl FetchedBody<'_> {
+    /// The whole body if it arrived in one piece (small messages), without copying.
+    pub fn as_inline(&self) -> Option<&Bytes> {
+        match &self.inner {
+            BodyInner::Inline(b) => Some(b),
+            BodyInner::Streaming { .. } => None,
+        }
+    }
+
+    /// The next chunk of the body, or `None` at its end. Chunks are handed on without copying.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        match &mut self.inner {
+            BodyInner::Inline(b) => {
+                if b.is_empty() {
+                    Ok(None)
+                } else {
+                    Ok(Some(std::mem::take(b)))
+                }
+            }
+            BodyInner::Streaming {
+                conn,
+                pending,
+                done,
+            } => {
+                if !pending.is_empty() {
+                    return Ok(Some(std::mem::take(pending)));
+                }
+                if *done {
+                    return Ok(None);
+                }
+                match conn.next_frame().await? {
+                    Frame::LiteralData(d) => Ok(Some(d)),
+                    Frame::LiteralEnd => {
+                        *done = true;
+                        Ok(None)
+                    }
+                    other => Err(ImapError::Protocol {
+                        host: conn.host.clone(),
+                        command: "FETCH",
+                        detail: format!("expected message data, got {other:?}"),
+                    }),
+                }
+            }
+        }
+    }
+}
+
+impl AsyncRead for FetchedBody<'_> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            let pending = match &mut this.inner {
+                BodyInner::Inline(b) => b,
+                BodyInner::Streaming {
+                    conn,
+                    pending,
+                    done,
+                } => {
+                    if pending.is_empty() && !*done {
+                        match conn.poll_frame(cx) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(Ok(Frame::LiteralData(d))) => *pending = d,
+                            Poll::Ready(Ok(Frame::LiteralEnd)) => *done = true,
+                            Poll::Ready(Ok(_)) => {
+                                return Poll::Ready(Err(std::io::Error::other(
+                                    "unexpected frame inside a message body",
+                                )))
+                            }
+                            Poll::Ready(Err(e)) => {
+                                return Poll::Ready(Err(std::io::Error::other(e.to_string())))
+                            }
+                        }
+                        continue;
+                    }
+                    pending
+                }
+            };
+            let n = pending.len().min(buf.remaining());
+            buf.put_slice(&pending.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+    }
+}
+
+/// An IMAP session.
+pub struct Session {
+    conn: Connection,
+    caps: Capabilities,
+    port: u16,
+    utf8: bool,
+    selected: Option<Selected>,
+    /// Body fetches in flight, oldest first, and whether the oldest has delivered its body.
+    fetches: VecDeque<(String, Uid)>,
+    front_delivered: bool,
+    /// The next line completes a FETCH whose body was streamed.
+    after_stream: bool,
+    greeting: String,
+    user: Option<String>,
+}
+
+fn quote(s: &str, what: &'static str) -> Result<String> {
+    if s.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(ImapError::Unsendable {
+            what,
+            value: s.escape_debug().to_string(),
+            why: "CR, LF and NUL cannot be sent in a quoted string",
+        });
+    }
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    Ok(out)
+}
+
+/// Whether a keyword can go on the wire as an IMAP atom.
+pub fn is_sendable_keyword(k: &str) -> bool {
+    !k.is_empty()
+        && k.bytes().all(|b| {
+            b.is_ascii_graphic()
+                && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+        })
+}
+
+fn capability_atoms(c: &[imap_proto::Capability<'_>]) -> Vec<String> {
+    c.iter()
+        .map(|c| match c {
+            imap_proto::Capability::Imap4rev1 => "IMAP4REV1".to_string(),
+            imap_proto::Capability::Auth(m) => format!("AUTH={m}"),
+            imap_proto::Capability::Atom(a) => a.to_string(),
+        })
+        .collect()
+}
+
+/// Reads the server greeting: its text and any capabilities it carried.
+async fn read_greeting(conn: &mut Connection) -> Result<(String, Option<Vec<String>>)> {
+    let line = conn.next_line().await?;
+    match crate::wire::response::parse_status(&line) {
+        Some(s) if s.tag.is_none() && matches!(s.kind, StatusKind::Ok | StatusKind::PreAuth) => {
+            let caps = match s.code {
+                Some(ResponseCode::Capability(c)) => Some(c),
+                _ => None,
+            };
+            Ok((s.text, caps))
+        }
+        Some(s) if s.kind == StatusKind::Bye => Err(ImapError::Closed {
+            host: conn.host.clone(),
+            bye: Some(s.describe()),
+        }),
+        _ => Err(ImapError::Protocol {
+            host: conn.host.clone(),
+            command: "greeting",
+            detail: crate::wire::excerpt(&line),
+        }),
+    }
+}
+
+/// Runs one command on a bare connection, collecting CAPABILITY data; fails on NO/BAD.
+async fn run_plain(
+    conn: &mut Connection,
+    verb: &'static str,
+    command: &[u8],
+) -> Result<(StatusResponse, Option<Vec<String>>)> {
+    let tag = conn.send(command).await?;
+    let mut caps = None;
+    let status = conn
+        .wait(&tag, |p| {
+            if let Parsed::Data(Response::Capabilities(c)) = p {
+                caps = Some(capability_atoms(c));
+            }
+        })
+        .await?;
+    if status.kind != StatusKind::Ok {
+        return Err(ImapError::Refused {
+            host: conn.host.clone(),
+            command: verb,
+            folder: None,
+            status,
+        });
+    }
+    if let Some(ResponseCode::Capability(c)) = &status.code {
+        caps = Some(c.clone());
+    }
+    Ok((status, caps))
+}
+
+fn attribute_name(a: &NameAttribute<'_>) -> String {
+    match a {
+        NameAttribute::NoInferiors => "\\Noinferiors".into(),
+        NameAttribute::NoSelect => "\\Noselect".into(),
+        NameAttribute::Marked => "\\Marked".into(),
+        NameAttribute::Unmarked => "\\Unmarked".into(),
+        NameAttribute::All => "\\All".into(),
+        NameAttribute::Archive => "\\Archive".into(),
+        NameAttribute::Drafts => "\\Drafts".into(),
+        NameAttribute::Flagged => "\\Flagged".into(),
+        NameAttribute::Junk => "\\Junk".into(),
+        NameAttribute::Sent => "\\Sent".into(),
+        NameAttribute::Trash => "\\Trash".into(),
+        NameAttribute::Extension(e) => e.to_string(),
+        _ => "\\Unknown".into(),
+    }
+}
+
+fn status_from_attrs(attrs: &[StatusAttribute]) -> FolderStatus {
+    let mut st = FolderStatus::default();
+    for a in attrs {
+        match a {
+            StatusAttribute::Messages(n) => st.messages = Some(*n),
+            StatusAttribute::UidNext(n) => st.uid_next = Some(*n),
+            StatusAttribute::UidValidity(n) => st.uid_validity = Some(UidValidity(*n)),
+            StatusAttribute::Unseen(n) => st.unseen = Some(*n),
+            StatusAttribute::HighestModSeq(n) => st.highest_modseq = Some(*n),
+            _ => {}
+        }
+    }
+    st
+}
+
+/// Finds `UID n` in the head of a FETCH response whose body is being streamed.
+fn uid_in_head(head: &[u8]) -> Option<Uid> {
+    let open = memchr::memchr(b'(', head)?;
+    let mut rest = &head[open + 1..];
+    loop {
+        let pos = rest
+            .windows(4)
+            .position(|w| w.eq_ignore_ascii_case(b"UID "))?;
+        let before_ok = pos == 0 || matches!(rest[pos - 1], b' ' | b'(');
+        let after = &rest[pos + 4..];
+        if before_ok {
+            let digits: Vec<u8> = after
+                .iter()
+                .copied()
+                .take_while(u8::is_ascii_digit)
+                .collect();
+            if let Some(n) = std::str::from_utf8(&digits)
+                .ok()
+                .and_then(|d| d.parse::<u32>().ok())
+            {
+                if n > 0 {
+                    return Some(Uid(n));
+                }
+            }
+        }
+        rest = after;
+    }
+}
+
+/// The personal namespace from a NAMESPACE response: its first `("prefix" "sep")` pair.
+fn parse_namespace(line: &[u8]) -> Option<Namespace> {
+    let text = std::str::from_utf8(line).ok()?;
+    let rest = text.trim_start_matches('*').trim_start();
+    let rest = rest.get("NAMESPACE".len()..)?.trim_start();
+    if rest.starts_with("NIL") {
+        return Some(Namespace::default());
+    }
+    let rest = rest.strip_prefix("((")?;
+    let (prefix, rest) = take_quoted(rest)?;
+    let rest = rest.trim_start();
+    let delimiter = if rest.starts_with("NIL") {
+        None
+    } else {
+        let (d, _) = take_quoted(rest)?;
+        d.chars().next()
+    };
+    Some(Namespace { prefix, delimiter })
+}
+
+fn take_quoted(s: &str) -> Option<(String, &str)> {
+    let s = s.strip_prefix('"')?;
+    let mut out = String::new();
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next()?.1),
+            '"' => return Some((out, &s[i + 1..])),
+            _ => out.push(c),
+        }
+    }
+    None
+}
+
+fn meta_from_attrs(attrs: &[AttributeValue<'_>]) -> Option<MessageMeta> {
+    let mut uid = None;
+    let mut flags = Flags::new();
+    let mut date = None;
+    let mut size = 0u64;
+    let mut modseq = None;
+    for a in attrs {
+        match a {
+            AttributeValue::Uid(u) => uid = Some(Uid(*u)),
+            AttributeValue::Flags(f) => flags = f.iter().map(|x| x.as_ref()).collect(),
+            AttributeValue::InternalDate(d) => date = InternalDate::parse_imap(d),
+            AttributeValue::Rfc822Size(n) => size = u64::from(*n),
+            AttributeValue::ModSeq(m) => modseq = Some(*m),
+            _ => {}
+        }
+    }
+    Some(MessageMeta {
+        uid: uid?,
+        flags,
+        internal_date: date,
+        size,
+        modseq,
+    })
+}
+
+/// The largest message [`Session::fetch_small`] collects in memory.
+pub const MAX_COLLECTED_BODY: u64 = 64 * 1024 * 1024;
+
+impl Session {
+    /// Connects (TLS or STARTTLS as asked), reads the greeting and the capabilities. Does not
+    /// log in.
+    pub async fn connect(ep: &Endpoint) -> Result<Session> {
+        let tcp = match tokio::time::timeout(
+            ep.timeout,
+            TcpStream::connect((ep.host.as_str(), ep.port)),
+        )
+        .await
+        {
+            Ok(Ok(t)) => t,
+            Ok(Err(source)) => {
+                return Err(ImapError::Connect {
+                    host: ep.host.clone(),
+                    port: ep.port,
+                    source,
+                })
+            }
+            Err(_) => {
+                return Err(ImapError::Connect {
+                    host: ep.host.clone(),
+                    port: ep.port,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no connection within {} s", ep.timeout.as_secs()),
+                    ),
+                })
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let tls_err = |detail| ImapError::Tls {
+            host: ep.host.clone(),
+            detail,
+        };
+        let stream = match ep.security {
+            Security::Tls => tls_handshake(tcp, &ep.host, &ep.verify, ep.timeout)
+                .await
+                .map_err(tls_err)?,
+            Security::StartTls | Security::Cleartext => Stream::Plain(tcp),
+        };
+        let mut conn = Connection::new(ep.host.clone(), Timed::new(stream, ep.timeout), ep.limits);
+        let (greeting, mut caps) = read_greeting(&mut conn).await?;
+        if ep.security == Security::StartTls {
+            if caps.is_none() {
+                caps = run_plain(&mut conn, "CAPABILITY", b"CAPABILITY").await?.1;
+            }
+            let offered = caps
+                .as_ref()
+                .is_some_and(|c| c.iter().any(|a| a.eq_ignore_ascii_case("STARTTLS")));
+            if !offered {
+                return Err(ImapError::StartTlsUnavailable {
+                    host: ep.host.clone(),
+                });
+            }
+            run_plain(&mut conn, "STARTTLS", b"STARTTLS").await?;
+            let tcp = match conn.into_transport()?.into_stream() {
+                Stream::Plain(tcp) => tcp,
+                Stream::Tls(_) => {
+                    return Err(tls_err("STARTTLS on a connection that already has TLS".into()))
+                }
+            };
+            let stream = tls_handshake(tcp, &ep.host, &ep.verify, ep.timeout)
+                .await
+                .map_err(tls_err)?;
+            conn = Connection::new(ep.host.clone(), Timed::new(stream, ep.timeout), ep.limits);
+            // Capabilities seen in clear cannot be trusted (RFC 3501 §6.2.1).
+            caps = None;
+        }
+        let mut session = Session {
+            conn,
+            caps: Capabilities::default(),
+            port: ep.port,
+            utf8: false,
+            selected: None,
+            fetches: VecDeque::new(),
+            front_delivered: false,
+            after_stream: false,
+            greeting,
+            user: None,
+        };
+        match caps {
+            Some(c) => session.caps = Capabilities::from_atoms(c),
+            None => {
+                session.capability().await?;
+            }
+        }
+        Ok(session)
+    }
+
+    /// Connects and logs in.
+    pub async fn open(ep: &Endpoint, creds: &Credentials) -> Result<Session> {
+        let mut s = Session::connect(ep).await?;
+        s.login(creds).await?;
+        Ok(s)
+    }
+
+    /// The server's greeting text.
+    pub fn greeting(&self) -> &str {
+        &self.greeting
+    }
+
+    /// The host this session talks to.
+    pub fn host(&self) -> &str {
+        &self.conn.host
+    }
+
+    /// Whether the connection is protected by TLS.
+    pub fn is_tls(&self) -> bool {
+        self.conn.is_tls()
+    }
+
+    /// The capabilities as last announced.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    /// The folder currently selected, if any.
+    pub fn selected(&self) -> Option<&Selected> {
+        self.selected.as_ref()
+    }
+
+    /// Changes the longest wait for any read or write.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.conn.set_timeout(timeout);
+    }
+
+    fn protocol(&self, command: &'static str, detail: String) -> ImapError {
+        ImapError::Protocol {
+            host: self.conn.host.clone(),
+            command,
+            detail,
+        }
+    }
+
+    fn refused(
+        &self,
+        command: &'static str,
+        folder: Option<&str>,
+        status: StatusResponse,
+    ) -> ImapError {
+        ImapError::Refused {
+            host: self.conn.host.clone(),
+            command,
+            folder: folder.map(|f| self.decode_name(f)),
+            status,
+        }
+    }
+
+    fn decode_name(&self, raw: &str) -> String {
+        if self.utf8 {
+            raw.to_string()
+        } else {
+            crate::utf7::decode_lossless_or_raw(raw)
+        }
+    }
+
+    /// The wire form of a decoded folder name for this server.
+    pub fn encode_name(&self, name: &str) -> String {
+        if self.utf8 {
+            name.to_string()
+        } else {
+            crate::utf7::encode(name)
+        }
+    }
+
+    fn check(
+        &mut self,
+        verb: &'static str,
+        folder: Option<&str>,
+        status: StatusResponse,
+    ) -> Result<StatusResponse> {
+        if let Some(ResponseCode::Capability(c)) = &status.code {
+            self.caps = Capabilities::from_atoms(c);
+        }
+        match status.kind {
+            StatusKind::Ok => Ok(status),
+            _ => Err(self.refused(verb, folder, status)),
+        }
+    }
+
+    /// Sends a command and waits for it, failing on NO/BAD; untagged data is ignored except
+    /// capabilities.
+    async fn simple(
+        &mut self,
+        verb: &'static str,
+        command: &[u8],
+        folder: Option<&str>,
+    ) -> Result<StatusResponse> {
+        self.ensure_idle_pipeline().await?;
+        let tag = self.conn.send(command).await?;
+        let mut caps = None;
+        let status = self
+            .conn
+            .wait(&tag, |p| {
+                if let Parsed::Data(Response::Capabilities(c)) = p {
+                    caps = Some(capability_atoms(c));
+                }
+            })
+            .await?;
+        if let Some(c) = caps {
+            self.caps = Capabilities::from_atoms(c);
+        }
+        self.check(verb, folder, status)
+    }
+
+    /// Body fetches must be collected before other commands share the connection.
+    async fn ensure_idle_pipeline(&mut self) -> Result<()> {
+        if !self.fetches.is_empty() {
+            while let Some(ev) = self.next_body().await? {
+                drop(ev);
+            }
+        }
+        self.conn.drain_literal().await
+    }
+
+    /// Asks for the capabilities again.
+    pub async fn capability(&mut self) -> Result<&Capabilities> {
+        self.simple("CAPABILITY", b"CAPABILITY", None).await?;
+        Ok(&self.caps)
+    }
+
+    /// Logs in with the given credentials.
+    pub async fn login(&mut self, creds: &Credentials) -> Result<()> {
+        if !self.conn.is_tls() && self.caps.has("LOGINDISABLED") {
+            return Err(ImapError::CleartextRefused {
+                host: self.conn.host.clone(),
+            });
+        }
+        let method = match creds.method {
+            AuthMethod::Auto => {
+                if creds.authzid.is_some() || self.caps.has_auth("PLAIN") {
+                    AuthMethod::Plain
+                } else {
+                    AuthMethod::Login
+                }
+            }
+            m => m,
+        };
+        let sasl_err = |e: crate::sasl::SaslError| ImapError::Sasl(e.to_string());
+        let result = match method {
+            AuthMethod::Login | AuthMethod::Auto => {
+                if creds.authzid.is_some() {
+                    return Err(ImapError::Sasl(
+                        "acting for another user needs AUTHENTICATE PLAIN, not LOGIN".into(),
+                    ));
+                }
+                self.login_command(creds).await
+            }
+            AuthMethod::Plain => {
+                let ir = sasl::plain(creds.authzid.as_deref(), &creds.user, &creds.secret)
+                    .map_err(sasl_err)?;
+                self.authenticate("PLAIN", &ir).await
+            }
+            AuthMethod::XOAuth2 => {
+                let ir = sasl::xoauth2(&creds.user, &creds.secret).map_err(sasl_err)?;
+                self.authenticate("XOAUTH2", &ir).await
+            }
+            AuthMethod::OAuthBearer => {
+                let ir = sasl::oauthbearer(&creds.user, &self.conn.host, self.port, &creds.secret)
+                    .map_err(sasl_err)?;
+                self.authenticate("OAUTHBEARER", &ir).await
+            }
+        };
+        match result {
+            Ok(status) => {
+                if let Some(ResponseCode::Capability(c)) = &status.code {
+                    self.caps = Capabilities::from_atoms(c);
+                } else {
+                    // Servers may announce more after login; ask when they did not say.
+                    self.capability().await?;
+                }
+                self.user = Some(creds.mailbox_user().to_string());
+                Ok(())
+            }
+            Err(AuthFailure::Refused(status)) => Err(ImapError::AuthenticationFailed {
+                host: self.conn.host.clone(),
+                user: creds.user.clone(),
+                server_says: status.describe(),
+            }),
+            Err(AuthFailure::Other(e)) => Err(e),
+        }
+    }
+
+    async fn login_command(&mut self, creds: &Credentials) -> Result<StatusResponse, AuthFailure> {
+        let password = creds.secret.expose();
+        if password.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) || !password.is_ascii() {
+            return Err(AuthFailure::Other(ImapError::Sasl(
+                "the password holds characters LOGIN cannot carry; use AUTHENTICATE PLAIN".into(),
+            )));
+        }
+        let user = quote(&creds.user, "user name").map_err(AuthFailure::Other)?;
+        let mut line = zeroize::Zeroizing::new(Vec::with_capacity(64));
+        line.extend_from_slice(b"LOGIN ");
+        line.extend_from_slice(user.as_bytes());
+        line.extend_from_slice(b" \"");
+        for b in password.bytes() {
+            if b == b'"' || b == b'\\' {
+                line.push(b'\\');
+            }
+            line.push(b);
+        }
+        line.push(b'"');
+        let tag = self.conn.send(&line).await.map_err(AuthFailure::Other)?;
+        let status = self
+            .conn
+            .wait(&tag, |_| {})
+            .await
+            .map_err(AuthFailure::Other)?;
+        match status.kind {
+            StatusKind::Ok => Ok(status),
+            _ => Err(AuthFailure::Refused(status)),
+        }
+    }
+
+    async fn authenticate(
+        &mut self,
+        mech: &str,
+        initial: &Secret,
+    ) -> Result<StatusResponse, AuthFailure> {
+        if !self.caps.has_auth(mech) {
+            return Err(AuthFailure::Other(ImapError::MissingCapability {
+                host: self.conn.host.clone(),
+                capability: match mech {
+                    "PLAIN" => "AUTH=PLAIN",
+                    "XOAUTH2" => "AUTH=XOAUTH2",
+                    _ => "AUTH=OAUTHBEARER",
+                },
+                needed_for: "log in with this method",
+            }));
+        }
+        let other = AuthFailure::Other;
+        let sasl_ir = self.caps.has("SASL-IR");
+        let mut line = zeroize::Zeroizing::new(Vec::with_capacity(128));
+        line.extend_from_slice(b"AUTHENTICATE ");
+        line.extend_from_slice(mech.as_bytes());
+        if sasl_ir {
+            line.push(b' ');
+            line.extend_from_slice(initial.expose().as_bytes());
+        }
+        let tag = self.conn.send(&line).await.map_err(other)?;
+        let mut sent_initial = sasl_ir;
+        let mut challenge_error = None;
+        loop {
+            match self
+                .conn
+                .wait_continuation(&tag, |_| {})
+                .await
+                .map_err(other)?
+            {
+                Ok(challenge) => {
+                    if !sent_initial {
+                        let mut resp = zeroize::Zeroizing::new(Vec::new());
+                        resp.extend_from_slice(initial.expose().as_bytes());
+                        resp.extend_from_slice(b"\r\n");
+                        self.conn.write(&resp).await.map_err(other)?;
+                        sent_initial = true;
+                    } else {
+                        // A challenge after our response is an error report (XOAUTH2 and
+                        // OAUTHBEARER send JSON); it must be answered with an empty line or
+                        // the server waits forever.
+                        challenge_error = sasl::decode_challenge_error(&challenge);
+                        self.conn.write(b"\r\n").await.map_err(other)?;
+                    }
+                    self.conn.flush().await.map_err(other)?;
+                }
+                Err(status) => {
+                    return match status.kind {
+                        StatusKind::Ok => Ok(status),
+                        _ => {
+                            let mut status = status;
+                            if let Some(e) = challenge_error {
+                                status.text = format!("{} ({e})", status.text);
+                            }
+                            Err(AuthFailure::Refused(status))
+                        }
+                    };
+                }
+            }
+        }
+    }
+
+    /// Sends ID (RFC 2971) naming this client, when the server supports it; returns what the
+    /// server says about itself.
+    pub async fn id(&mut self) -> Result<Option<HashMap<String, String>>> {
+        if !self.caps.has("ID") {
+            return Ok(None);
+        }
+        self.ensure_idle_pipeline().await?;
+        let cmd = format!(
+            "ID (\"name\" \"imapmig\" \"version\" \"{}\")",
+            env!("CARGO_PKG_VERSION")
+        );
+        let tag = self.conn.send(cmd.as_bytes()).await?;
+        let mut found = None;
+        let status = self
+            .conn
+            .wait(&tag, |p| {
+                if let Parsed::Data(Response::Id(Some(map))) = p {
+                    found = Some(
+                        map.iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect(),
+                    );
+                }
+            })
+            .await?;
+        self.check("ID", None, status)?;
+        Ok(found)
+    }
+
+    /// The personal namespace (RFC 2342), or the empty prefix when NAMESPACE is not supported.
+    pub async fn namespace(&mut self) -> Result<Namespace> {
+        if !self.caps.has("NAMESPACE") {
+            return Ok(Namespace::default());
+        }
+        self.ensure_idle_pipeline().await?;
+        let tag = self.conn.send(b"NAMESPACE").await?;
+        let mut found = None;
+        let mut unparsed = Vec::new();
+        let status = self
+            .conn
+            .wait(&tag, |p| {
+                if let Parsed::Unknown(line) = p {
+                    unparsed.push(line.to_vec());
+                }
+            })
+            .await?;
+        self.check("NAMESPACE", None, status)?;
+        for line in unparsed {
+            if let Some(ns) = parse_namespace(&line) {
+                found = Some(ns);
+            }
+        }
+        Ok(found.unwrap_or_default())
+    }
+
+    /// Every folder (`LIST "" "*"`, with special-use attributes where the server offers them).
+    pub async fn list(&mut self) -> Result<Vec<Folder>> {
+        Ok(self
+            .list_inner(false)
+            .await?
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect())
+    }
+
+    /// Every folder with its STATUS, in one round trip where LIST-STATUS is offered, else with
+    /// one STATUS per folder.
+    pub async fn list_with_status(&mut self) -> Result<Vec<(Folder, FolderStatus)>> {
+        if self.caps.has("LIST-STATUS") {
+            let got = self.list_inner(true).await?;
+            return Ok(got
+                .into_iter()
+                .map(|(f, s)| (f, s.unwrap_or_default()))
+                .collect());
+        }
+        let folders = self.list().await?;
+        let mut out = Vec::with_capacity(folders.len());
+        for f in folders {
+            let st = if f.selectable() {
+                self.status(&f.raw).await?
+            } else {
+                FolderStatus::default()
+            };
+            out.push((f, st));
+        }
+        Ok(out)
+    }
+
+    async fn list_inner(&mut self, with_status: bool) -> Result<Vec<(Folder, Option<FolderStatus>)>> {
+        self.ensure_idle_pipeline().await?;
+        let special = self.caps.has("SPECIAL-USE") && self.caps.has("LIST-EXTENDED");
+        let mut returns = Vec::new();
+        if special {
+            returns.push("SPECIAL-USE".to_string());
+        }
+        if with_status {
+            let modseq = if self.caps.has("CONDSTORE") {
+                " HIGHESTMODSEQ"
+            } else {
+                ""
+            };
+            returns.push(format!("STATUS (MESSAGES UIDNEXT UIDVALIDITY UNSEEN{modseq})"));
+        }
+        let cmd = if returns.is_empty() {
+            "LIST \"\" \"*\"".to_string()
+        } else {
+            format!("LIST \"\" \"*\" RETURN ({})", returns.join(" "))
+        };
+        let tag = self.conn.send(cmd.as_bytes()).await?;
+        let mut folders: Vec<Folder> = Vec::new();
+        let mut statuses: HashMap<String, FolderStatus> = HashMap::new();
+        let mut unparsed = Vec::new();
+        let utf8 = self.utf8;
+        let status = self
+            .conn
+            .wait(&tag, |p| match p {
+                Parsed::Data(Response::MailboxData(MailboxDatum::List(l))) => {
+                    let raw = l.name.to_string();
+                    let attributes: Vec<String> =
+                        l.name_attributes.iter().map(attribute_name).collect();
+                    let special_use = attributes
+                        .iter()
+                        .find_map(|a| SpecialUse::from_attribute(a));
+                    let name = if utf8 {
+                        raw.clone()
+                    } else {
+                        crate::utf7::decode_lossless_or_raw(&raw)
+                    };
+                    folders.push(Folder {
+                        name,
+                        raw,
+                        delimiter: l.delimiter.as_ref().and_then(|d| d.chars().next()),
+                        attributes,
+                        special_use,
+                    });
+                }
+                Parsed::Data(Response::MailboxData(MailboxDatum::Status { mailbox, status })) => {
+                    statuses.insert(mailbox.to_string(), status_from_attrs(status));
+                }
+                Parsed::Unknown(line) if line.len() > 6 && line[..6].eq_ignore_ascii_case(b"* LIST") => {
+                    unparsed.push(crate::wire::excerpt(line));
+                }
+                _ => {}
+            })
+            .await?;
+        self.check("LIST", None, status)?;
+        if let Some(first) = unparsed.first() {
+            // A folder we cannot read must not vanish from the migration without a word.
+            return Err(self.protocol(
+                "LIST",
+                format!(
+                    "{} folder(s) listed in a form that cannot be parsed, e.g. {first:?}",
+                    unparsed.len()
+                ),
+            ));
+        }
+        Ok(folders
+            .into_iter()
+            .map(|f| {
+                let st = statuses.remove(&f.raw);
+                (f, st)
+            })
+            .collect())
+    }
+
+    /// STATUS of one folder, by wire name.
+    pub async fn status(&mut self, raw: &str) -> Result<FolderStatus> {
+        self.ensure_idle_pipeline().await?;
+        let modseq = if self.caps.has("CONDSTORE") {
+            " HIGHESTMODSEQ"
+        } else {
+            ""
+        };
+        let cmd = format!(
+            "STATUS {} (MESSAGES UIDNEXT UIDVALIDITY UNSEEN{modseq})",
+            quote(raw, "folder name")?
+        );
+        let tag = self.conn.send(cmd.as_bytes()).await?;
+        let mut st = FolderStatus::default();
+        let status = self
+            .conn
+            .wait(&tag, |p| {
+                if let Parsed::Data(Response::MailboxData(MailboxDatum::Status { status, .. })) = p
+                {
+                    st = status_from_attrs(status);
+                }
+            })
+            .await?;
+        self.check("STATUS", Some(raw), status)?;
+        Ok(st)
+    }
+
+    /// Opens a folder for reading and writing (`SELECT`, with CONDSTORE where offered).
+    pub async fn select(&mut self, raw: &str) -> Result<&Selected> {
+        self.open_folder("SELECT", raw).await
+    }
+
+    /// Opens a folder read-only (`EXAMINE`): reading never changes `\Seen` or `\Recent`.
+    pub async fn examine(&mut self, raw: &str) -> Result<&Selected> {
+        self.open_folder("EXAMINE", raw).await
+    }
+
+    async fn open_folder(&mut self, verb: &'static str, raw: &str) -> Result<&Selected> {
+        self.ensure_idle_pipeline().await?;
+        self.selected = None;
+        let condstore = if self.caps.has("CONDSTORE") {
+            " (CONDSTORE)"
+        } else {
+            ""
+        };
+        let cmd = format!("{verb} {}{condstore}", quote(raw, "folder name")?);
+        let tag = self.conn.send(cmd.as_bytes()).await?;
+        let mut sel = Selected {
+            raw: raw.to_string(),
+            read_only: verb == "EXAMINE",
+            ..Selected::default()
+        };
+        let status = self
+            .conn
+            .wait(&tag, |p| match p {
+                Parsed::Data(Response::MailboxData(MailboxDatum::Exists(n))) => sel.exists = *n,
+                Parsed::Status(s) => match &s.code {
+                    Some(ResponseCode::UidValidity(v)) => sel.uid_validity = Some(UidValidity(*v)),
+                    Some(ResponseCode::UidNext(v)) => sel.uid_next = Some(*v),
+                    Some(ResponseCode::HighestModSeq(v)) => sel.highest_modseq = Some(*v),
+                    Some(ResponseCode::PermanentFlags(f)) => sel.permanent_flags = Some(f.clone()),
+                    _ => {}
+                },
+                _ => {}
+            })
+            .await?;
+        let status = self.check(verb, Some(raw), status)?;
+        match status.code {
+            Some(ResponseCode::ReadOnly) => sel.read_only = true,
+            Some(ResponseCode::ReadWrite) => sel.read_only = false,
+            _ => {}
+        }
+        Ok(self.selected.insert(sel))
+    }
+
+    fn require_selected(&self, verb: &'static str) -> Result<()> {
+        if self.selected.is_none() {
+            return Err(self.protocol(verb, "no folder is selected".into()));
+        }
+        Ok(())
+    }
+
+    /// `UID SEARCH` with all the keys (AND-ed). Returns the UIDs in ascending order.
+    pub async fn uid_search(&mut self, keys: &[SearchKey]) -> Result<Vec<Uid>> {
+        self.require_selected("SEARCH")?;
+        self.ensure_idle_pipeline().await?;
+        let rendered: Vec<String> = if keys.is_empty() {
+            vec!["ALL".into()]
+        } else {
+            keys.iter().map(SearchKey::render).collect()
+        };
+        let cmd = format!("UID SEARCH {}", rendered.join(" "));
+        let tag = self.conn.send(cmd.as_bytes()).await?;
+        let mut uids = Vec::new();
+        let status = self
+            .conn
+            .wait(&tag, |p| {
+                if let Parsed::Data(Response::MailboxData(MailboxDatum::Search(found))) = p {
+                    uids.extend(found.iter().copied().filter(|&u| u > 0).map(Uid));
+                }
+            })
+            .await?;
+        let folder = self.selected.as_ref().map(|s| s.raw.clone());
+        self.check("SEARCH", folder.as_deref(), status)?;
+        uids.sort_unstable();
+        uids.dedup();
+        Ok(uids)
+    }
+
+    /// Metadata (UID, FLAGS, INTERNALDATE, RFC822.SIZE, and MODSEQ under CONDSTORE) of the
+    /// messages in a UID set such as `1:*`, optionally only those changed since a MODSEQ.
+    pub async fn fetch_meta(
+        &mut self,
+        uid_set: &str,
+        changed_since: Option<u64>,
+    ) -> Result<Vec<MessageMeta>> {
+        self.require_selected("FETCH")?;
+        self.ensure_idle_pipeline().await?;
+        let condstore = self.caps.has("CONDSTORE");
+        let mut cmd = format!(
+            "UID FETCH {uid_set} (UID FLAGS INTERNALDATE RFC822.SIZE{})",
+            if condstore { " MODSEQ" } else { "" }
+        );
+        if let (Some(m), true) = (changed_since, condstore) {
+            cmd.push_str(&format!(" (CHANGEDSINCE {m})"));
+        }
+        let tag = self.conn.send(cmd.as_bytes()).await?;
+        let mut by_uid: HashMap<Uid, MessageMeta> = HashMap::new();
+        let mut broken = 0usize;
+        let status = self
+            .conn
+            .wait(&tag, |p| match p {
+                Parsed::Data(Response::Fetch(_, attrs)) => match meta_from_attrs(attrs) {
+                    Some(m) => {
+                        // Unsolicited FETCHes (flag changes) may repeat a UID: merge.
+                        let e = by_uid.entry(m.uid).or_insert_with(|| m.clone());
+                        if !m.flags.is_empty() || e.internal_date.is_none() {
+                            if m.internal_date.is_some() {
+                                *e = m;
+                            } else {
+                                e.flags = m.flags;
+                            }
+                        }
+                    }
+                    None => {}
+                },
+                Parsed::Unknown(line) if memchr::memmem::find(line, b"FETCH").is_some() => {
+                    broken += 1
+                }
+                _ => {}
+            })
+            .await?;
+        let folder = self.selected.as_ref().map(|s| s.raw.clone());
+        self.check("FETCH", folder.as_deref(), status)?;
+        if broken > 0 {
+            return Err(self.protocol(
+                "FETCH",
+                format!("{broken} FETCH response(s) could not be parsed"),
+            ));
+        }
+        let mut v: Vec<MessageMeta> = by_uid.into_values().collect();
+        v.sort_by_key(|m| m.uid);
+        Ok(v)
+    }
+
+    /// Queues `UID FETCH uid (UID BODY.PEEK[])` for each UID, pipelined; collect the bodies
+    /// in order with [`Session::next_body`]. BODY.PEEK never sets `\Seen` on the source.
+    pub async fn send_fetch_bodies(&mut self, uids: &[Uid]) -> Result<()> {
+        self.require_selected("FETCH")?;
+        self.conn.drain_literal().await?;
+        for &uid in uids {
+            let tag = self
+                .conn
+                .queue(format!("UID FETCH {uid} (UID BODY.PEEK[])").as_bytes())
+                .await?;
+            self.fetches.push_back((tag, uid));
+        }
+        self.conn.flush().await
+    }
+
+    /// Body fetches still in flight.
+    pub fn fetches_in_flight(&self) -> usize {
+        self.fetches.len()
+    }
+
+    /// The next body of the pipelined fetches, `None` when none is in flight.
+    pub async fn next_body(&mut self) -> Result<Option<BodyEvent<'_>>> {
+        self.conn.drain_literal().await?;
+        loop {
+            let Some((front_tag, front_uid)) = self.fetches.front().cloned() else {
+                return Ok(None);
+            };
+            match self.conn.next_frame().await? {
+                Frame::LiteralStart { head, len } => {
+                    let uid = match uid_in_head(&head) {
+                        Some(u) => u,
+                        None if !self.front_delivered => front_uid,
+                        None => {
+                            return Err(self.protocol(
+                                "FETCH",
+                                format!(
+                                    "a message body arrived without its UID: {:?}",
+                                    crate::wire::excerpt(&head)
+                                ),
+                            ))
+                        }
+                    };
+                    if uid == front_uid {
+                        self.front_delivered = true;
+                    }
+                    self.after_stream = true;
+                    return Ok(Some(BodyEvent::Body(FetchedBody {
+                        uid,
+                        len,
+                        inner: BodyInner::Streaming {
+                            conn: &mut self.conn,
+                            pending: Bytes::new(),
+                            done: false,
+                        },
+                    })));
+                }
+                Frame::LiteralData(_) | Frame::LiteralEnd => {
+                    return Err(self.protocol("FETCH", "stray literal data".into()))
+                }
+                Frame::Line(line) => {
+                    if std::mem::take(&mut self.after_stream) {
+                        // The rest of a FETCH whose body was streamed.
+                        continue;
+                    }
+                    match crate::wire::response::parse_line(&line) {
+                        Parsed::Status(s) if s.tag.as_deref() == Some(front_tag.as_str()) => {
+                            self.fetches.pop_front();
+                            let delivered = std::mem::take(&mut self.front_delivered);
+                            if s.kind != StatusKind::Ok {
+                                return Ok(Some(BodyEvent::Failed(front_uid, s)));
+                            }
+                            if !delivered {
+                                return Ok(Some(BodyEvent::Missing(front_uid)));
+                            }
+                        }
+                        Parsed::Status(s) if s.tag.is_some() => self.conn.stash_completion(s),
+                        Parsed::Status(s) if s.kind == StatusKind::Bye => {
+                            self.conn.note_bye(s.describe())
+                        }
+                        Parsed::Data(Response::Fetch(_, attrs)) => {
+                            let mut uid = None;
+                            let mut body = None;
+                            for a in &attrs {
+                                match a {
+                                    AttributeValue::Uid(u) => uid = Some(Uid(*u)),
+                                    AttributeValue::BodySection {
+                                        section: None,
+                                        data: Some(d),
+                                        ..
+                                    } => body = Some(d.as_ref()),
+                                    _ => {}
+                                }
+                            }
+                            let Some(body) = body else { continue };
+                            let uid = match uid {
+                                Some(u) => u,
+                                None if !self.front_delivered => front_uid,
+                                None => continue,
+                            };
+                            let data = slice_of(&line, body);
+                            if uid == front_uid {
+                                self.front_delivered = true;
+                            }
+                            return Ok(Some(BodyEvent::Body(FetchedBody {
+                                uid,
+                                len: data.len() as u64,
+                                inner: BodyInner::Inline(data),
+                            })));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fetches whole messages with their metadata into memory: for fingerprints and
+    /// verification of bounded sets. Messages larger than [`MAX_COLLECTED_BODY`] are refused.
+    pub async fn fetch_bodies_collected(&mut self, uids: &[Uid]) -> Result<Vec<(Uid, Bytes)>> {
+        self.send_fetch_bodies(uids).await?;
+        let mut out = Vec::with_capacity(uids.len());
+        while let Some(ev) = self.next_body().await? {
+            if let BodyEvent::Body(mut b) = ev {
+                if b.len > MAX_COLLECTED_BODY {
+                    let uid = b.uid;
+                    drop(b);
+                    return Err(self.protocol(
+                        "FETCH",
+                        format!("message UID {uid} is too large to hold in memory"),
+                    ));
+                }
+                let mut v = Vec::with_capacity(b.len as usize);
+                while let Some(c) = b.chunk().await? {
+                    v.extend_from_slice(&c);
+                }
+                out.push((b.uid, Bytes::from(v)));
+            }
+        }
+        Ok(out)
+    }
+
+    fn append_line(
+        &self,
+        raw: &str,
+        flags: &Flags,
+        date: Option<&InternalDate>,
+        len: u64,
+    ) -> Result<(Vec<u8>, bool)> {
+        let nonsync = self.caps.has("LITERAL+") || (self.caps.has("LITERAL-") && len <= 4096);
+        let mut flag_list = String::from("(");
+        for f in flags.iter() {
+            if !f.starts_with('\\') && !is_sendable_keyword(f) {
+                return Err(ImapError::Unsendable {
+                    what: "keyword",
+                    value: f.to_string(),
+                    why: "not an IMAP atom",
+                });
+            }
+            if flag_list.len() > 1 {
+                flag_list.push(' ');
+            }
+            flag_list.push_str(f);
+        }
+        flag_list.push(')');
+        let date = date
+            .map(|d| format!(" \"{}\"", d.to_imap()))
+            .unwrap_or_default();
+        let line = format!(
+            "APPEND {} {flag_list}{date} {{{len}{}}}",
+            quote(raw, "folder name")?,
+            if nonsync { "+" } else { "" }
+        );
+        Ok((line.into_bytes(), nonsync))
+    }
+
+    /// Starts an APPEND of `len` bytes read from `body` (any async reader), without waiting for
+    /// its completion when the server takes non-synchronising literals. Returns the tag to
+    /// pass to [`Session::append_wait`].
+    pub async fn append_send<R>(
+        &mut self,
+        raw: &str,
+        flags: &Flags,
+        date: Option<&InternalDate>,
+        len: u64,
+        body: &mut R,
+    ) -> Result<String>
+    where
+        R: AsyncRead + Unpin + ?Sized,
+    {
+        let tag = self.append_begin(raw, flags, date, len).await?;
+        self.conn.write_body(len, body).await?;
+        self.conn.write(b"\r\n").await?;
+        self.conn.flush().await?;
+        Ok(tag)
+    }
+
+    /// Like [`Session::append_send`], but from a body being fetched on another session: its
+    /// chunks go to the socket without being copied.
+    pub async fn append_send_fetched(
+        &mut self,
+        raw: &str,
+        flags: &Flags,
+        date: Option<&InternalDate>,
+        body: &mut FetchedBody<'_>,
+    ) -> Result<String> {
+        let len = body.len;
+        let tag = self.append_begin(raw, flags, date, len).await?;
+        let mut sent = 0u64;
+        while let Some(chunk) = body.chunk().await? {
+            let take = (chunk.len() as u64).min(len - sent) as usize;
+            self.conn.write(&chunk[..take]).await?;
+            sent += take as u64;
+        }
+        if sent < len {
+            self.conn.mark_broken();
+            return Err(ImapError::BodyTooShort {
+                announced: len,
+                got: sent,
+            });
+        }
+        self.conn.write(b"\r\n").await?;
+        self.conn.flush().await?;
+        Ok(tag)
+    }
+
+    /// Writes the APPEND command line; for a synchronising literal, waits for the server's go.
+    async fn append_begin(
+        &mut self,
+        raw: &str,
+        flags: &Flags,
+        date: Option<&InternalDate>,
+        len: u64,
+    ) -> Result<String> {
+        if !self.fetches.is_empty() {
+            return Err(self.protocol(
+                "APPEND",
+                "body fetches are in flight on this session".into(),
+            ));
+        }
+        let (line, nonsync) = self.append_line(raw, flags, date, len)?;
+        let tag = self.conn.tag();
+        let mut full = Vec::with_capacity(line.len() + tag.len() + 3);
+        full.extend_from_slice(tag.as_bytes());
+        full.push(b' ');
+        full.extend_from_slice(&line);
+        full.extend_from_slice(b"\r\n");
+        self.conn.write(&full).await?;
+        if !nonsync {
+            self.conn.flush().await?;
+            if let Err(status) = self.conn.wait_continuation(&tag, |_| {}).await? {
+                return Err(self.refused("APPEND", Some(raw), status));
+            }
+        }
+        Ok(tag)
+    }
+
+    /// Waits for an APPEND to complete; returns where the message landed when the server says
+    /// (UIDPLUS).
+    pub async fn append_wait(&mut self, tag: &str, raw: &str) -> Result<Option<AppendUid>> {
+        let status = self.conn.wait(tag, |_| {}).await?;
+        let status = self.check("APPEND", Some(raw), status)?;
+        Ok(match status.code {
+            Some(ResponseCode::AppendUid { validity, uids }) if uids.len() == 1 => {
+                Some(AppendUid {
+                    validity: UidValidity(validity),
+                    uid: Uid(uids[0]),
+                })
+            }
+            _ => None,
+        })
+    }
+
+    /// Appends a message held in memory and waits for the result.
+    pub async fn append(
+        &mut self,
+        raw: &str,
+        flags: &Flags,
+        date: Option<&InternalDate>,
+        body: &[u8],
+    ) -> Result<Option<AppendUid>> {
+        let mut reader = body;
+        let tag = self
+            .append_send(raw, flags, date, body.len() as u64, &mut reader)
+            .await?;
+        self.append_wait(&tag, raw).await
+    }
+
+    /// Creates a folder (by wire name). Succeeds if it already exists.
+    pub async fn create(&mut self, raw: &str) -> Result<()> {
+        self.create_with_use(raw, None).await
+    }
+
+    /// Creates a folder, asking for a special use where the server supports CREATE-SPECIAL-USE.
+    /// Succeeds if it already exists.
+    pub async fn create_with_use(&mut self, raw: &str, use_: Option<SpecialUse>) -> Result<()> {
+        let mut cmd = format!("CREATE {}", quote(raw, "folder name")?);
+        if let (Some(u), true) = (use_, self.caps.has("CREATE-SPECIAL-USE")) {
+            cmd.push_str(&format!(" (USE ({}))", u.attribute()));
+        }
+        match self.simple("CREATE", cmd.as_bytes(), Some(raw)).await {
+            Ok(_) => Ok(()),
+            Err(ImapError::Refused { status, .. })
+                if matches!(&status.code, Some(ResponseCode::Other { name, .. }) if name == "ALREADYEXISTS")
+                    || status.text.to_ascii_lowercase().contains("already exists") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Subscribes to a folder.
+    pub async fn subscribe(&mut self, raw: &str) -> Result<()> {
+        let cmd = format!("SUBSCRIBE {}", quote(raw, "folder name")?);
+        self.simple("SUBSCRIBE", cmd.as_bytes(), Some(raw))
+            .await
+            .map(|_| ())
+    }
+
+    /// Sets the flags of the messages in a UID set: `mode` is `""` (replace), `"+"` or `"-"`.
+    pub async fn uid_store(&mut self, uid_set: &str, mode: &str, flags: &Flags) -> Result<()> {
+        self.require_selected("STORE")?;
+        let mode = match mode {
+            "+" | "-" => mode,
+            _ => "",
+        };
+        for f in flags.iter() {
+            if !f.starts_with('\\') && !is_sendable_keyword(f) {
+                return Err(ImapError::Unsendable {
+                    what: "keyword",
+                    value: f.to_string(),
+                    why: "not an IMAP atom",
+                });
+            }
+        }
+        let cmd = format!("UID STORE {uid_set} {mode}FLAGS.SILENT {}", flags.to_imap_list());
+        let folder = self.selected.as_ref().map(|s| s.raw.clone());
+        self.simple("STORE", cmd.as_bytes(), folder.as_deref())
+            .await
+            .map(|_| ())
+    }
+
+    /// Quota usage for the quota roots of a folder (RFC 2087), empty when QUOTA is missing.
+    pub async fn quota(&mut self, raw: &str) -> Result<Vec<QuotaUsage>> {
+        if !self.caps.has("QUOTA") {
+            return Ok(Vec::new());
+        }
+        self.ensure_idle_pipeline().await?;
+        let cmd = format!("GETQUOTAROOT {}", quote(raw, "folder name")?);
+        let tag = self.conn.send(cmd.as_bytes()).await?;
+        let mut out = Vec::new();
+        let status = self
+            .conn
+            .wait(&tag, |p| {
+                if let Parsed::Data(Response::Quota(q)) = p {
+                    for r in &q.resources {
+                        out.push(QuotaUsage {
+                            root: q.root_name.to_string(),
+                            resource: format!("{:?}", r.name).to_ascii_uppercase(),
+                            usage: r.usage,
+                            limit: r.limit,
+                        });
+                    }
+                }
+            })
+            .await?;
+        self.check("GETQUOTAROOT", Some(raw), status)?;
+        Ok(out)
+    }
+
+    /// NOOP: keeps the connection alive and lets the server report changes.
+    pub async fn noop(&mut self) -> Result<()> {
+        self.simple("NOOP", b"NOOP", None).await.map(|_| ())
+    }
+
+    /// IDLE (RFC 2177) for at most `wait`: returns true when the server reported a change
+    /// (new or expunged messages, flag changes) in the selected folder.
+    pub async fn idle(&mut self, wait: Duration) -> Result<bool> {
+        if !self.caps.has("IDLE") {
+            return Err(ImapError::MissingCapability {
+                host: self.conn.host.clone(),
+                capability: "IDLE",
+                needed_for: "wait for new mail",
+            });
+        }
+        self.require_selected("IDLE")?;
+        self.ensure_idle_pipeline().await?;
+        let tag = self.conn.send(b"IDLE").await?;
+        if let Err(status) = self.conn.wait_continuation(&tag, |_| {}).await? {
+            return Err(self.refused("IDLE", None, status));
+        }
+        let mut changed = false;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match tokio::time::timeout(left, self.conn.next_line()).await {
+                Err(_) => break,
+                Ok(line) => {
+                    let line = line?;
+                    match crate::wire::response::parse_line(&line) {
+                        Parsed::Data(Response::MailboxData(MailboxDatum::Exists(_)))
+                        | Parsed::Data(Response::Expunge(_))
+                        | Parsed::Data(Response::Fetch(..))
+                        | Parsed::Data(Response::Vanished { .. }) => {
+                            changed = true;
+                            break;
+                        }
+                        Parsed::Status(s) if s.kind == StatusKind::Bye => {
+                            self.conn.note_bye(s.describe());
+                        }
+                        Parsed::Status(s) if s.tag.as_deref() == Some(tag.as_str()) => {
+                            return Err(self.refused("IDLE", None, s));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        self.conn.send_raw_line(b"DONE").await?;
+        let status = self.conn.wait(&tag, |_| {}).await?;
+        self.check("IDLE", None, status)?;
+        Ok(changed)
+    }
+
+    /// Ends the session politely. Errors are ignored: the connection is going away anyway.
+    pub async fn logout(mut self) {
+        if self.ensure_idle_pipeline().await.is_ok() {
+            if let Ok(tag) = self.conn.send(b"LOGOUT").await {
+                let _ = tokio::time::timeout(Duration::from_secs(5), self.conn.wait(&tag, |_| {}))
+                    .await;
+            }
+        }
+        self.conn.shutdown().await;
+    }
+}
+
+/// A zero-copy view of `part` inside `line` when it is one (imap-proto borrows from the line),
+/// else a copy.
+fn slice_of(line: &Bytes, part: &[u8]) -> Bytes {
+    let base = line.as_ptr() as usize;
+    let p = part.as_ptr() as usize;
+    if p >= base && p + part.len() <= base + line.len() {
+        line.slice_ref(part)
+    } else {
+        Bytes::copy_from_slice(part)
+    }
+}
+
+enum AuthFailure {
+    Refused(StatusResponse),
+    Other(ImapError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_is_found_in_fetch_heads() {
+        assert_eq!(uid_in_head(b"* 3 FETCH (UID 17 BODY[] "), Some(Uid(17)));
+        assert_eq!(
+            uid_in_head(b"* 3 FETCH (FLAGS (\\Seen) UID 9 BODY[] "),
+            Some(Uid(9))
+        );
+        assert_eq!(uid_in_head(b"* 3 FETCH (BODY[] "), None);
+        assert_eq!(uid_in_head(b"* 3 FETCH (XUID 4 BODY[] "), None);
+        assert_eq!(uid_in_head(b"* 3 FETCH (UID 0 BODY[] "), None);
+        assert_eq!(uid_in_head(b"garbage"), None);
+    }
+
+    #[test]
+    fn namespace_personal_prefix() {
+        let ns = parse_namespace(b"* NAMESPACE ((\"INBOX.\" \".\")) NIL NIL\r\n").unwrap();
+        assert_eq!(ns.prefix, "INBOX.");
+        assert_eq!(ns.delimiter, Some('.'));
+        let ns = parse_namespace(b"* NAMESPACE ((\"\" \"/\")) NIL ((\"shared/\" \"/\"))\r\n")
+            .unwrap();
+        assert_eq!(ns.prefix, "");
+        assert_eq!(ns.delimiter, Some('/'));
+        assert_eq!(
+            parse_namespace(b"* NAMESPACE NIL NIL NIL\r\n"),
+            Some(Namespace::default())
+        );
+        assert_eq!(parse_namespace(b"* NAMESPACE ((\"unterminated"), None);
+    }
+
+    #[test]
+    fn quoting_escapes_and_refuses_line_breaks() {
+        assert_eq!(quote("a\"b\\c", "x").unwrap(), "\"a\\\"b\\\\c\"");
+        assert!(quote("a\r\nb", "x").is_err());
+    }
+
+    #[test]
+    fn search_keys_render_as_imap() {
+        let d = time::Date::from_calendar_date(2021, time::Month::March, 5).unwrap();
+        assert_eq!(SearchKey::Since(d).render(), "SINCE 5-Mar-2021");
+        assert_eq!(SearchKey::Flag("\\Seen".into()).render(), "SEEN");
+        assert_eq!(SearchKey::Flag("$Work".into()).render(), "KEYWORD $Work");
+    }
+
+    #[test]
+    fn keywords_must_be_atoms() {
+        assert!(is_sendable_keyword("$Forwarded"));
+        assert!(!is_sendable_keyword("two words"));
+        assert!(!is_sendable_keyword("br]acket"));
+        assert!(!is_sendable_keyword(""));
+    }
+}

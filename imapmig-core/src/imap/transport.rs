@@ -1,0 +1,287 @@
+//! The byte pipe under a session: TCP, optionally TLS, with a timeout on every wait.
+//!
+//! This is the only module of the client that knows about sockets and TLS. A read or write that
+//! makes no progress for the configured time fails with `TimedOut`, so no await in the client
+//! can hang forever on a silent server.
+
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Sleep;
+use tokio_rustls::client::TlsStream;
+
+/// How the server's certificate is checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TlsVerify {
+    /// Against the system's trusted roots (the default).
+    #[default]
+    System,
+    /// Against the system's roots plus the CA certificates in this PEM file.
+    CaFile(std::path::PathBuf),
+    /// Not at all. For tests and lab servers only: anyone between us and the server can read
+    /// the password.
+    Insecure,
+}
+
+/// The socket, before or after TLS.
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// A stream whose reads and writes fail with `TimedOut` after `timeout` without progress.
+pub(crate) struct Timed {
+    stream: Stream,
+    timeout: Duration,
+    read_deadline: Option<Pin<Box<Sleep>>>,
+    write_deadline: Option<Pin<Box<Sleep>>>,
+}
+
+impl Timed {
+    pub(crate) fn new(stream: Stream, timeout: Duration) -> Timed {
+        Timed {
+            stream,
+            timeout,
+            read_deadline: None,
+            write_deadline: None,
+        }
+    }
+
+    pub(crate) fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+        self.read_deadline = None;
+        self.write_deadline = None;
+    }
+
+    pub(crate) fn into_stream(self) -> Stream {
+        self.stream
+    }
+
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
+    }
+}
+
+fn poll_deadline(
+    slot: &mut Option<Pin<Box<Sleep>>>,
+    timeout: Duration,
+    cx: &mut Context<'_>,
+) -> Poll<io::Error> {
+    let sleep = slot.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+    match sleep.as_mut().poll(cx) {
+        Poll::Ready(()) => {
+            *slot = None;
+            Poll::Ready(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no answer from the server for {} s", timeout.as_secs()),
+            ))
+        }
+        Poll::Pending => Poll::Pending,
+    }
+}
+
+use std::future::Future;
+
+impl AsyncRead for Timed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let res = match &mut this.stream {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        };
+        match res {
+            Poll::Ready(r) => {
+                this.read_deadline = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => poll_deadline(&mut this.read_deadline, this.timeout, cx).map(Err),
+        }
+    }
+}
+
+impl AsyncWrite for Timed {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let res = match &mut this.stream {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        };
+        match res {
+            Poll::Ready(r) => {
+                this.write_deadline = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => poll_deadline(&mut this.write_deadline, this.timeout, cx).map(Err),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let res = match &mut this.stream {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        };
+        match res {
+            Poll::Ready(r) => {
+                this.write_deadline = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => poll_deadline(&mut this.write_deadline, this.timeout, cx).map(Err),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match &mut this.stream {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Builds the rustls configuration for a verification choice. Errors are human-readable and
+/// name the CA file.
+pub(crate) fn client_config(verify: &TlsVerify) -> Result<Arc<ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?;
+    let config = match verify {
+        TlsVerify::Insecure => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate { provider }))
+            .with_no_client_auth(),
+        TlsVerify::System => builder
+            .with_root_certificates(system_roots())
+            .with_no_client_auth(),
+        TlsVerify::CaFile(path) => {
+            let mut roots = system_roots();
+            add_ca_file(&mut roots, path)?;
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+    };
+    Ok(Arc::new(config))
+}
+
+fn system_roots() -> RootCertStore {
+    let mut roots = RootCertStore::empty();
+    // A machine without a system store still works with an explicit CA file, so errors in
+    // individual system certificates are not fatal.
+    let found = rustls_native_certs::load_native_certs();
+    for cert in found.certs {
+        let _ = roots.add(cert);
+    }
+    roots
+}
+
+fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), String> {
+    let pem = std::fs::read(path)
+        .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
+    let mut added = 0;
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        let cert = cert.map_err(|e| format!("the CA file {} is not PEM: {e}", path.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("a certificate in {} is unusable: {e}", path.display()))?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err(format!(
+            "the CA file {} holds no PEM certificate",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Wraps a connected TCP stream in TLS.
+pub(crate) async fn tls_handshake(
+    tcp: TcpStream,
+    host: &str,
+    verify: &TlsVerify,
+    timeout: Duration,
+) -> Result<Stream, String> {
+    let config = client_config(verify)?;
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|_| format!("{host:?} is not a valid TLS server name"))?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
+        Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "the TLS handshake did not finish within {} s",
+            timeout.as_secs()
+        )),
+    }
+}
+
+/// The verifier for [`TlsVerify::Insecure`]: accepts any certificate but still checks that the
+/// handshake signatures are sound, so the session keys are at least the server's.
+#[derive(Debug)]
+struct AcceptAnyCertificate {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
