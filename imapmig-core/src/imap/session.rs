@@ -1562,18 +1562,22 @@ impl Session {
 
     /// Like [`Session::append_send`], but from a body being fetched on another session: its
     /// chunks go to the socket without being copied.
+    ///
+    /// `observe` sees every chunk as it passes (for fingerprinting on the fly).
     pub async fn append_send_fetched(
         &mut self,
         raw: &str,
         flags: &Flags,
         date: Option<&InternalDate>,
         body: &mut FetchedBody<'_>,
+        mut observe: impl FnMut(&[u8]),
     ) -> Result<String> {
         let len = body.len;
         let tag = self.append_begin(raw, flags, date, len).await?;
         let mut sent = 0u64;
         while let Some(chunk) = body.chunk().await? {
             let take = (chunk.len() as u64).min(len - sent) as usize;
+            observe(&chunk[..take]);
             self.conn.write(&chunk[..take]).await?;
             sent += take as u64;
         }

@@ -1,0 +1,915 @@
+//! Copying folders: workers, retries, the per-folder pass, crash recovery by fingerprint.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::fingerprint::Fingerprinter;
+use super::{
+    Account, EngineError, FolderReport, MigrationOptions, MigrationReport, ProgressEvent,
+    ProgressSink, Side, SkippedMessage,
+};
+use crate::imap::{is_sendable_keyword, BodyEvent, ImapError, SearchKey, Selected, Session};
+use crate::mapping::PlanEntry;
+use crate::model::{Flags, MessageMeta, Uid, UidValidity};
+use crate::state::{CopiedRecord, FolderRecord, PendingRecord, StateStore};
+
+/// Bodies fetched per pipelined round when fingerprinting whole folders.
+const FINGERPRINT_BATCH: usize = 256;
+
+struct Ctx {
+    source: Account,
+    destination: Account,
+    options: MigrationOptions,
+    state: Arc<dyn StateStore>,
+    progress: Option<ProgressSink>,
+    cancel: CancellationToken,
+}
+
+impl Ctx {
+    fn emit(&self, ev: ProgressEvent) {
+        if let Some(p) = &self.progress {
+            p(&ev);
+        }
+    }
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+pub(super) async fn run(
+    source: &Account,
+    destination: &Account,
+    options: &MigrationOptions,
+    state: Arc<dyn StateStore>,
+    progress: Option<ProgressSink>,
+    cancel: CancellationToken,
+) -> Result<MigrationReport, EngineError> {
+    let started = Instant::now();
+    let (plan, mut src, mut dst) = super::plan(source, destination, &options.plan).await?;
+    let ctx = Arc::new(Ctx {
+        source: source.clone(),
+        destination: destination.clone(),
+        options: options.clone(),
+        state,
+        progress,
+        cancel,
+    });
+    ctx.emit(ProgressEvent::Planned {
+        folders: plan.entries.len(),
+    });
+    let mut report = MigrationReport {
+        plan: plan.render(),
+        plan_notes: plan.notes.clone(),
+        dry_run: options.dry_run,
+        ..MigrationReport::default()
+    };
+    if options.dry_run {
+        for entry in &plan.entries {
+            let st = src
+                .status(&entry.source.raw)
+                .await
+                .map_err(|source| EngineError::Folder {
+                    side: Side::Source,
+                    folder: entry.source.name.clone(),
+                    source,
+                })?;
+            report.folders.push(FolderReport {
+                source: entry.source.name.clone(),
+                target: entry.target.clone(),
+                found: u64::from(st.messages.unwrap_or(0)),
+                ..FolderReport::default()
+            });
+        }
+        src.logout().await;
+        dst.logout().await;
+        report.seconds = started.elapsed().as_secs_f64();
+        return Ok(report);
+    }
+    // Parents before children, so servers that do not create parents implicitly are served.
+    let mut to_create: Vec<&PlanEntry> = plan.entries.iter().filter(|e| !e.exists).collect();
+    to_create.sort_by_key(|e| e.target.len());
+    for e in to_create {
+        dst.create_with_use(&e.target_raw, e.special_use)
+            .await
+            .map_err(|source| EngineError::Folder {
+                side: Side::Destination,
+                folder: e.source.name.clone(),
+                source,
+            })?;
+        let _ = dst.subscribe(&e.target_raw).await;
+    }
+
+    let queue: Arc<Mutex<VecDeque<(usize, PlanEntry)>>> =
+        Arc::new(Mutex::new(plan.entries.iter().cloned().enumerate().collect()));
+    let workers = ctx.options.connections.clamp(1, plan.entries.len().max(1));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut first = Some((src, dst));
+    for _ in 0..workers {
+        let sessions = first.take();
+        let ctx = ctx.clone();
+        let queue = queue.clone();
+        tasks.spawn(worker(ctx, queue, sessions));
+    }
+    let mut results: BTreeMap<usize, FolderReport> = BTreeMap::new();
+    let mut cancelled = false;
+    while let Some(joined) = tasks.join_next().await {
+        let outcome = joined.map_err(|e| EngineError::Internal(e.to_string()))?;
+        for (idx, folder, res) in outcome {
+            match res {
+                Ok(r) => {
+                    results.insert(idx, r);
+                }
+                Err(EngineError::Cancelled) => cancelled = true,
+                Err(e) => report.failed_folders.push((folder, e.to_string())),
+            }
+        }
+    }
+    if cancelled {
+        return Err(EngineError::Cancelled);
+    }
+    report.folders = results.into_values().collect();
+    report.copied = report.folders.iter().map(|f| f.copied).sum();
+    report.bytes = report.folders.iter().map(|f| f.bytes).sum();
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+type FolderOutcome = (usize, String, Result<FolderReport, EngineError>);
+
+async fn worker(
+    ctx: Arc<Ctx>,
+    queue: Arc<Mutex<VecDeque<(usize, PlanEntry)>>>,
+    mut sessions: Option<(Session, Session)>,
+) -> Vec<FolderOutcome> {
+    let mut out = Vec::new();
+    loop {
+        let next = queue.lock().ok().and_then(|mut q| q.pop_front());
+        let Some((idx, entry)) = next else { break };
+        if ctx.cancel.is_cancelled() {
+            out.push((idx, entry.source.name.clone(), Err(EngineError::Cancelled)));
+            continue;
+        }
+        let mut attempt = 0u32;
+        let result = loop {
+            if sessions.is_none() {
+                match open_pair(&ctx).await {
+                    Ok(p) => sessions = Some(p),
+                    Err(e) => {
+                        if e.is_transient() && attempt < ctx.options.retries {
+                            attempt += 1;
+                            backoff(&ctx, &entry, attempt, &e).await;
+                            continue;
+                        }
+                        break Err(e);
+                    }
+                }
+            }
+            let Some((src, dst)) = sessions.as_mut() else {
+                continue;
+            };
+            match copy_folder(&ctx, src, dst, &entry).await {
+                Ok(r) => break Ok(r),
+                Err(e) if e.is_transient() && attempt < ctx.options.retries => {
+                    // The connections may be half-way through a command: start afresh.
+                    sessions = None;
+                    attempt += 1;
+                    backoff(&ctx, &entry, attempt, &e).await;
+                }
+                Err(e) => {
+                    if e.imap().is_some() {
+                        sessions = None;
+                    }
+                    break Err(e);
+                }
+            }
+        };
+        if let Ok(r) = &result {
+            ctx.emit(ProgressEvent::FolderDone(r.clone()));
+        }
+        out.push((idx, entry.source.name.clone(), result));
+    }
+    if let Some((s, d)) = sessions {
+        s.logout().await;
+        d.logout().await;
+    }
+    out
+}
+
+async fn backoff(ctx: &Ctx, entry: &PlanEntry, attempt: u32, err: &EngineError) {
+    let base = ctx.options.backoff.saturating_mul(1 << attempt.min(10));
+    let suggested = err.imap().and_then(ImapError::suggested_backoff);
+    let wait = suggested.unwrap_or(base).min(Duration::from_secs(60));
+    ctx.emit(ProgressEvent::Retrying {
+        folder: entry.source.name.clone(),
+        attempt,
+        after_ms: wait.as_millis() as u64,
+        error: err.to_string(),
+    });
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => {}
+        _ = ctx.cancel.cancelled() => {}
+    }
+}
+
+async fn open_pair(ctx: &Ctx) -> Result<(Session, Session), EngineError> {
+    let src = ctx
+        .source
+        .open()
+        .await
+        .map_err(|source| EngineError::Server {
+            side: Side::Source,
+            source,
+        })?;
+    let dst = ctx
+        .destination
+        .open()
+        .await
+        .map_err(|source| EngineError::Server {
+            side: Side::Destination,
+            source,
+        })?;
+    Ok((src, dst))
+}
+
+/// Fingerprints of the given messages, streamed (no body held whole).
+async fn fingerprints(
+    session: &mut Session,
+    uids: &[Uid],
+) -> Result<HashMap<Uid, [u8; 32]>, ImapError> {
+    let mut out = HashMap::with_capacity(uids.len());
+    for chunk in uids.chunks(FINGERPRINT_BATCH) {
+        session.send_fetch_bodies(chunk).await?;
+        while let Some(ev) = session.next_body().await? {
+            if let BodyEvent::Body(mut b) = ev {
+                let uid = b.uid;
+                let mut f = Fingerprinter::new();
+                while let Some(c) = b.chunk().await? {
+                    f.update(&c);
+                }
+                out.insert(uid, f.finish().0);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Matches messages one-to-one by fingerprint: each `wanted` (in order) takes the lowest
+/// unused candidate UID with the same fingerprint. Identical messages stay distinct.
+fn match_by_fingerprint<K: Copy>(
+    wanted: &[(K, [u8; 32])],
+    candidates: &HashMap<Uid, [u8; 32]>,
+) -> Vec<(K, Uid)> {
+    let mut by_fp: HashMap<[u8; 32], VecDeque<Uid>> = HashMap::new();
+    let mut sorted: Vec<(&Uid, &[u8; 32])> = candidates.iter().collect();
+    sorted.sort_by_key(|(u, _)| **u);
+    for (u, fp) in sorted {
+        by_fp.entry(*fp).or_default().push_back(*u);
+    }
+    wanted
+        .iter()
+        .filter_map(|(k, fp)| by_fp.get_mut(fp).and_then(VecDeque::pop_front).map(|u| (*k, u)))
+        .collect()
+}
+
+/// The flags to give a copy: those the destination folder accepts; the rest are reported.
+fn flags_for_destination(flags: &Flags, dsel: &Selected, dropped: &mut HashSet<String>) -> Flags {
+    let mut out = Flags::new();
+    for f in flags.iter() {
+        let ok = if f.starts_with('\\') {
+            dsel.accepts(f)
+        } else {
+            is_sendable_keyword(f) && dsel.accepts(f)
+        };
+        if ok {
+            out.insert(f);
+        } else {
+            dropped.insert(f.to_string());
+        }
+    }
+    out
+}
+
+fn uid_set(uids: &[Uid]) -> String {
+    let mut sorted: Vec<u32> = uids.iter().map(|u| u.0).collect();
+    sorted.sort_unstable();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+async fn copy_folder(
+    ctx: &Ctx,
+    src: &mut Session,
+    dst: &mut Session,
+    entry: &PlanEntry,
+) -> Result<FolderReport, EngineError> {
+    let started = Instant::now();
+    let account = ctx.options.account_key.as_str();
+    let folder = entry.source.name.as_str();
+    let state = ctx.state.as_ref();
+    let on = |side: Side| {
+        move |source: ImapError| EngineError::Folder {
+            side,
+            folder: folder.to_string(),
+            source,
+        }
+    };
+    let mut rep = FolderReport {
+        source: entry.source.name.clone(),
+        target: entry.target.clone(),
+        ..FolderReport::default()
+    };
+    let ssel = src
+        .examine(&entry.source.raw)
+        .await
+        .map_err(on(Side::Source))?
+        .clone();
+    let Some(src_validity) = ssel.uid_validity else {
+        return Err(on(Side::Source)(ImapError::Protocol {
+            host: src.host().to_string(),
+            command: "EXAMINE",
+            detail: "the folder has no UIDVALIDITY; its messages cannot be tracked".into(),
+        }));
+    };
+    let dsel = dst
+        .select(&entry.target_raw)
+        .await
+        .map_err(on(Side::Destination))?
+        .clone();
+
+    // Where did we leave this folder?
+    let mut record = match state.folder(account, folder)? {
+        Some(r) if r.dest_folder != entry.target => {
+            rep.notes.push(format!(
+                "the folder now goes to {:?} instead of {:?}; copying it there afresh",
+                entry.target, r.dest_folder
+            ));
+            state.forget_folder(account, folder)?;
+            None
+        }
+        other => other,
+    };
+    if record.is_none() {
+        let r = FolderRecord {
+            source_uidvalidity: src_validity,
+            dest_folder: entry.target.clone(),
+            dest_uidvalidity: dsel.uid_validity,
+            highest_modseq: None,
+            updated_at: now(),
+        };
+        state.put_folder(account, folder, &r)?;
+        record = Some(r);
+    }
+    let Some(mut record) = record else {
+        return Err(EngineError::Internal("folder record vanished".into()));
+    };
+
+    if record.source_uidvalidity != src_validity {
+        rematch_source(ctx, src, dst, entry, &record, src_validity, &mut rep).await?;
+        record.source_uidvalidity = src_validity;
+        record.highest_modseq = None;
+    }
+    if let (Some(old), Some(new)) = (record.dest_uidvalidity, dsel.uid_validity) {
+        if old != new {
+            rematch_dest(ctx, dst, entry, new, &mut rep).await?;
+            record.dest_uidvalidity = Some(new);
+        }
+    }
+
+    let pending = state.pending(account, folder)?;
+    // Nothing changed since the last complete pass: CONDSTORE's HIGHESTMODSEQ moves on every
+    // new message, expunge and flag change, so an equal value means there is nothing to do.
+    if pending.is_empty()
+        && ssel.highest_modseq.is_some()
+        && record.highest_modseq == ssel.highest_modseq
+    {
+        rep.unchanged = true;
+        rep.already_there = state.copied_count(account, folder)?;
+        rep.found = rep.already_there;
+        rep.seconds = started.elapsed().as_secs_f64();
+        return Ok(rep);
+    }
+
+    let metas = src.fetch_meta("1:*", None).await.map_err(on(Side::Source))?;
+    let by_uid: HashMap<Uid, &MessageMeta> = metas.iter().map(|m| (m.uid, m)).collect();
+
+    if !pending.is_empty() {
+        resolve_pending(ctx, src, dst, folder, &pending, &by_uid, &mut rep).await?;
+    }
+
+    let selected: Option<HashSet<Uid>> = if ctx.options.filter.has_dates() {
+        let f = &ctx.options.filter;
+        let header = f.date_field == super::DateField::Header;
+        let mut keys = Vec::new();
+        if let Some(d) = f.since {
+            keys.push(if header {
+                SearchKey::SentSince(d)
+            } else {
+                SearchKey::Since(d)
+            });
+        }
+        if let Some(d) = f.before {
+            keys.push(if header {
+                SearchKey::SentBefore(d)
+            } else {
+                SearchKey::Before(d)
+            });
+        }
+        Some(
+            src.uid_search(&keys)
+                .await
+                .map_err(on(Side::Source))?
+                .into_iter()
+                .collect(),
+        )
+    } else {
+        None
+    };
+
+    let copied: HashMap<Uid, CopiedRecord> = state
+        .copied(account, folder)?
+        .into_iter()
+        .map(|r| (r.src_uid, r))
+        .collect();
+    let size_limit = match (ctx.options.filter.max_size, dst.capabilities().append_limit()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let mut dropped_keywords = HashSet::new();
+    let mut todo: Vec<&MessageMeta> = Vec::new();
+    let mut flag_changes: BTreeMap<String, (Flags, Vec<Uid>, Vec<(Uid, Flags)>)> = BTreeMap::new();
+    for m in &metas {
+        if let Some(sel) = &selected {
+            if !sel.contains(&m.uid) {
+                rep.skipped_by_filter += 1;
+                continue;
+            }
+        }
+        rep.found += 1;
+        if let Some(rec) = copied.get(&m.uid) {
+            rep.already_there += 1;
+            if rec.flags != m.flags {
+                if let Some(dst_uid) = rec.dst_uid {
+                    let target = flags_for_destination(&m.flags, &dsel, &mut dropped_keywords);
+                    let e = flag_changes
+                        .entry(target.to_line())
+                        .or_insert_with(|| (target, Vec::new(), Vec::new()));
+                    e.1.push(dst_uid);
+                    e.2.push((m.uid, m.flags.clone()));
+                }
+            }
+            continue;
+        }
+        if let Some(limit) = size_limit {
+            if m.size > limit {
+                let reason = format!("{} bytes, over the limit of {limit}", m.size);
+                ctx.emit(ProgressEvent::MessageSkipped {
+                    folder: folder.to_string(),
+                    uid: m.uid.0,
+                    reason: reason.clone(),
+                });
+                rep.too_large.push(SkippedMessage {
+                    uid: m.uid.0,
+                    size: m.size,
+                    reason,
+                });
+                continue;
+            }
+        }
+        todo.push(m);
+    }
+
+    for (_, (flags, dst_uids, src_flags)) in flag_changes {
+        dst.uid_store(&uid_set(&dst_uids), "", &flags)
+            .await
+            .map_err(on(Side::Destination))?;
+        rep.flags_updated += src_flags.len() as u64;
+        state.update_flags(account, folder, &src_flags, None)?;
+    }
+
+    ctx.emit(ProgressEvent::FolderStarted {
+        folder: folder.to_string(),
+        to_copy: todo.len() as u64,
+        bytes: todo.iter().map(|m| m.size).sum(),
+    });
+
+    let uidplus = dst.capabilities().has("UIDPLUS");
+    // A lower bound for the UID of anything we append next: UIDs only grow.
+    let mut floor = dsel.uid_next.unwrap_or(1).max(1);
+    let batch = ctx.options.batch.max(1);
+    for chunk in todo.chunks(batch) {
+        if ctx.cancel.is_cancelled() {
+            return Err(EngineError::Cancelled);
+        }
+        let pend: Vec<PendingRecord> = chunk
+            .iter()
+            .map(|m| PendingRecord {
+                src_uid: m.uid,
+                dst_floor: floor,
+            })
+            .collect();
+        state.add_pending(account, folder, &pend)?;
+        let uids: Vec<Uid> = chunk.iter().map(|m| m.uid).collect();
+        src.send_fetch_bodies(&uids)
+            .await
+            .map_err(on(Side::Source))?;
+        let mut in_flight: Vec<(String, Uid, Fingerprinter, u64)> = Vec::new();
+        let mut gone: Vec<Uid> = Vec::new();
+        while let Some(ev) = src.next_body().await.map_err(on(Side::Source))? {
+            match ev {
+                BodyEvent::Body(mut body) => {
+                    let uid = body.uid;
+                    let Some(meta) = by_uid.get(&uid) else {
+                        continue;
+                    };
+                    let flags = flags_for_destination(&meta.flags, &dsel, &mut dropped_keywords);
+                    let mut fp = Fingerprinter::new();
+                    let len = body.len;
+                    let sent = dst
+                        .append_send_fetched(
+                            &entry.target_raw,
+                            &flags,
+                            meta.internal_date.as_ref(),
+                            &mut body,
+                            |c| fp.update(c),
+                        )
+                        .await;
+                    match sent {
+                        Ok(tag) => in_flight.push((tag, uid, fp, len)),
+                        Err(ImapError::Refused { status, .. }) => {
+                            // Refused before the body was sent (synchronising literal).
+                            refuse(ctx, &mut rep, folder, uid, len, status.describe());
+                            gone.push(uid);
+                        }
+                        Err(e) => return Err(on(Side::Destination)(e)),
+                    }
+                }
+                BodyEvent::Missing(uid) => {
+                    rep.vanished += 1;
+                    gone.push(uid);
+                }
+                BodyEvent::Failed(uid, status) => {
+                    let size = by_uid.get(&uid).map(|m| m.size).unwrap_or(0);
+                    refuse(
+                        ctx,
+                        &mut rep,
+                        folder,
+                        uid,
+                        size,
+                        format!("the source would not send it: {}", status.describe()),
+                    );
+                    gone.push(uid);
+                }
+            }
+            if ctx.cancel.is_cancelled() {
+                // Stop at a message boundary: what is in flight is completed and recorded.
+                break;
+            }
+        }
+        let mut done = Vec::with_capacity(in_flight.len());
+        for (tag, uid, fp, len) in in_flight {
+            match dst.append_wait(&tag, &entry.target_raw).await {
+                Ok(landed) => {
+                    let dst_uid = landed.map(|a| a.uid);
+                    if let Some(u) = dst_uid {
+                        floor = floor.max(u.0.saturating_add(1));
+                    }
+                    let flags = by_uid.get(&uid).map(|m| m.flags.clone()).unwrap_or_default();
+                    done.push(CopiedRecord {
+                        src_uid: uid,
+                        dst_uid,
+                        fingerprint: fp.finish().0,
+                        flags,
+                        size: len,
+                    });
+                    rep.copied += 1;
+                    rep.bytes += len;
+                    ctx.emit(ProgressEvent::MessageCopied {
+                        folder: folder.to_string(),
+                        uid: uid.0,
+                        bytes: len,
+                    });
+                }
+                Err(ImapError::Refused { status, .. }) => {
+                    refuse(ctx, &mut rep, folder, uid, len, status.describe());
+                    gone.push(uid);
+                }
+                Err(e) => {
+                    // Whatever landed is found again by fingerprint on the next run.
+                    state.commit_copied(account, folder, &done)?;
+                    return Err(on(Side::Destination)(e));
+                }
+            }
+        }
+        state.commit_copied(account, folder, &done)?;
+        // Refused and vanished messages are no longer pending; uncopied ones in this chunk
+        // (after a cancel) are dropped from pending too: nothing of theirs was sent.
+        let committed: HashSet<Uid> = done.iter().map(|r| r.src_uid).collect();
+        let mut unsent: Vec<Uid> = uids
+            .iter()
+            .copied()
+            .filter(|u| !committed.contains(u) && !gone.contains(u))
+            .collect();
+        unsent.extend(gone);
+        if !unsent.is_empty() {
+            state.drop_pending(account, folder, &unsent)?;
+        }
+        if ctx.cancel.is_cancelled() {
+            return Err(EngineError::Cancelled);
+        }
+        if !uidplus {
+            // Without APPENDUID the floor stays where it was: still a valid lower bound.
+        }
+    }
+
+    rep.dropped_keywords = dropped_keywords.into_iter().collect();
+    rep.dropped_keywords.sort();
+    if !rep.dropped_keywords.is_empty() {
+        rep.notes.push(format!(
+            "the destination folder does not accept the keyword(s) {}; they were left off",
+            rep.dropped_keywords.join(", ")
+        ));
+    }
+    if !uidplus {
+        rep.notes.push(
+            "the destination lacks UIDPLUS: copies were not tied to destination UIDs, so later flag changes are not carried over".into(),
+        );
+    }
+    // Remember how far we got: the next run can skip the folder if nothing changes.
+    record.highest_modseq = if rep.refused.is_empty() {
+        ssel.highest_modseq
+    } else {
+        None
+    };
+    record.dest_uidvalidity = dsel.uid_validity;
+    record.updated_at = now();
+    state.put_folder(account, folder, &record)?;
+    rep.seconds = started.elapsed().as_secs_f64();
+    Ok(rep)
+}
+
+fn refuse(ctx: &Ctx, rep: &mut FolderReport, folder: &str, uid: Uid, size: u64, reason: String) {
+    ctx.emit(ProgressEvent::MessageSkipped {
+        folder: folder.to_string(),
+        uid: uid.0,
+        reason: reason.clone(),
+    });
+    rep.refused.push(SkippedMessage {
+        uid: uid.0,
+        size,
+        reason,
+    });
+}
+
+/// After a crash: which pending messages did land on the destination?
+async fn resolve_pending(
+    ctx: &Ctx,
+    src: &mut Session,
+    dst: &mut Session,
+    folder: &str,
+    pending: &[PendingRecord],
+    by_uid: &HashMap<Uid, &MessageMeta>,
+    rep: &mut FolderReport,
+) -> Result<(), EngineError> {
+    let account = ctx.options.account_key.as_str();
+    let state = ctx.state.as_ref();
+    let on = |side: Side| {
+        move |source: ImapError| EngineError::Folder {
+            side,
+            folder: folder.to_string(),
+            source,
+        }
+    };
+    let floor = pending.iter().map(|p| p.dst_floor).min().unwrap_or(1).max(1);
+    let claimed: HashSet<Uid> = state
+        .copied(account, folder)?
+        .into_iter()
+        .filter_map(|r| r.dst_uid)
+        .collect();
+    let candidates: Vec<Uid> = dst
+        .fetch_meta(&format!("{floor}:*"), None)
+        .await
+        .map_err(on(Side::Destination))?
+        .into_iter()
+        .map(|m| m.uid)
+        .filter(|u| u.0 >= floor && !claimed.contains(u))
+        .collect();
+    let src_uids: Vec<Uid> = pending
+        .iter()
+        .map(|p| p.src_uid)
+        .filter(|u| by_uid.contains_key(u))
+        .collect();
+    let dst_fps = fingerprints(dst, &candidates)
+        .await
+        .map_err(on(Side::Destination))?;
+    let src_fps = fingerprints(src, &src_uids)
+        .await
+        .map_err(on(Side::Source))?;
+    let mut wanted: Vec<(Uid, [u8; 32])> = src_fps.into_iter().collect();
+    wanted.sort_by_key(|(u, _)| *u);
+    let matched = match_by_fingerprint(&wanted, &dst_fps);
+    let fp_of: HashMap<Uid, [u8; 32]> = wanted.iter().copied().collect();
+    let records: Vec<CopiedRecord> = matched
+        .iter()
+        .filter_map(|(s, d)| {
+            let meta = by_uid.get(s)?;
+            Some(CopiedRecord {
+                src_uid: *s,
+                dst_uid: Some(*d),
+                fingerprint: *fp_of.get(s)?,
+                flags: meta.flags.clone(),
+                size: meta.size,
+            })
+        })
+        .collect();
+    state.commit_copied(account, folder, &records)?;
+    let found: HashSet<Uid> = records.iter().map(|r| r.src_uid).collect();
+    let rest: Vec<Uid> = pending
+        .iter()
+        .map(|p| p.src_uid)
+        .filter(|u| !found.contains(u))
+        .collect();
+    state.drop_pending(account, folder, &rest)?;
+    rep.notes.push(format!(
+        "an earlier run stopped mid-batch: {} message(s) were found on the destination, {} will be copied",
+        records.len(),
+        rest.len()
+    ));
+    Ok(())
+}
+
+/// The source folder's UIDVALIDITY changed: every UID we knew is void. Re-identify the copied
+/// messages by fingerprint.
+async fn rematch_source(
+    ctx: &Ctx,
+    src: &mut Session,
+    dst: &mut Session,
+    entry: &PlanEntry,
+    record: &FolderRecord,
+    new_validity: UidValidity,
+    rep: &mut FolderReport,
+) -> Result<(), EngineError> {
+    let account = ctx.options.account_key.as_str();
+    let folder = entry.source.name.as_str();
+    let state = ctx.state.as_ref();
+    let on = |side: Side| {
+        move |source: ImapError| EngineError::Folder {
+            side,
+            folder: folder.to_string(),
+            source,
+        }
+    };
+    let copied = state.copied(account, folder)?;
+    let pending = state.pending(account, folder)?;
+    // Messages of an interrupted batch may be on the destination without a record: find them
+    // too, so that they are not copied twice.
+    let mut extra: HashMap<Uid, [u8; 32]> = HashMap::new();
+    if !pending.is_empty() {
+        let floor = pending.iter().map(|p| p.dst_floor).min().unwrap_or(1).max(1);
+        let claimed: HashSet<Uid> = copied.iter().filter_map(|r| r.dst_uid).collect();
+        let cands: Vec<Uid> = dst
+            .fetch_meta(&format!("{floor}:*"), None)
+            .await
+            .map_err(on(Side::Destination))?
+            .into_iter()
+            .map(|m| m.uid)
+            .filter(|u| u.0 >= floor && !claimed.contains(u))
+            .collect();
+        extra = fingerprints(dst, &cands)
+            .await
+            .map_err(on(Side::Destination))?;
+        let uids: Vec<Uid> = pending.iter().map(|p| p.src_uid).collect();
+        state.drop_pending(account, folder, &uids)?;
+    }
+    let metas = src.fetch_meta("1:*", None).await.map_err(on(Side::Source))?;
+    let uids: Vec<Uid> = metas.iter().map(|m| m.uid).collect();
+    let src_fps = fingerprints(src, &uids).await.map_err(on(Side::Source))?;
+    // Old records, oldest first, claim new source messages by fingerprint.
+    let mut by_fp: HashMap<[u8; 32], VecDeque<&CopiedRecord>> = HashMap::new();
+    for r in &copied {
+        by_fp.entry(r.fingerprint).or_default().push_back(r);
+    }
+    let mut map = Vec::new();
+    let mut leftovers = Vec::new();
+    for m in &metas {
+        let Some(fp) = src_fps.get(&m.uid) else {
+            continue;
+        };
+        match by_fp.get_mut(fp).and_then(VecDeque::pop_front) {
+            Some(r) => map.push((r.src_uid, m.uid)),
+            None => leftovers.push((m.uid, *fp)),
+        }
+    }
+    let extra_matched = match_by_fingerprint(&leftovers, &extra);
+    let meta_of: HashMap<Uid, &MessageMeta> = metas.iter().map(|m| (m.uid, m)).collect();
+    let fp_of: HashMap<Uid, [u8; 32]> = leftovers.iter().copied().collect();
+    state.remap_source(account, folder, new_validity, &map)?;
+    let new_records: Vec<CopiedRecord> = extra_matched
+        .iter()
+        .filter_map(|(s, d)| {
+            Some(CopiedRecord {
+                src_uid: *s,
+                dst_uid: Some(*d),
+                fingerprint: *fp_of.get(s)?,
+                flags: meta_of.get(s)?.flags.clone(),
+                size: meta_of.get(s)?.size,
+            })
+        })
+        .collect();
+    state.commit_copied(account, folder, &new_records)?;
+    rep.notes.push(format!(
+        "the source folder's UIDVALIDITY changed ({} -> {}): {} copied message(s) recognised by content, {} no longer on the source",
+        record.source_uidvalidity,
+        new_validity,
+        map.len() + new_records.len(),
+        copied.len().saturating_sub(map.len())
+    ));
+    Ok(())
+}
+
+/// The destination folder's UIDVALIDITY changed: find our copies again by fingerprint; what
+/// is gone will be copied again.
+async fn rematch_dest(
+    ctx: &Ctx,
+    dst: &mut Session,
+    entry: &PlanEntry,
+    new_validity: UidValidity,
+    rep: &mut FolderReport,
+) -> Result<(), EngineError> {
+    let account = ctx.options.account_key.as_str();
+    let folder = entry.source.name.as_str();
+    let state = ctx.state.as_ref();
+    let copied = state.copied(account, folder)?;
+    let metas = dst
+        .fetch_meta("1:*", None)
+        .await
+        .map_err(|source| EngineError::Folder {
+            side: Side::Destination,
+            folder: folder.to_string(),
+            source,
+        })?;
+    let uids: Vec<Uid> = metas.iter().map(|m| m.uid).collect();
+    let dst_fps = fingerprints(dst, &uids)
+        .await
+        .map_err(|source| EngineError::Folder {
+            side: Side::Destination,
+            folder: folder.to_string(),
+            source,
+        })?;
+    let wanted: Vec<(Uid, [u8; 32])> = copied.iter().map(|r| (r.src_uid, r.fingerprint)).collect();
+    let map = match_by_fingerprint(&wanted, &dst_fps);
+    state.remap_dest(account, folder, new_validity, &map)?;
+    rep.notes.push(format!(
+        "the destination folder's UIDVALIDITY changed: {} of {} copied message(s) found again, the rest will be copied again",
+        map.len(),
+        copied.len()
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_are_compact() {
+        let u = |v: &[u32]| v.iter().map(|&x| Uid(x)).collect::<Vec<_>>();
+        assert_eq!(uid_set(&u(&[5, 1, 2, 3, 9, 10])), "1:3,5,9:10");
+        assert_eq!(uid_set(&u(&[7])), "7");
+    }
+
+    #[test]
+    fn identical_messages_match_one_to_one() {
+        let fp = [1u8; 32];
+        let other = [2u8; 32];
+        let cands: HashMap<Uid, [u8; 32]> =
+            [(Uid(10), fp), (Uid(11), fp), (Uid(12), other)].into_iter().collect();
+        let wanted = vec![(Uid(1), fp), (Uid(2), fp), (Uid(3), fp), (Uid(4), other)];
+        let m = match_by_fingerprint(&wanted, &cands);
+        assert_eq!(
+            m,
+            vec![(Uid(1), Uid(10)), (Uid(2), Uid(11)), (Uid(4), Uid(12))]
+        );
+    }
+}

@@ -1,0 +1,380 @@
+//! The migration engine: one account's mailbox, from a source server to a destination server,
+//! each message exactly once.
+//!
+//! [`migrate`] plans the folders ([`crate::mapping`]), then copies folder by folder over a
+//! bounded number of connection pairs working in parallel. Within a folder, bodies are fetched
+//! pipelined and streamed straight into APPENDs (no message is held whole in memory), several
+//! in flight. Flags of messages copied on earlier runs are brought up to date.
+//!
+//! # Exactly once, even after `kill -9`
+//!
+//! Before a batch of messages is appended, their source UIDs are recorded as *pending* in the
+//! state store together with the destination folder's UIDNEXT (the "floor"). When the
+//! destination confirms the appends, the batch is recorded as *copied* (with the destination
+//! UIDs from APPENDUID and a content fingerprint) in the same transaction that clears the
+//! pending rows. A crash between the two leaves pending rows; the next run looks at the
+//! destination messages at or above the floor, fingerprints them, and matches them one-to-one
+//! against the pending source messages: matched ones are recorded as copied, the others are
+//! copied again. Nothing is ever written into a message to recognise it.
+//!
+//! A UIDVALIDITY change on either side is detected and resolved the same way, by fingerprint.
+
+mod copy;
+pub mod fingerprint;
+mod verify;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::imap::{Credentials, Endpoint, ImapError, Session};
+use crate::mapping::{self, Destination, FolderPlan, PlanError, PlanOptions};
+use crate::state::{StateError, StateStore};
+
+pub use verify::{verify, FolderVerification, MessageDifference, Verification};
+
+/// Which side of the migration something happened on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Side {
+    /// The server mail comes from.
+    Source,
+    /// The server mail goes to.
+    Destination,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Source => "source",
+            Side::Destination => "destination",
+        })
+    }
+}
+
+/// A server and how to log in to it.
+#[derive(Clone, Debug)]
+pub struct Account {
+    /// Where the server is.
+    pub endpoint: Endpoint,
+    /// Who logs in.
+    pub credentials: Credentials,
+}
+
+impl Account {
+    /// Opens a logged-in session.
+    pub async fn open(&self) -> Result<Session, ImapError> {
+        Session::open(&self.endpoint, &self.credentials).await
+    }
+}
+
+/// Which date a date range applies to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum DateField {
+    /// INTERNALDATE: when the server received the message (the default).
+    #[default]
+    Internal,
+    /// The `Date:` header: when the sender says it was written.
+    Header,
+}
+
+/// Which messages to copy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MessageFilter {
+    /// Only messages on or after this day.
+    pub since: Option<time::Date>,
+    /// Only messages before this day.
+    pub before: Option<time::Date>,
+    /// Which date `since`/`before` look at.
+    pub date_field: DateField,
+    /// Skip (and report) messages larger than this many bytes.
+    pub max_size: Option<u64>,
+}
+
+impl MessageFilter {
+    fn has_dates(&self) -> bool {
+        self.since.is_some() || self.before.is_some()
+    }
+}
+
+/// How a migration runs.
+#[derive(Clone, Debug)]
+pub struct MigrationOptions {
+    /// The key under which the sync state is kept (usually the source address).
+    pub account_key: String,
+    /// Where folders land.
+    pub plan: PlanOptions,
+    /// Which messages go.
+    pub filter: MessageFilter,
+    /// Folders copied in parallel, each over its own source and destination connection.
+    pub connections: usize,
+    /// Messages per batch: fetched pipelined, appended without waiting, committed to the state
+    /// store in one transaction.
+    pub batch: usize,
+    /// Only plan and count; copy nothing.
+    pub dry_run: bool,
+    /// How often a folder is retried after a transient failure (dropped connection,
+    /// throttling) before the migration gives up on it.
+    pub retries: u32,
+    /// The first wait before a retry; doubled each time, capped at a minute.
+    pub backoff: Duration,
+}
+
+impl Default for MigrationOptions {
+    fn default() -> Self {
+        MigrationOptions {
+            account_key: String::new(),
+            plan: PlanOptions::default(),
+            filter: MessageFilter::default(),
+            connections: 2,
+            batch: 64,
+            dry_run: false,
+            retries: 5,
+            backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A message the migration did not copy, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SkippedMessage {
+    /// The source UID.
+    pub uid: u32,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Why: the server's words for a refusal, or the limit that excluded it.
+    pub reason: String,
+}
+
+/// What happened to one folder.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FolderReport {
+    /// The source folder (decoded).
+    pub source: String,
+    /// The destination folder (decoded).
+    pub target: String,
+    /// Messages in the source folder that the filter selected.
+    pub found: u64,
+    /// Messages copied by this run.
+    pub copied: u64,
+    /// Messages already on the destination from an earlier run (or matched after a crash).
+    pub already_there: u64,
+    /// Messages outside the date range.
+    pub skipped_by_filter: u64,
+    /// Messages over the size limit (ours or the destination's APPENDLIMIT).
+    pub too_large: Vec<SkippedMessage>,
+    /// Messages the destination refused, with its words.
+    pub refused: Vec<SkippedMessage>,
+    /// Messages that disappeared from the source while being copied.
+    pub vanished: u64,
+    /// Messages copied earlier whose flags were brought up to date.
+    pub flags_updated: u64,
+    /// Keywords the destination folder does not accept, dropped from the copies.
+    pub dropped_keywords: Vec<String>,
+    /// Bytes copied.
+    pub bytes: u64,
+    /// Wall-clock seconds spent on the folder.
+    pub seconds: f64,
+    /// Whether the folder was skipped because nothing changed since the last run (CONDSTORE).
+    pub unchanged: bool,
+    /// Anything else worth knowing (UIDVALIDITY changes, recovered pending messages...).
+    pub notes: Vec<String>,
+}
+
+/// What a migration did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct MigrationReport {
+    /// One entry per planned folder, in plan order.
+    pub folders: Vec<FolderReport>,
+    /// The folder plan, rendered (what went where and why).
+    pub plan: String,
+    /// Notes from planning (escaped names, excluded virtual folders...).
+    pub plan_notes: Vec<String>,
+    /// Folders that failed for good, with the error.
+    pub failed_folders: Vec<(String, String)>,
+    /// Whether this was a dry run (nothing copied).
+    pub dry_run: bool,
+    /// Totals.
+    pub copied: u64,
+    /// Total bytes copied.
+    pub bytes: u64,
+    /// Total wall-clock seconds.
+    pub seconds: f64,
+}
+
+impl MigrationReport {
+    /// Whether every selected message is on the destination: no refusals, no oversize skips,
+    /// no failed folders.
+    pub fn is_complete(&self) -> bool {
+        self.failed_folders.is_empty()
+            && self
+                .folders
+                .iter()
+                .all(|f| f.refused.is_empty() && f.too_large.is_empty())
+    }
+}
+
+/// Something worth telling a user while a migration runs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub enum ProgressEvent {
+    /// The folder plan is ready.
+    Planned {
+        /// Folders to copy.
+        folders: usize,
+    },
+    /// A folder is being copied.
+    FolderStarted {
+        /// Source folder.
+        folder: String,
+        /// Messages to copy in it.
+        to_copy: u64,
+        /// Their total size.
+        bytes: u64,
+    },
+    /// One message is on the destination.
+    MessageCopied {
+        /// Source folder.
+        folder: String,
+        /// Source UID.
+        uid: u32,
+        /// Its size.
+        bytes: u64,
+    },
+    /// A message was skipped or refused.
+    MessageSkipped {
+        /// Source folder.
+        folder: String,
+        /// Source UID.
+        uid: u32,
+        /// Why.
+        reason: String,
+    },
+    /// A folder is done.
+    FolderDone(FolderReport),
+    /// A transient failure; the folder is retried after a pause.
+    Retrying {
+        /// Source folder.
+        folder: String,
+        /// Which retry this is.
+        attempt: u32,
+        /// The pause.
+        after_ms: u64,
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// Receives progress events. Called from the engine's tasks: keep it quick.
+pub type ProgressSink = Arc<dyn Fn(&ProgressEvent) + Send + Sync>;
+
+/// Why a migration stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// A server failed outside any one folder (connecting, logging in, listing folders).
+    #[error("{side}: {source}")]
+    Server {
+        /// Which server.
+        side: Side,
+        /// What it said or what broke.
+        #[source]
+        source: ImapError,
+    },
+    /// A server failed while copying one folder.
+    #[error("{side}, folder {folder:?}: {source}")]
+    Folder {
+        /// Which server.
+        side: Side,
+        /// The source folder.
+        folder: String,
+        /// What went wrong.
+        #[source]
+        source: ImapError,
+    },
+    /// The folder plan could not be made.
+    #[error("folder plan: {0}")]
+    Plan(#[from] PlanError),
+    /// The sync state could not be read or written. Nothing is lost: re-run when it is fixed.
+    #[error("sync state: {0}")]
+    State(#[from] StateError),
+    /// The migration was cancelled; everything copied so far is recorded, a re-run resumes.
+    #[error("cancelled; a re-run resumes where this one stopped")]
+    Cancelled,
+    /// An internal task failed (a bug): the state is consistent, a re-run resumes.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    /// The IMAP error underneath, if any.
+    pub fn imap(&self) -> Option<&ImapError> {
+        match self {
+            EngineError::Server { source, .. } | EngineError::Folder { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// Whether a later retry may succeed (dropped connection, throttling).
+    pub fn is_transient(&self) -> bool {
+        self.imap().is_some_and(ImapError::is_transient)
+    }
+}
+
+/// Opens both sides, lists folders and makes the plan.
+pub async fn plan(
+    source: &Account,
+    destination: &Account,
+    options: &PlanOptions,
+) -> Result<(FolderPlan, Session, Session), EngineError> {
+    let server = |side| move |source| EngineError::Server { side, source };
+    let mut src = source.open().await.map_err(server(Side::Source))?;
+    let mut dst = destination.open().await.map_err(server(Side::Destination))?;
+    let plan = plan_with(&mut src, &mut dst, options).await?;
+    Ok((plan, src, dst))
+}
+
+async fn plan_with(
+    src: &mut Session,
+    dst: &mut Session,
+    options: &PlanOptions,
+) -> Result<FolderPlan, EngineError> {
+    let server = |side| move |source| EngineError::Server { side, source };
+    let _ = src.id().await;
+    let _ = dst.id().await;
+    let src_folders = src.list().await.map_err(server(Side::Source))?;
+    let src_ns = src.namespace().await.map_err(server(Side::Source))?;
+    let dst_folders = dst.list().await.map_err(server(Side::Destination))?;
+    let dst_ns = dst.namespace().await.map_err(server(Side::Destination))?;
+    let delimiter = dst_ns
+        .delimiter
+        .or_else(|| dst_folders.iter().find_map(|f| f.delimiter))
+        .unwrap_or('/');
+    let mut options = options.clone();
+    if options.source_prefix.is_none() && !src_ns.prefix.is_empty() {
+        options.source_prefix = Some(src_ns.prefix.clone());
+    }
+    let dest = Destination {
+        folders: dst_folders,
+        delimiter,
+        personal_prefix: dst_ns.prefix,
+        utf8: false,
+    };
+    Ok(mapping::plan(&src_folders, &dest, &options)?)
+}
+
+/// Migrates one account: plans the folders, copies what is new, brings flags up to date.
+///
+/// Safe to run again at any time (after a crash, a cancel, or to pick up new mail): only what
+/// is not yet on the destination is copied.
+pub async fn migrate(
+    source: &Account,
+    destination: &Account,
+    options: &MigrationOptions,
+    state: Arc<dyn StateStore>,
+    progress: Option<ProgressSink>,
+    cancel: CancellationToken,
+) -> Result<MigrationReport, EngineError> {
+    copy::run(source, destination, options, state, progress, cancel).await
+}
