@@ -1,1 +1,651 @@
-fn main() {}
+//! `imapmig`: move a mailbox from one IMAP server to another, exactly once.
+//!
+//! A thin face over imapmig-core: flags in, library calls, progress and a report out.
+//!
+//! Exit status: 0 done (every selected message is on the destination; for `verify`, no
+//! difference); 1 finished but incomplete (messages refused or skipped, or differences found);
+//! 2 bad usage or configuration; 3 authentication refused; 4 connection or TLS failure;
+//! 5 any other failure (state store, protocol); 130 interrupted (a re-run resumes).
+#![forbid(unsafe_code)]
+
+mod args;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use imapmig_core::engine::{
+    self, EngineError, MigrationOptions, MigrationReport, ProgressEvent, Verification,
+};
+use imapmig_core::imap::{ImapError, Session};
+use imapmig_core::state::SqliteStore;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use args::{DestArgs, PlanArgs, SourceArgs};
+
+#[derive(Parser)]
+#[command(name = "imapmig", version, about = "Move whole mailboxes between IMAP servers, exactly once.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Test the connection, TLS and login of the source and/or the destination.
+    Check {
+        #[command(flatten)]
+        src: Option<SourceArgs>,
+        #[command(flatten)]
+        dst: Option<DestArgs>,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Look at a source before migrating: folders, counts, sizes, the folder plan, an estimate.
+    Analyze {
+        #[command(flatten)]
+        src: SourceArgs,
+        #[command(flatten)]
+        dst: Option<DestArgs>,
+        #[command(flatten)]
+        plan: PlanArgs,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy one account's mail from the source to the destination (again: only what is new).
+    Migrate {
+        #[command(flatten)]
+        src: SourceArgs,
+        #[command(flatten)]
+        dst: DestArgs,
+        #[command(flatten)]
+        plan: PlanArgs,
+        /// The sync-state file (SQLite). Default: $XDG_STATE_HOME/imapmig/state.sqlite.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// The key of this account pair in the state file (default: derived from both logins).
+        #[arg(long)]
+        account_key: Option<String>,
+        /// Folders copied in parallel (each over one connection per side).
+        #[arg(long, default_value_t = 2)]
+        connections: usize,
+        /// Messages per pipelined batch.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Print the folder plan and counts; copy nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the final report as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare source and destination message by message: content, flags, INTERNALDATE.
+    Verify {
+        #[command(flatten)]
+        src: SourceArgs,
+        #[command(flatten)]
+        dst: DestArgs,
+        #[command(flatten)]
+        plan: PlanArgs,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Why the command failed, with the exit status it maps to.
+#[derive(Debug)]
+pub enum CliError {
+    /// Bad flags or configuration (exit 2).
+    Usage(String),
+    /// A library failure.
+    Engine(EngineError),
+    /// Interrupted (exit 130).
+    Interrupted,
+}
+
+impl From<EngineError> for CliError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Cancelled => CliError::Interrupted,
+            e => CliError::Engine(e),
+        }
+    }
+}
+
+impl CliError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Interrupted => 130,
+            CliError::Engine(e) => match e.imap() {
+                Some(ImapError::AuthenticationFailed { .. }) => 3,
+                Some(
+                    ImapError::Connect { .. }
+                    | ImapError::Tls { .. }
+                    | ImapError::StartTlsUnavailable { .. }
+                    | ImapError::CleartextRefused { .. }
+                    | ImapError::Io { .. }
+                    | ImapError::Closed { .. },
+                ) => 4,
+                _ => 5,
+            },
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            CliError::Usage(m) => m.clone(),
+            CliError::Interrupted => {
+                "interrupted; everything copied so far is recorded, run the same command again to resume".into()
+            }
+            CliError::Engine(e) => e.to_string(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("imapmig: cannot start: {e}");
+            return ExitCode::from(5);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("imapmig: {}", e.message());
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn interrupt_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("imapmig: stopping at the next message boundary...");
+            t.cancel();
+        }
+    });
+    token
+}
+
+async fn run(cli: Cli) -> Result<u8, CliError> {
+    match cli.command {
+        Command::Check { src, dst, json } => check(src, dst, json).await,
+        Command::Analyze {
+            src,
+            dst,
+            plan,
+            json,
+        } => analyze(src, dst, plan, json).await,
+        Command::Migrate {
+            src,
+            dst,
+            plan,
+            state,
+            account_key,
+            connections,
+            batch,
+            dry_run,
+            json,
+        } => {
+            let source = src.account()?;
+            let destination = dst.account()?;
+            let state_path = match state {
+                Some(p) => p,
+                None => default_state_path()?,
+            };
+            if let Some(dir) = state_path.parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        CliError::Usage(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                }
+            }
+            let store = SqliteStore::open(&state_path)
+                .map_err(|e| CliError::Engine(EngineError::State(e)))?;
+            let key = account_key.unwrap_or_else(|| {
+                format!(
+                    "{}@{}:{} -> {}@{}:{}",
+                    source.credentials.mailbox_user(),
+                    source.endpoint.host,
+                    source.endpoint.port,
+                    destination.credentials.mailbox_user(),
+                    destination.endpoint.host,
+                    destination.endpoint.port
+                )
+            });
+            let options = MigrationOptions {
+                account_key: key,
+                plan: plan.plan_options(source.credentials.mailbox_user())?,
+                filter: plan.filter()?,
+                connections: connections.max(1),
+                batch: batch.max(1),
+                dry_run,
+                ..MigrationOptions::default()
+            };
+            let progress = Progress::new(!json);
+            let sink = progress.sink();
+            let report = engine::migrate(
+                &source,
+                &destination,
+                &options,
+                Arc::new(store),
+                Some(sink),
+                interrupt_token(),
+            )
+            .await;
+            progress.finish();
+            let report = report?;
+            if json {
+                print_json(&report);
+            } else {
+                print_report(&report);
+            }
+            Ok(if report.is_complete() { 0 } else { 1 })
+        }
+        Command::Verify {
+            src,
+            dst,
+            plan,
+            json,
+        } => {
+            let source = src.account()?;
+            let destination = dst.account()?;
+            let opts = plan.plan_options(source.credentials.mailbox_user())?;
+            let v = engine::verify(&source, &destination, &opts, &plan.filter()?).await?;
+            if json {
+                print_json(&v);
+            } else {
+                print_verification(&v);
+            }
+            Ok(if v.is_identical() { 0 } else { 1 })
+        }
+    }
+}
+
+fn default_state_path() -> Result<PathBuf, CliError> {
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME") {
+        return Ok(PathBuf::from(d).join("imapmig/state.sqlite"));
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => Ok(PathBuf::from(h).join(".local/state/imapmig/state.sqlite")),
+        None => Err(CliError::Usage(
+            "no --state given and neither $XDG_STATE_HOME nor $HOME is set".into(),
+        )),
+    }
+}
+
+fn print_json<T: Serialize>(value: &T) {
+    match serde_json::to_string(value) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("imapmig: cannot write JSON: {e}"),
+    }
+}
+
+#[derive(Serialize)]
+struct CheckResult {
+    side: &'static str,
+    host: String,
+    port: u16,
+    tls: bool,
+    greeting: String,
+    logged_in_as: String,
+    capabilities: Vec<String>,
+    folders: usize,
+    namespace_prefix: String,
+    separator: Option<String>,
+    seconds: f64,
+}
+
+async fn check_one(side: &'static str, account: engine::Account) -> Result<CheckResult, CliError> {
+    let started = Instant::now();
+    let e = |source| {
+        CliError::Engine(EngineError::Server {
+            side: if side == "source" {
+                engine::Side::Source
+            } else {
+                engine::Side::Destination
+            },
+            source,
+        })
+    };
+    let mut s = Session::connect(&account.endpoint).await.map_err(e)?;
+    let greeting = s.greeting().to_string();
+    s.login(&account.credentials).await.map_err(e)?;
+    let folders = s.list().await.map_err(e)?;
+    let ns = s.namespace().await.map_err(e)?;
+    let r = CheckResult {
+        side,
+        host: account.endpoint.host.clone(),
+        port: account.endpoint.port,
+        tls: s.is_tls(),
+        greeting,
+        logged_in_as: account.credentials.mailbox_user().to_string(),
+        capabilities: s.capabilities().list(),
+        folders: folders.len(),
+        namespace_prefix: ns.prefix,
+        separator: ns
+            .delimiter
+            .or_else(|| folders.iter().find_map(|f| f.delimiter))
+            .map(String::from),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    s.logout().await;
+    Ok(r)
+}
+
+async fn check(src: Option<SourceArgs>, dst: Option<DestArgs>, json: bool) -> Result<u8, CliError> {
+    if src.is_none() && dst.is_none() {
+        return Err(CliError::Usage(
+            "check needs --src-host/--src-user and/or --dst-host/--dst-user".into(),
+        ));
+    }
+    let mut results = Vec::new();
+    if let Some(s) = src {
+        results.push(check_one("source", s.account()?).await?);
+    }
+    if let Some(d) = dst {
+        results.push(check_one("destination", d.account()?).await?);
+    }
+    if json {
+        print_json(&results);
+    } else {
+        for r in &results {
+            println!(
+                "{}: {}:{} {}, logged in as {}, {} folders (separator {}, prefix {:?}), {:.2} s",
+                r.side,
+                r.host,
+                r.port,
+                if r.tls { "TLS" } else { "cleartext" },
+                r.logged_in_as,
+                r.folders,
+                r.separator.as_deref().unwrap_or("none"),
+                r.namespace_prefix,
+                r.seconds
+            );
+            println!("  greeting: {}", r.greeting);
+            println!("  capabilities: {}", r.capabilities.join(" "));
+        }
+    }
+    Ok(0)
+}
+
+#[derive(Serialize, Default)]
+struct Analysis {
+    folders: Vec<FolderAnalysis>,
+    messages: u64,
+    bytes: u64,
+    over_size_limit: u64,
+    plan: Option<String>,
+    plan_notes: Vec<String>,
+    sample_read_mb_per_s: Option<f64>,
+    estimated_seconds: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct FolderAnalysis {
+    name: String,
+    special_use: Option<String>,
+    messages: u64,
+    bytes: u64,
+    largest: u64,
+}
+
+async fn analyze(
+    src: SourceArgs,
+    dst: Option<DestArgs>,
+    plan: PlanArgs,
+    json: bool,
+) -> Result<u8, CliError> {
+    let source = src.account()?;
+    let filter = plan.filter()?;
+    let e = |source| CliError::Engine(EngineError::Server {
+        side: engine::Side::Source,
+        source,
+    });
+    let mut out = Analysis::default();
+    if let Some(d) = dst {
+        let destination = d.account()?;
+        let opts = plan.plan_options(source.credentials.mailbox_user())?;
+        let (p, s, d) = engine::plan(&source, &destination, &opts).await?;
+        out.plan = Some(p.render());
+        out.plan_notes = p.notes.clone();
+        s.logout().await;
+        d.logout().await;
+    }
+    let mut s = source.open().await.map_err(e)?;
+    let folders = s.list().await.map_err(e)?;
+    let mut sample: Option<(String, Vec<imapmig_core::model::Uid>)> = None;
+    for f in folders.iter().filter(|f| f.selectable()) {
+        s.examine(&f.raw).await.map_err(e)?;
+        let metas = s.fetch_meta("1:*", None).await.map_err(e)?;
+        let bytes: u64 = metas.iter().map(|m| m.size).sum();
+        if let Some(limit) = filter.max_size {
+            out.over_size_limit += metas.iter().filter(|m| m.size > limit).count() as u64;
+        }
+        if sample.as_ref().is_none_or(|(_, u)| u.len() < metas.len().min(50)) {
+            sample = Some((
+                f.raw.clone(),
+                metas.iter().rev().take(50).map(|m| m.uid).collect(),
+            ));
+        }
+        out.messages += metas.len() as u64;
+        out.bytes += bytes;
+        out.folders.push(FolderAnalysis {
+            name: f.name.clone(),
+            special_use: f.special_use.map(|u| u.name().to_string()),
+            messages: metas.len() as u64,
+            bytes,
+            largest: metas.iter().map(|m| m.size).max().unwrap_or(0),
+        });
+    }
+    // Measure how fast this source hands out mail, on a sample of real messages.
+    if let Some((raw, uids)) = sample.filter(|(_, u)| !u.is_empty()) {
+        s.examine(&raw).await.map_err(e)?;
+        let t = Instant::now();
+        let bodies = s.fetch_bodies_collected(&uids).await.map_err(e)?;
+        let secs = t.elapsed().as_secs_f64().max(1e-3);
+        let bytes: usize = bodies.iter().map(|(_, b)| b.len()).sum();
+        let rate = bytes as f64 / secs;
+        if rate > 0.0 {
+            out.sample_read_mb_per_s = Some(rate / 1e6);
+            out.estimated_seconds = Some(out.bytes as f64 / rate);
+        }
+    }
+    s.logout().await;
+    if json {
+        print_json(&out);
+    } else {
+        println!("{:<40} {:>10} {:>12} {:>10}  special use", "folder", "messages", "bytes", "largest");
+        for f in &out.folders {
+            println!(
+                "{:<40} {:>10} {:>12} {:>10}  {}",
+                f.name,
+                f.messages,
+                f.bytes,
+                f.largest,
+                f.special_use.as_deref().unwrap_or("")
+            );
+        }
+        println!("total: {} messages, {} bytes", out.messages, out.bytes);
+        if filter.max_size.is_some() {
+            println!("over the size limit: {}", out.over_size_limit);
+        }
+        if let (Some(r), Some(t)) = (out.sample_read_mb_per_s, out.estimated_seconds) {
+            println!("source reads at about {r:.1} MB/s on a sample: estimated {t:.0} s to copy");
+        }
+        if let Some(p) = &out.plan {
+            println!("\n{p}");
+        }
+    }
+    Ok(0)
+}
+
+/// Progress on a terminal (a bar) or as plain lines on stderr.
+struct Progress {
+    bar: Option<ProgressBar>,
+    plain: bool,
+}
+
+impl Progress {
+    fn new(enabled: bool) -> Progress {
+        let tty = std::io::stderr().is_terminal();
+        let bar = (enabled && tty).then(|| {
+            let b = ProgressBar::new(0);
+            if let Ok(style) = ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} messages {msg}",
+            ) {
+                b.set_style(style);
+            }
+            b
+        });
+        Progress {
+            bar,
+            plain: enabled && !tty,
+        }
+    }
+
+    fn sink(&self) -> engine::ProgressSink {
+        let bar = self.bar.clone();
+        let plain = self.plain;
+        Arc::new(move |ev: &ProgressEvent| match ev {
+            ProgressEvent::FolderStarted { folder, to_copy, .. } => {
+                if let Some(b) = &bar {
+                    b.inc_length(*to_copy);
+                    b.set_message(folder.clone());
+                } else if plain && *to_copy > 0 {
+                    eprintln!("{folder}: copying {to_copy} message(s)");
+                }
+            }
+            ProgressEvent::MessageCopied { .. } => {
+                if let Some(b) = &bar {
+                    b.inc(1);
+                }
+            }
+            ProgressEvent::MessageSkipped { folder, uid, reason } => {
+                let line = format!("{folder}: UID {uid} not copied: {reason}");
+                match &bar {
+                    Some(b) => b.println(line),
+                    None if plain => eprintln!("{line}"),
+                    None => {}
+                }
+            }
+            ProgressEvent::Retrying {
+                folder,
+                attempt,
+                after_ms,
+                error,
+            } => {
+                let line = format!("{folder}: retry {attempt} in {after_ms} ms after: {error}");
+                match &bar {
+                    Some(b) => b.println(line),
+                    None if plain => eprintln!("{line}"),
+                    None => {}
+                }
+            }
+            ProgressEvent::FolderDone(r) => {
+                if plain && !r.unchanged {
+                    eprintln!(
+                        "{} -> {}: {} copied, {} already there, {} refused",
+                        r.source,
+                        r.target,
+                        r.copied,
+                        r.already_there,
+                        r.refused.len()
+                    );
+                }
+            }
+            _ => {}
+        })
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn print_report(r: &MigrationReport) {
+    if r.dry_run {
+        println!("{}", r.plan);
+        for n in &r.plan_notes {
+            println!("note: {n}");
+        }
+        for f in &r.folders {
+            println!("{:<40} {:>8} message(s)", f.source, f.found);
+        }
+        return;
+    }
+    for f in &r.folders {
+        println!(
+            "{} -> {}: {} found, {} copied, {} already there, {} outside the dates, {} too large, {} refused{}",
+            f.source,
+            f.target,
+            f.found,
+            f.copied,
+            f.already_there,
+            f.skipped_by_filter,
+            f.too_large.len(),
+            f.refused.len(),
+            if f.unchanged { " (unchanged)" } else { "" }
+        );
+        for m in f.refused.iter().chain(&f.too_large) {
+            println!("  UID {} ({} bytes): {}", m.uid, m.size, m.reason);
+        }
+        for n in &f.notes {
+            println!("  note: {n}");
+        }
+    }
+    for (folder, err) in &r.failed_folders {
+        println!("FAILED {folder}: {err}");
+    }
+    let mb = r.bytes as f64 / 1e6;
+    println!(
+        "copied {} message(s), {:.1} MB in {:.1} s ({:.1} msg/s, {:.2} MB/s)",
+        r.copied,
+        mb,
+        r.seconds,
+        r.copied as f64 / r.seconds.max(1e-3),
+        mb / r.seconds.max(1e-3)
+    );
+}
+
+fn print_verification(v: &Verification) {
+    for f in &v.folders {
+        println!(
+            "{} -> {}: {} on source, {} on destination, {} identical, {} extra on destination, {} difference(s)",
+            f.source,
+            f.target,
+            f.source_messages,
+            f.destination_messages,
+            f.matched,
+            f.extra_on_destination,
+            f.differences.len()
+        );
+        for d in &f.differences {
+            println!("  {d:?}");
+        }
+    }
+    if v.is_identical() {
+        println!("verified: every source message is on the destination, byte for byte, with its flags and date");
+    } else {
+        println!("{} difference(s) found", v.difference_count());
+    }
+}

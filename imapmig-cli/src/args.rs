@@ -1,0 +1,291 @@
+//! Command-line flags for the two servers, turned into the library's types.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use imapmig_core::engine::{Account, DateField, MessageFilter};
+use imapmig_core::imap::{AuthMethod, Credentials, Endpoint, Security, TlsVerify};
+use imapmig_core::mapping::{Mode, PlanOptions};
+use imapmig_core::model::SpecialUse;
+use imapmig_core::secret::Secret;
+
+use crate::CliError;
+
+/// `--src-tls` / `--dst-tls`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TlsFlag {
+    /// Cleartext: the password travels readable. Loopback and lab servers only.
+    None,
+    /// STARTTLS on a cleartext port (143).
+    Starttls,
+    /// Implicit TLS (993).
+    Tls,
+}
+
+/// `--src-auth` / `--dst-auth`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuthFlag {
+    /// PLAIN when offered (or when acting for another user), else LOGIN.
+    Auto,
+    /// The LOGIN command.
+    Login,
+    /// SASL PLAIN.
+    Plain,
+    /// XOAUTH2 with an access token as the password.
+    Xoauth2,
+    /// OAUTHBEARER with an access token as the password.
+    Oauthbearer,
+}
+
+macro_rules! server_args {
+    ($name:ident, $p:literal, $env:literal, $side:literal) => {
+        #[doc = concat!("How to reach the ", $side, " server.")]
+        #[derive(Args, Clone, Debug)]
+        #[group(requires_all = [concat!($p, "-host"), concat!($p, "-user")])]
+        pub struct $name {
+            #[arg(id = concat!($p, "-host"), long = concat!($p, "-host"), required = false, help = concat!("The ", $side, " server's host name or address."))]
+            pub host: String,
+            #[doc = "Port (default: 993 with tls, 143 otherwise)."]
+            #[arg(id = concat!($p, "-port"), long = concat!($p, "-port"))]
+            pub port: Option<u16>,
+            #[doc = "Login name (for an admin login, the admin)."]
+            #[arg(id = concat!($p, "-user"), long = concat!($p, "-user"), required = false)]
+            pub user: String,
+            #[doc = "Connection security [default: tls]."]
+            #[arg(id = concat!($p, "-tls"), long = concat!($p, "-tls"), value_enum)]
+            pub tls: Option<TlsFlag>,
+            #[arg(id = concat!($p, "-password-file"), long = concat!($p, "-password-file"), help = concat!("Read the password (or OAuth2 token) from this file instead of $", $env, "."))]
+            pub password_file: Option<PathBuf>,
+            #[doc = "Authentication mechanism [default: auto]."]
+            #[arg(id = concat!($p, "-auth"), long = concat!($p, "-auth"), value_enum)]
+            pub auth: Option<AuthFlag>,
+            #[doc = "Act for this user (admin or Dovecot master-user login via SASL PLAIN)."]
+            #[arg(id = concat!($p, "-authzid"), long = concat!($p, "-authzid"))]
+            pub authzid: Option<String>,
+            #[doc = "Also trust the CA certificates in this PEM file."]
+            #[arg(id = concat!($p, "-ca-file"), long = concat!($p, "-ca-file"))]
+            pub ca_file: Option<PathBuf>,
+            #[doc = "Do not check the server's certificate at all (lab servers only)."]
+            #[arg(id = concat!($p, "-insecure"), long = concat!($p, "-insecure"), num_args = 0, default_missing_value = "true")]
+            pub insecure: Option<bool>,
+            #[doc = "Seconds to wait for any single answer [default: 120]."]
+            #[arg(id = concat!($p, "-timeout"), long = concat!($p, "-timeout"))]
+            pub timeout: Option<u64>,
+        }
+
+        impl $name {
+            /// The library's account for these flags; the secret comes from the environment
+            /// or the password file.
+            pub fn account(&self) -> Result<Account, CliError> {
+                account(
+                    $side,
+                    $env,
+                    &self.host,
+                    self.port,
+                    &self.user,
+                    self.tls.unwrap_or(TlsFlag::Tls),
+                    self.password_file.as_ref(),
+                    self.auth.unwrap_or(AuthFlag::Auto),
+                    self.authzid.as_ref(),
+                    self.ca_file.as_ref(),
+                    self.insecure.unwrap_or(false),
+                    self.timeout.unwrap_or(120),
+                )
+            }
+        }
+    };
+}
+
+server_args!(SourceArgs, "src", "IMAPMIG_SRC_PASSWORD", "source");
+server_args!(DestArgs, "dst", "IMAPMIG_DST_PASSWORD", "destination");
+
+#[allow(clippy::too_many_arguments)]
+fn account(
+    side: &str,
+    env: &str,
+    host: &str,
+    port: Option<u16>,
+    user: &str,
+    tls: TlsFlag,
+    password_file: Option<&PathBuf>,
+    auth: AuthFlag,
+    authzid: Option<&String>,
+    ca_file: Option<&PathBuf>,
+    insecure: bool,
+    timeout: u64,
+) -> Result<Account, CliError> {
+    let secret = match password_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                CliError::Usage(format!(
+                    "cannot read the {side} password file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            Secret::new(text.trim_end_matches(['\r', '\n']).to_string())
+        }
+        None => match std::env::var(env) {
+            Ok(v) => Secret::new(v),
+            Err(_) => {
+                return Err(CliError::Usage(format!(
+                    "no {side} password: set ${env} or give --{}-password-file",
+                    if side == "source" { "src" } else { "dst" }
+                )))
+            }
+        },
+    };
+    let security = match tls {
+        TlsFlag::None => Security::Cleartext,
+        TlsFlag::Starttls => Security::StartTls,
+        TlsFlag::Tls => Security::Tls,
+    };
+    let port = port.unwrap_or(if tls == TlsFlag::Tls { 993 } else { 143 });
+    let mut endpoint = Endpoint::new(host, port, security);
+    endpoint.timeout = Duration::from_secs(timeout.max(1));
+    endpoint.verify = match (insecure, ca_file) {
+        (true, _) => TlsVerify::Insecure,
+        (false, Some(p)) => TlsVerify::CaFile(p.clone()),
+        (false, None) => TlsVerify::System,
+    };
+    let method = match auth {
+        AuthFlag::Auto => AuthMethod::Auto,
+        AuthFlag::Login => AuthMethod::Login,
+        AuthFlag::Plain => AuthMethod::Plain,
+        AuthFlag::Xoauth2 => AuthMethod::XOAuth2,
+        AuthFlag::Oauthbearer => AuthMethod::OAuthBearer,
+    };
+    Ok(Account {
+        endpoint,
+        credentials: Credentials {
+            user: user.to_string(),
+            secret,
+            method,
+            authzid: authzid.cloned(),
+        },
+    })
+}
+
+/// `--mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModeFlag {
+    /// System folders map onto the destination's own; custom folders keep their tree.
+    Mapping,
+    /// Everything under one folder named after the source address.
+    Unified,
+}
+
+/// `--date-field`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DateFieldFlag {
+    /// INTERNALDATE (when the server received the message).
+    Internal,
+    /// The Date: header.
+    Header,
+}
+
+/// Which folders go where, and which messages.
+#[derive(Args, Clone, Debug)]
+pub struct PlanArgs {
+    /// Folder mapping mode.
+    #[arg(long, value_enum, default_value = "mapping")]
+    pub mode: ModeFlag,
+    /// The root folder for unified mode ("" puts the address folder at the top).
+    #[arg(long, default_value = "Migrated")]
+    pub unified_root: String,
+    /// The source address naming the unified folder (default: the source user name).
+    #[arg(long)]
+    pub unified_address: Option<String>,
+    /// Only folders matching this glob ('/' separates levels, '**' any depth). Repeatable.
+    #[arg(long)]
+    pub include: Vec<String>,
+    /// Leave out folders matching this glob. Repeatable.
+    #[arg(long)]
+    pub exclude: Vec<String>,
+    /// Leave out folders of this special use: sent, drafts, trash, junk, archive, all,
+    /// flagged, important. Repeatable or comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_special: Vec<String>,
+    /// Rename a folder: "Old Name=New/Name" ('/' separates levels). Repeatable.
+    #[arg(long = "map")]
+    pub renames: Vec<String>,
+    /// Only messages on or after this day (YYYY-MM-DD).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only messages before this day (YYYY-MM-DD).
+    #[arg(long)]
+    pub before: Option<String>,
+    /// Which date --since and --before look at.
+    #[arg(long, value_enum, default_value = "internal")]
+    pub date_field: DateFieldFlag,
+    /// Skip (and report) messages larger than this many bytes.
+    #[arg(long)]
+    pub max_size: Option<u64>,
+}
+
+fn parse_day(flag: &str, value: &str) -> Result<time::Date, CliError> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(value, &fmt)
+        .map_err(|_| CliError::Usage(format!("--{flag} {value:?}: expected YYYY-MM-DD")))
+}
+
+impl PlanArgs {
+    /// The folder plan options.
+    pub fn plan_options(&self, source_user: &str) -> Result<PlanOptions, CliError> {
+        let mode = match self.mode {
+            ModeFlag::Mapping => Mode::Mapping,
+            ModeFlag::Unified => Mode::Unified {
+                root: self.unified_root.clone(),
+                address: self
+                    .unified_address
+                    .clone()
+                    .unwrap_or_else(|| source_user.to_string()),
+            },
+        };
+        let mut exclude_special = Vec::new();
+        for s in &self.exclude_special {
+            let u = SpecialUse::from_name(s.trim()).ok_or_else(|| {
+                CliError::Usage(format!(
+                    "--exclude-special {s:?}: expected sent, drafts, trash, junk, archive, all, flagged or important"
+                ))
+            })?;
+            exclude_special.push(u);
+        }
+        let mut renames = Vec::new();
+        for r in &self.renames {
+            let (from, to) = r.split_once('=').ok_or_else(|| {
+                CliError::Usage(format!("--map {r:?}: expected \"Old Name=New/Name\""))
+            })?;
+            renames.push((from.to_string(), to.to_string()));
+        }
+        Ok(PlanOptions {
+            mode,
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
+            exclude_special,
+            renames,
+            ..PlanOptions::default()
+        })
+    }
+
+    /// The message filter.
+    pub fn filter(&self) -> Result<MessageFilter, CliError> {
+        Ok(MessageFilter {
+            since: self
+                .since
+                .as_deref()
+                .map(|v| parse_day("since", v))
+                .transpose()?,
+            before: self
+                .before
+                .as_deref()
+                .map(|v| parse_day("before", v))
+                .transpose()?,
+            date_field: match self.date_field {
+                DateFieldFlag::Internal => DateField::Internal,
+                DateFieldFlag::Header => DateField::Header,
+            },
+            max_size: self.max_size,
+        })
+    }
+}

@@ -1,0 +1,168 @@
+//! Helpers shared by the integration tests: accounts for testkit servers, seeding mailboxes,
+//! reading the shared corpus.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use imapmig::engine::{Account, MigrationOptions, MigrationReport};
+use imapmig::imap::{Credentials, Endpoint, Security, Session};
+use imapmig::model::{Flags, InternalDate};
+use imapmig::state::SqliteStore;
+use imapmig_testkit::{Dovecot, TestUser};
+use tokio_util::sync::CancellationToken;
+
+/// A logged-in account on a testkit server, over cleartext on loopback.
+pub fn account(d: &Dovecot, u: &TestUser) -> Account {
+    let mut endpoint = Endpoint::new(d.host(), d.imap_port(), Security::Cleartext);
+    endpoint.timeout = Duration::from_secs(60);
+    Account {
+        endpoint,
+        credentials: Credentials::password(u.name.clone(), u.password.clone()),
+    }
+}
+
+/// One message to put in a folder.
+pub struct Seed {
+    /// Decoded folder name.
+    pub folder: String,
+    /// The bytes.
+    pub body: Vec<u8>,
+    /// Flags, space separated.
+    pub flags: &'static str,
+    /// INTERNALDATE in IMAP form.
+    pub date: Option<&'static str>,
+}
+
+pub fn seed(folder: &str, body: impl Into<Vec<u8>>, flags: &'static str, date: Option<&'static str>) -> Seed {
+    Seed {
+        folder: folder.to_string(),
+        body: body.into(),
+        flags,
+        date,
+    }
+}
+
+/// Appends the messages, creating folders as needed.
+pub async fn fill(acct: &Account, seeds: &[Seed]) {
+    let mut s = acct.open().await.expect("login to seed");
+    let mut created = std::collections::HashSet::new();
+    for m in seeds {
+        let raw = s.encode_name(&m.folder);
+        if !m.folder.eq_ignore_ascii_case("INBOX") && created.insert(raw.clone()) {
+            s.create(&raw).await.expect("create folder");
+        }
+        let date = m.date.map(|d| InternalDate::parse_imap(d).expect("test date"));
+        s.append(&raw, &Flags::from_line(m.flags), date.as_ref(), &m.body)
+            .await
+            .unwrap_or_else(|e| panic!("append to {}: {e}", m.folder));
+    }
+    s.logout().await;
+}
+
+/// A simple message with a subject and body, `n` lines long.
+pub fn message(subject: &str, lines: usize) -> Vec<u8> {
+    let mut v = format!(
+        "From: a@example.org\r\nTo: b@example.org\r\nSubject: {subject}\r\nMessage-ID: <{}@test>\r\n\r\n",
+        subject.replace(' ', ".")
+    )
+    .into_bytes();
+    for i in 0..lines {
+        v.extend_from_slice(format!("line {i} of {subject}\r\n").as_bytes());
+    }
+    v
+}
+
+pub fn state_file(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
+    Arc::new(SqliteStore::open(&dir.path().join("state.sqlite")).expect("state store"))
+}
+
+pub fn options(key: &str) -> MigrationOptions {
+    MigrationOptions {
+        account_key: key.to_string(),
+        ..MigrationOptions::default()
+    }
+}
+
+pub async fn migrate(
+    src: &Account,
+    dst: &Account,
+    opts: &MigrationOptions,
+    state: Arc<SqliteStore>,
+) -> MigrationReport {
+    imapmig::engine::migrate(src, dst, opts, state, None, CancellationToken::new())
+        .await
+        .expect("migration")
+}
+
+/// Every folder (decoded name) with the messages' bodies, flags and dates, as the server
+/// returns them.
+pub async fn snapshot(acct: &Account) -> Vec<(String, Vec<(Vec<u8>, String, i64)>)> {
+    let mut s: Session = acct.open().await.expect("login");
+    let folders = s.list().await.expect("list");
+    let mut out = Vec::new();
+    for f in folders.iter().filter(|f| f.selectable()) {
+        s.examine(&f.raw).await.expect("examine");
+        let metas = s.fetch_meta("1:*", None).await.expect("meta");
+        let uids: Vec<_> = metas.iter().map(|m| m.uid).collect();
+        let bodies = s.fetch_bodies_collected(&uids).await.expect("bodies");
+        let mut msgs: Vec<(Vec<u8>, String, i64)> = metas
+            .iter()
+            .map(|m| {
+                let body = bodies
+                    .iter()
+                    .find(|(u, _)| *u == m.uid)
+                    .map(|(_, b)| b.to_vec())
+                    .unwrap_or_default();
+                (
+                    body,
+                    m.flags.to_line(),
+                    m.internal_date.map(|d| d.unix()).unwrap_or(0),
+                )
+            })
+            .collect();
+        msgs.sort();
+        out.push((f.name.clone(), msgs));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    s.logout().await;
+    out
+}
+
+/// The message count of one folder.
+pub async fn count(acct: &Account, folder: &str) -> u32 {
+    let mut s = acct.open().await.expect("login");
+    let raw = s.encode_name(folder);
+    let st = s.status(&raw).await.unwrap_or_else(|e| panic!("status {folder}: {e}"));
+    s.logout().await;
+    st.messages.unwrap_or(0)
+}
+
+/// The shared corpus directory (`../shared/corpus` beside the repository).
+pub fn corpus_dir() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = here.join("../shared/corpus");
+    assert!(
+        dir.join("MANIFEST.tsv").exists(),
+        "the shared corpus is missing at {}: the tests need ../shared/corpus beside the repository",
+        dir.display()
+    );
+    dir
+}
+
+/// Every corpus message: (relative path, bytes).
+pub fn corpus() -> Vec<(String, Vec<u8>)> {
+    let dir = corpus_dir();
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).expect("manifest");
+    let mut out = Vec::new();
+    for line in manifest.lines().skip(1) {
+        let Some(path) = line.split('\t').next() else { continue };
+        if path.is_empty() {
+            continue;
+        }
+        let bytes = std::fs::read(dir.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        out.push((path.to_string(), bytes));
+    }
+    out
+}
