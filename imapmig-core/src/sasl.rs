@@ -484,7 +484,8 @@ mod tests {
     fn gmail_challenge_error_decodes() {
         assert_eq!(
             decode_challenge_error(
-                "eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIG1hYyIsInNjb3BlIjoiaHR0cHM6Ly9tYWlsLmdvb2dsZS5jb20vIn0K\r\n"
+                "eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIG1hYyIsInNjb3BlIjoiaHR0cHM6Ly9tYWlsLmdv\
+                 b2dsZS5jb20vIn0K\r\n"
             )
             .as_deref(),
             Some(r#"{"status":"401","schemes":"bearer mac","scope":"https://mail.google.com/"}"#)
@@ -575,11 +576,13 @@ mod tests {
             authcid in "[^\u{0}]+",
             password in "[^\u{0}]+",
         ) {
-            let payload = plain(authzid.as_deref(), &authcid, &Secret::new(password.clone())).unwrap();
+            let password_secret = Secret::new(password.clone());
+            let payload = plain(authzid.as_deref(), &authcid, &password_secret).unwrap();
             let bytes = decode_payload(&payload);
             let fields: Vec<&[u8]> = bytes.split(|&b| b == 0).collect();
             let authzid = authzid.unwrap_or_default();
-            prop_assert_eq!(fields, vec![authzid.as_bytes(), authcid.as_bytes(), password.as_bytes()]);
+            let expected = vec![authzid.as_bytes(), authcid.as_bytes(), password.as_bytes()];
+            prop_assert_eq!(fields, expected);
         }
 
         #[test]
@@ -614,7 +617,8 @@ mod tests {
             token in "[^\u{1}]+",
         ) {
             let payload = oauthbearer(&user, &host, port, &Secret::new(token.clone())).unwrap();
-            let (got_user, got_host, got_port, got_token) = parse_oauthbearer(&decode_payload(&payload));
+            let (got_user, got_host, got_port, got_token) =
+                parse_oauthbearer(&decode_payload(&payload));
             prop_assert_eq!(got_user, user);
             prop_assert_eq!(got_host, host);
             prop_assert_eq!(got_port, port.to_string());
