@@ -559,17 +559,15 @@ impl Progress {
                     None => {}
                 }
             }
-            ProgressEvent::FolderDone(r) => {
-                if plain && !r.unchanged {
-                    eprintln!(
-                        "{} -> {}: {} copied, {} already there, {} refused",
-                        r.source,
-                        r.target,
-                        r.copied,
-                        r.already_there,
-                        r.refused.len()
-                    );
-                }
+            ProgressEvent::FolderDone(r) if plain && !r.unchanged => {
+                eprintln!(
+                    "{} -> {}: {} copied, {} already there, {} refused",
+                    r.source,
+                    r.target,
+                    r.copied,
+                    r.already_there,
+                    r.refused.len()
+                );
             }
             _ => {}
         })

@@ -138,6 +138,10 @@ pub(super) async fn run(
     Ok(report)
 }
 
+/// Messages whose flags become the same set on the destination: one STORE for all of them.
+/// (target flags, destination UIDs, (source UID, source flags) to record).
+type FlagChange = (Flags, Vec<Uid>, Vec<(Uid, Flags)>);
+
 type FolderOutcome = (usize, String, Result<FolderReport, EngineError>);
 
 async fn worker(
@@ -458,7 +462,7 @@ async fn copy_folder(
     };
     let mut dropped_keywords = HashSet::new();
     let mut todo: Vec<&MessageMeta> = Vec::new();
-    let mut flag_changes: BTreeMap<String, (Flags, Vec<Uid>, Vec<(Uid, Flags)>)> = BTreeMap::new();
+    let mut flag_changes: BTreeMap<String, FlagChange> = BTreeMap::new();
     for m in &metas {
         if let Some(sel) = &selected {
             if !sel.contains(&m.uid) {

@@ -114,7 +114,7 @@ pub enum ImapError {
         /// The folder the command was about, when there was one.
         folder: Option<String>,
         /// The server's full status response, code included.
-        status: StatusResponse,
+        status: Box<StatusResponse>,
     },
     /// A body given to APPEND ended before its announced length. The connection is unusable
     /// afterwards (the server still waits for bytes) and has been closed.

@@ -520,7 +520,7 @@ async fn run_plain(
             host: conn.host.clone(),
             command: verb,
             folder: None,
-            status,
+            status: Box::new(status),
         });
     }
     if let Some(ResponseCode::Capability(c)) = &status.code {
@@ -797,7 +797,7 @@ impl Session {
             host: self.conn.host.clone(),
             command,
             folder: folder.map(|f| self.decode_name(f)),
-            status,
+            status: Box::new(status),
         }
     }
 
@@ -1331,20 +1331,18 @@ impl Session {
         let status = self
             .conn
             .wait(&tag, |p| match p {
-                Parsed::Data(Response::Fetch(_, attrs)) => match meta_from_attrs(attrs) {
-                    Some(m) => {
-                        // Unsolicited FETCHes (flag changes) may repeat a UID: merge.
-                        let e = by_uid.entry(m.uid).or_insert_with(|| m.clone());
-                        if !m.flags.is_empty() || e.internal_date.is_none() {
-                            if m.internal_date.is_some() {
-                                *e = m;
-                            } else {
-                                e.flags = m.flags;
+                Parsed::Data(Response::Fetch(_, attrs)) => {
+                    if let Some(m) = meta_from_attrs(attrs) {
+                        // An unsolicited FETCH (a flag change by another client) may repeat
+                        // a UID with only some items: it updates the flags and nothing else.
+                        match by_uid.get_mut(&m.uid) {
+                            Some(e) if m.internal_date.is_none() => e.flags = m.flags,
+                            _ => {
+                                by_uid.insert(m.uid, m);
                             }
                         }
                     }
-                    None => {}
-                },
+                }
                 Parsed::Unknown(line) if memchr::memmem::find(line, b"FETCH").is_some() => {
                     broken += 1
                 }
