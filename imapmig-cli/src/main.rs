@@ -21,6 +21,8 @@ use imapmig_core::engine::{
     self, EngineError, MigrationOptions, MigrationReport, ProgressEvent, Verification,
 };
 use imapmig_core::imap::{ImapError, Session};
+use imapmig_core::sink::{MigrationSink, SinkSpec};
+use imapmig_core::source::{MigrationSource, SourceSpec};
 use imapmig_core::state::SqliteStore;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -29,7 +31,11 @@ use tokio_util::sync::CancellationToken;
 use args::{DestArgs, PlanArgs, SourceArgs};
 
 #[derive(Parser)]
-#[command(name = "imapmig", version, about = "Move whole mailboxes between IMAP servers, exactly once.")]
+#[command(
+    name = "imapmig",
+    version,
+    about = "Move whole mailboxes between IMAP servers, exactly once."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -315,14 +321,14 @@ struct CheckResult {
 
 async fn check_one(side: &'static str, account: engine::Account) -> Result<CheckResult, CliError> {
     let started = Instant::now();
-    let e = |source| {
+    let e = |source: ImapError| {
         CliError::Engine(EngineError::Server {
             side: if side == "source" {
                 engine::Side::Source
             } else {
                 engine::Side::Destination
             },
-            source,
+            source: source.into(),
         })
     };
     let mut s = Session::connect(&account.endpoint).await.map_err(e)?;
@@ -415,19 +421,26 @@ async fn analyze(
 ) -> Result<u8, CliError> {
     let source = src.account()?;
     let filter = plan.filter()?;
-    let e = |source| CliError::Engine(EngineError::Server {
-        side: engine::Side::Source,
-        source,
-    });
+    let e = |source: ImapError| {
+        CliError::Engine(EngineError::Server {
+            side: engine::Side::Source,
+            source: source.into(),
+        })
+    };
     let mut out = Analysis::default();
     if let Some(d) = dst {
         let destination = d.account()?;
         let opts = plan.plan_options(source.credentials.mailbox_user())?;
-        let (p, s, d) = engine::plan(&source, &destination, &opts).await?;
+        let (p, s, d) = engine::plan(
+            &SourceSpec::Imap(source.clone()),
+            &SinkSpec::Imap(destination),
+            &opts,
+        )
+        .await?;
         out.plan = Some(p.render());
         out.plan_notes = p.notes.clone();
-        s.logout().await;
-        d.logout().await;
+        s.close().await;
+        d.close().await;
     }
     let mut s = source.open().await.map_err(e)?;
     let folders = s.list().await.map_err(e)?;
@@ -439,7 +452,10 @@ async fn analyze(
         if let Some(limit) = filter.max_size {
             out.over_size_limit += metas.iter().filter(|m| m.size > limit).count() as u64;
         }
-        if sample.as_ref().is_none_or(|(_, u)| u.len() < metas.len().min(50)) {
+        if sample
+            .as_ref()
+            .is_none_or(|(_, u)| u.len() < metas.len().min(50))
+        {
             sample = Some((
                 f.raw.clone(),
                 metas.iter().rev().take(50).map(|m| m.uid).collect(),
@@ -472,7 +488,10 @@ async fn analyze(
     if json {
         print_json(&out);
     } else {
-        println!("{:<40} {:>10} {:>12} {:>10}  special use", "folder", "messages", "bytes", "largest");
+        println!(
+            "{:<40} {:>10} {:>12} {:>10}  special use",
+            "folder", "messages", "bytes", "largest"
+        );
         for f in &out.folders {
             println!(
                 "{:<40} {:>10} {:>12} {:>10}  {}",
@@ -525,7 +544,9 @@ impl Progress {
         let bar = self.bar.clone();
         let plain = self.plain;
         Arc::new(move |ev: &ProgressEvent| match ev {
-            ProgressEvent::FolderStarted { folder, to_copy, .. } => {
+            ProgressEvent::FolderStarted {
+                folder, to_copy, ..
+            } => {
                 if let Some(b) = &bar {
                     b.inc_length(*to_copy);
                     b.set_message(folder.clone());
@@ -538,7 +559,11 @@ impl Progress {
                     b.inc(1);
                 }
             }
-            ProgressEvent::MessageSkipped { folder, uid, reason } => {
+            ProgressEvent::MessageSkipped {
+                folder,
+                uid,
+                reason,
+            } => {
                 let line = format!("{folder}: UID {uid} not copied: {reason}");
                 match &bar {
                     Some(b) => b.println(line),

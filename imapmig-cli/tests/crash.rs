@@ -129,7 +129,10 @@ fn kill_minus_nine_at_random_points_then_rerun_leaves_every_message_exactly_once
         &reference,
         &dir.path().join("ref.sqlite"),
     ));
-    eprintln!("an uninterrupted migration of {} messages takes {full:?}", seeds.len());
+    eprintln!(
+        "an uninterrupted migration of {} messages takes {full:?}",
+        seeds.len()
+    );
 
     let mut rng = XorShift(0x00c0_ffee_0000_0042);
     let rounds = 20;
@@ -168,7 +171,10 @@ fn kill_minus_nine_at_random_points_then_rerun_leaves_every_message_exactly_once
         }
         assert_eq!(total as usize, seeds.len(), "round {round}");
     }
-    eprintln!("{interrupted} of {} runs were killed mid-migration", rounds * 2);
+    eprintln!(
+        "{interrupted} of {} runs were killed mid-migration",
+        rounds * 2
+    );
     // The test is only worth something if most kills landed while copying.
     assert!(
         interrupted >= rounds,

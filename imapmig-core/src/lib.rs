@@ -13,12 +13,15 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod body;
 pub mod engine;
 pub mod imap;
 pub mod mapping;
 pub mod model;
 pub mod sasl;
 pub mod secret;
+pub mod sink;
+pub mod source;
 pub mod state;
 pub mod utf7;
 pub mod wire;

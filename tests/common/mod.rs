@@ -35,7 +35,12 @@ pub struct Seed {
     pub date: Option<&'static str>,
 }
 
-pub fn seed(folder: &str, body: impl Into<Vec<u8>>, flags: &'static str, date: Option<&'static str>) -> Seed {
+pub fn seed(
+    folder: &str,
+    body: impl Into<Vec<u8>>,
+    flags: &'static str,
+    date: Option<&'static str>,
+) -> Seed {
     Seed {
         folder: folder.to_string(),
         body: body.into(),
@@ -53,7 +58,9 @@ pub async fn fill(acct: &Account, seeds: &[Seed]) {
         if !m.folder.eq_ignore_ascii_case("INBOX") && created.insert(raw.clone()) {
             s.create(&raw).await.expect("create folder");
         }
-        let date = m.date.map(|d| InternalDate::parse_imap(d).expect("test date"));
+        let date = m
+            .date
+            .map(|d| InternalDate::parse_imap(d).expect("test date"));
         s.append(&raw, &Flags::from_line(m.flags), date.as_ref(), &m.body)
             .await
             .unwrap_or_else(|e| panic!("append to {}: {e}", m.folder));
@@ -134,7 +141,10 @@ pub async fn snapshot(acct: &Account) -> Vec<(String, Vec<(Vec<u8>, String, i64)
 pub async fn count(acct: &Account, folder: &str) -> u32 {
     let mut s = acct.open().await.expect("login");
     let raw = s.encode_name(folder);
-    let st = s.status(&raw).await.unwrap_or_else(|e| panic!("status {folder}: {e}"));
+    let st = s
+        .status(&raw)
+        .await
+        .unwrap_or_else(|e| panic!("status {folder}: {e}"));
     s.logout().await;
     st.messages.unwrap_or(0)
 }
@@ -157,7 +167,9 @@ pub fn corpus() -> Vec<(String, Vec<u8>)> {
     let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).expect("manifest");
     let mut out = Vec::new();
     for line in manifest.lines().skip(1) {
-        let Some(path) = line.split('\t').next() else { continue };
+        let Some(path) = line.split('\t').next() else {
+            continue;
+        };
         if path.is_empty() {
             continue;
         }

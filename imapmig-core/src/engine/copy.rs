@@ -8,20 +8,23 @@ use tokio_util::sync::CancellationToken;
 
 use super::fingerprint::Fingerprinter;
 use super::{
-    Account, EngineError, FolderReport, MigrationOptions, MigrationReport, ProgressEvent,
-    ProgressSink, Side, SkippedMessage,
+    EngineError, FolderReport, MigrationOptions, MigrationReport, ProgressEvent, ProgressSink,
+    Side, SkippedMessage,
 };
-use crate::imap::{is_sendable_keyword, BodyEvent, ImapError, SearchKey, Selected, Session};
+use crate::body::BodyEvent;
+use crate::imap::is_sendable_keyword;
 use crate::mapping::PlanEntry;
 use crate::model::{Flags, MessageMeta, Uid, UidValidity};
+use crate::sink::{AnySink, MigrationSink, OpenedTarget, SinkSpec};
+use crate::source::{AccessError, AnySource, MigrationSource, SourceSpec};
 use crate::state::{CopiedRecord, FolderRecord, PendingRecord, StateStore};
 
 /// Bodies fetched per pipelined round when fingerprinting whole folders.
 const FINGERPRINT_BATCH: usize = 256;
 
 struct Ctx {
-    source: Account,
-    destination: Account,
+    source: SourceSpec,
+    destination: SinkSpec,
     options: MigrationOptions,
     state: Arc<dyn StateStore>,
     progress: Option<ProgressSink>,
@@ -41,8 +44,8 @@ fn now() -> i64 {
 }
 
 pub(super) async fn run(
-    source: &Account,
-    destination: &Account,
+    source: &SourceSpec,
+    destination: &SinkSpec,
     options: &MigrationOptions,
     state: Arc<dyn StateStore>,
     progress: Option<ProgressSink>,
@@ -69,23 +72,23 @@ pub(super) async fn run(
     };
     if options.dry_run {
         for entry in &plan.entries {
-            let st = src
-                .status(&entry.source.raw)
-                .await
-                .map_err(|source| EngineError::Folder {
-                    side: Side::Source,
-                    folder: entry.source.name.clone(),
-                    source,
-                })?;
+            let opened =
+                src.open_folder(&entry.source)
+                    .await
+                    .map_err(|source| EngineError::Folder {
+                        side: Side::Source,
+                        folder: entry.source.name.clone(),
+                        source,
+                    })?;
             report.folders.push(FolderReport {
                 source: entry.source.name.clone(),
                 target: entry.target.clone(),
-                found: u64::from(st.messages.unwrap_or(0)),
+                found: u64::from(opened.messages),
                 ..FolderReport::default()
             });
         }
-        src.logout().await;
-        dst.logout().await;
+        src.close().await;
+        dst.close().await;
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
     }
@@ -93,18 +96,18 @@ pub(super) async fn run(
     let mut to_create: Vec<&PlanEntry> = plan.entries.iter().filter(|e| !e.exists).collect();
     to_create.sort_by_key(|e| e.target.len());
     for e in to_create {
-        dst.create_with_use(&e.target_raw, e.special_use)
+        dst.create_folder(&e.target_raw, e.special_use)
             .await
             .map_err(|source| EngineError::Folder {
                 side: Side::Destination,
                 folder: e.source.name.clone(),
                 source,
             })?;
-        let _ = dst.subscribe(&e.target_raw).await;
     }
 
-    let queue: Arc<Mutex<VecDeque<(usize, PlanEntry)>>> =
-        Arc::new(Mutex::new(plan.entries.iter().cloned().enumerate().collect()));
+    let queue: Arc<Mutex<VecDeque<(usize, PlanEntry)>>> = Arc::new(Mutex::new(
+        plan.entries.iter().cloned().enumerate().collect(),
+    ));
     let workers = ctx.options.connections.clamp(1, plan.entries.len().max(1));
     let mut tasks = tokio::task::JoinSet::new();
     let mut first = Some((src, dst));
@@ -147,7 +150,7 @@ type FolderOutcome = (usize, String, Result<FolderReport, EngineError>);
 async fn worker(
     ctx: Arc<Ctx>,
     queue: Arc<Mutex<VecDeque<(usize, PlanEntry)>>>,
-    mut sessions: Option<(Session, Session)>,
+    mut sessions: Option<(AnySource, AnySink)>,
 ) -> Vec<FolderOutcome> {
     let mut out = Vec::new();
     loop {
@@ -197,15 +200,17 @@ async fn worker(
         out.push((idx, entry.source.name.clone(), result));
     }
     if let Some((s, d)) = sessions {
-        s.logout().await;
-        d.logout().await;
+        s.close().await;
+        d.close().await;
     }
     out
 }
 
 async fn backoff(ctx: &Ctx, entry: &PlanEntry, attempt: u32, err: &EngineError) {
     let base = ctx.options.backoff.saturating_mul(1 << attempt.min(10));
-    let suggested = err.imap().and_then(ImapError::suggested_backoff);
+    let suggested = err
+        .imap()
+        .and_then(crate::imap::ImapError::suggested_backoff);
     let wait = suggested.unwrap_or(base).min(Duration::from_secs(60));
     ctx.emit(ProgressEvent::Retrying {
         folder: entry.source.name.clone(),
@@ -219,7 +224,7 @@ async fn backoff(ctx: &Ctx, entry: &PlanEntry, attempt: u32, err: &EngineError) 
     }
 }
 
-async fn open_pair(ctx: &Ctx) -> Result<(Session, Session), EngineError> {
+async fn open_pair(ctx: &Ctx) -> Result<(AnySource, AnySink), EngineError> {
     let src = ctx
         .source
         .open()
@@ -239,15 +244,15 @@ async fn open_pair(ctx: &Ctx) -> Result<(Session, Session), EngineError> {
     Ok((src, dst))
 }
 
-/// Fingerprints of the given messages, streamed (no body held whole).
-async fn fingerprints(
-    session: &mut Session,
+/// Fingerprints of source messages, streamed (no body held whole).
+async fn source_fingerprints(
+    source: &mut AnySource,
     uids: &[Uid],
-) -> Result<HashMap<Uid, [u8; 32]>, ImapError> {
+) -> Result<HashMap<Uid, [u8; 32]>, AccessError> {
     let mut out = HashMap::with_capacity(uids.len());
     for chunk in uids.chunks(FINGERPRINT_BATCH) {
-        session.send_fetch_bodies(chunk).await?;
-        while let Some(ev) = session.next_body().await? {
+        source.request_bodies(chunk).await?;
+        while let Some(ev) = source.next_body().await? {
             if let BodyEvent::Body(mut b) = ev {
                 let uid = b.uid;
                 let mut f = Fingerprinter::new();
@@ -275,12 +280,21 @@ fn match_by_fingerprint<K: Copy>(
     }
     wanted
         .iter()
-        .filter_map(|(k, fp)| by_fp.get_mut(fp).and_then(VecDeque::pop_front).map(|u| (*k, u)))
+        .filter_map(|(k, fp)| {
+            by_fp
+                .get_mut(fp)
+                .and_then(VecDeque::pop_front)
+                .map(|u| (*k, u))
+        })
         .collect()
 }
 
 /// The flags to give a copy: those the destination folder accepts; the rest are reported.
-fn flags_for_destination(flags: &Flags, dsel: &Selected, dropped: &mut HashSet<String>) -> Flags {
+fn flags_for_destination(
+    flags: &Flags,
+    dsel: &OpenedTarget,
+    dropped: &mut HashSet<String>,
+) -> Flags {
     let mut out = Flags::new();
     for f in flags.iter() {
         let ok = if f.starts_with('\\') {
@@ -297,35 +311,10 @@ fn flags_for_destination(flags: &Flags, dsel: &Selected, dropped: &mut HashSet<S
     out
 }
 
-fn uid_set(uids: &[Uid]) -> String {
-    let mut sorted: Vec<u32> = uids.iter().map(|u| u.0).collect();
-    sorted.sort_unstable();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < sorted.len() {
-        let start = sorted[i];
-        let mut end = start;
-        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
-            i += 1;
-            end = sorted[i];
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if start == end {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}:{end}"));
-        }
-        i += 1;
-    }
-    out
-}
-
 async fn copy_folder(
     ctx: &Ctx,
-    src: &mut Session,
-    dst: &mut Session,
+    src: &mut AnySource,
+    dst: &mut AnySink,
     entry: &PlanEntry,
 ) -> Result<FolderReport, EngineError> {
     let started = Instant::now();
@@ -333,7 +322,7 @@ async fn copy_folder(
     let folder = entry.source.name.as_str();
     let state = ctx.state.as_ref();
     let on = |side: Side| {
-        move |source: ImapError| EngineError::Folder {
+        move |source: AccessError| EngineError::Folder {
             side,
             folder: folder.to_string(),
             source,
@@ -345,22 +334,14 @@ async fn copy_folder(
         ..FolderReport::default()
     };
     let ssel = src
-        .examine(&entry.source.raw)
+        .open_folder(&entry.source)
         .await
-        .map_err(on(Side::Source))?
-        .clone();
-    let Some(src_validity) = ssel.uid_validity else {
-        return Err(on(Side::Source)(ImapError::Protocol {
-            host: src.host().to_string(),
-            command: "EXAMINE",
-            detail: "the folder has no UIDVALIDITY; its messages cannot be tracked".into(),
-        }));
-    };
+        .map_err(on(Side::Source))?;
+    let src_validity = ssel.uid_validity;
     let dsel = dst
-        .select(&entry.target_raw)
+        .open_folder(&entry.target_raw)
         .await
-        .map_err(on(Side::Destination))?
-        .clone();
+        .map_err(on(Side::Destination))?;
 
     // Where did we leave this folder?
     let mut record = match state.folder(account, folder)? {
@@ -415,40 +396,16 @@ async fn copy_folder(
         return Ok(rep);
     }
 
-    let metas = src.fetch_meta("1:*", None).await.map_err(on(Side::Source))?;
+    let metas = src.messages().await.map_err(on(Side::Source))?;
     let by_uid: HashMap<Uid, &MessageMeta> = metas.iter().map(|m| (m.uid, m)).collect();
 
     if !pending.is_empty() {
         resolve_pending(ctx, src, dst, folder, &pending, &by_uid, &mut rep).await?;
     }
 
-    let selected: Option<HashSet<Uid>> = if ctx.options.filter.has_dates() {
-        let f = &ctx.options.filter;
-        let header = f.date_field == super::DateField::Header;
-        let mut keys = Vec::new();
-        if let Some(d) = f.since {
-            keys.push(if header {
-                SearchKey::SentSince(d)
-            } else {
-                SearchKey::Since(d)
-            });
-        }
-        if let Some(d) = f.before {
-            keys.push(if header {
-                SearchKey::SentBefore(d)
-            } else {
-                SearchKey::Before(d)
-            });
-        }
-        Some(
-            src.uid_search(&keys)
-                .await
-                .map_err(on(Side::Source))?
-                .into_iter()
-                .collect(),
-        )
-    } else {
-        None
+    let selected: Option<HashSet<Uid>> = match ctx.options.filter.date_range() {
+        Some(range) => Some(src.select_dates(&range).await.map_err(on(Side::Source))?),
+        None => None,
     };
 
     let copied: HashMap<Uid, CopiedRecord> = state
@@ -456,7 +413,7 @@ async fn copy_folder(
         .into_iter()
         .map(|r| (r.src_uid, r))
         .collect();
-    let size_limit = match (ctx.options.filter.max_size, dst.capabilities().append_limit()) {
+    let size_limit = match (ctx.options.filter.max_size, dsel.append_limit) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
@@ -505,7 +462,7 @@ async fn copy_folder(
     }
 
     for (_, (flags, dst_uids, src_flags)) in flag_changes {
-        dst.uid_store(&uid_set(&dst_uids), "", &flags)
+        dst.store_flags(&dst_uids, &flags)
             .await
             .map_err(on(Side::Destination))?;
         rep.flags_updated += src_flags.len() as u64;
@@ -518,7 +475,7 @@ async fn copy_folder(
         bytes: todo.iter().map(|m| m.size).sum(),
     });
 
-    let uidplus = dst.capabilities().has("UIDPLUS");
+    let uidplus = dsel.reports_uids;
     // A lower bound for the UID of anything we append next: UIDs only grow.
     let mut floor = dsel.uid_next.unwrap_or(1).max(1);
     let batch = ctx.options.batch.max(1);
@@ -535,10 +492,8 @@ async fn copy_folder(
             .collect();
         state.add_pending(account, folder, &pend)?;
         let uids: Vec<Uid> = chunk.iter().map(|m| m.uid).collect();
-        src.send_fetch_bodies(&uids)
-            .await
-            .map_err(on(Side::Source))?;
-        let mut in_flight: Vec<(String, Uid, Fingerprinter, u64)> = Vec::new();
+        src.request_bodies(&uids).await.map_err(on(Side::Source))?;
+        let mut in_flight: Vec<(crate::sink::AppendTicket, Uid, Fingerprinter, u64)> = Vec::new();
         let mut gone: Vec<Uid> = Vec::new();
         while let Some(ev) = src.next_body().await.map_err(on(Side::Source))? {
             match ev {
@@ -551,22 +506,23 @@ async fn copy_folder(
                     let mut fp = Fingerprinter::new();
                     let len = body.len;
                     let sent = dst
-                        .append_send_fetched(
-                            &entry.target_raw,
+                        .append(
                             &flags,
                             meta.internal_date.as_ref(),
                             &mut body,
-                            |c| fp.update(c),
+                            &mut |c: &[u8]| fp.update(c),
                         )
                         .await;
                     match sent {
-                        Ok(tag) => in_flight.push((tag, uid, fp, len)),
-                        Err(ImapError::Refused { status, .. }) => {
-                            // Refused before the body was sent (synchronising literal).
-                            refuse(ctx, &mut rep, folder, uid, len, status.describe());
-                            gone.push(uid);
-                        }
-                        Err(e) => return Err(on(Side::Destination)(e)),
+                        Ok(ticket) => in_flight.push((ticket, uid, fp, len)),
+                        Err(e) => match e.refusal() {
+                            Some(words) => {
+                                // Refused before the body was sent (synchronising literal).
+                                refuse(ctx, &mut rep, folder, uid, len, words);
+                                gone.push(uid);
+                            }
+                            None => return Err(on(Side::Destination)(e)),
+                        },
                     }
                 }
                 BodyEvent::Missing(uid) => {
@@ -592,14 +548,16 @@ async fn copy_folder(
             }
         }
         let mut done = Vec::with_capacity(in_flight.len());
-        for (tag, uid, fp, len) in in_flight {
-            match dst.append_wait(&tag, &entry.target_raw).await {
-                Ok(landed) => {
-                    let dst_uid = landed.map(|a| a.uid);
+        for (ticket, uid, fp, len) in in_flight {
+            match dst.finish_append(ticket).await {
+                Ok(dst_uid) => {
                     if let Some(u) = dst_uid {
                         floor = floor.max(u.0.saturating_add(1));
                     }
-                    let flags = by_uid.get(&uid).map(|m| m.flags.clone()).unwrap_or_default();
+                    let flags = by_uid
+                        .get(&uid)
+                        .map(|m| m.flags.clone())
+                        .unwrap_or_default();
                     done.push(CopiedRecord {
                         src_uid: uid,
                         dst_uid,
@@ -615,15 +573,17 @@ async fn copy_folder(
                         bytes: len,
                     });
                 }
-                Err(ImapError::Refused { status, .. }) => {
-                    refuse(ctx, &mut rep, folder, uid, len, status.describe());
-                    gone.push(uid);
-                }
-                Err(e) => {
-                    // Whatever landed is found again by fingerprint on the next run.
-                    state.commit_copied(account, folder, &done)?;
-                    return Err(on(Side::Destination)(e));
-                }
+                Err(e) => match e.refusal() {
+                    Some(words) => {
+                        refuse(ctx, &mut rep, folder, uid, len, words);
+                        gone.push(uid);
+                    }
+                    None => {
+                        // Whatever landed is found again by fingerprint on the next run.
+                        state.commit_copied(account, folder, &done)?;
+                        return Err(on(Side::Destination)(e));
+                    }
+                },
             }
         }
         state.commit_copied(account, folder, &done)?;
@@ -641,9 +601,6 @@ async fn copy_folder(
         }
         if ctx.cancel.is_cancelled() {
             return Err(EngineError::Cancelled);
-        }
-        if !uidplus {
-            // Without APPENDUID the floor stays where it was: still a valid lower bound.
         }
     }
 
@@ -689,8 +646,8 @@ fn refuse(ctx: &Ctx, rep: &mut FolderReport, folder: &str, uid: Uid, size: u64, 
 /// After a crash: which pending messages did land on the destination?
 async fn resolve_pending(
     ctx: &Ctx,
-    src: &mut Session,
-    dst: &mut Session,
+    src: &mut AnySource,
+    dst: &mut AnySink,
     folder: &str,
     pending: &[PendingRecord],
     by_uid: &HashMap<Uid, &MessageMeta>,
@@ -699,35 +656,40 @@ async fn resolve_pending(
     let account = ctx.options.account_key.as_str();
     let state = ctx.state.as_ref();
     let on = |side: Side| {
-        move |source: ImapError| EngineError::Folder {
+        move |source: AccessError| EngineError::Folder {
             side,
             folder: folder.to_string(),
             source,
         }
     };
-    let floor = pending.iter().map(|p| p.dst_floor).min().unwrap_or(1).max(1);
+    let floor = pending
+        .iter()
+        .map(|p| p.dst_floor)
+        .min()
+        .unwrap_or(1)
+        .max(1);
     let claimed: HashSet<Uid> = state
         .copied(account, folder)?
         .into_iter()
         .filter_map(|r| r.dst_uid)
         .collect();
     let candidates: Vec<Uid> = dst
-        .fetch_meta(&format!("{floor}:*"), None)
+        .uids_from(floor)
         .await
         .map_err(on(Side::Destination))?
         .into_iter()
-        .map(|m| m.uid)
-        .filter(|u| u.0 >= floor && !claimed.contains(u))
+        .filter(|u| !claimed.contains(u))
         .collect();
     let src_uids: Vec<Uid> = pending
         .iter()
         .map(|p| p.src_uid)
         .filter(|u| by_uid.contains_key(u))
         .collect();
-    let dst_fps = fingerprints(dst, &candidates)
+    let dst_fps = dst
+        .fingerprints(&candidates)
         .await
         .map_err(on(Side::Destination))?;
-    let src_fps = fingerprints(src, &src_uids)
+    let src_fps = source_fingerprints(src, &src_uids)
         .await
         .map_err(on(Side::Source))?;
     let mut wanted: Vec<(Uid, [u8; 32])> = src_fps.into_iter().collect();
@@ -767,8 +729,8 @@ async fn resolve_pending(
 /// messages by fingerprint.
 async fn rematch_source(
     ctx: &Ctx,
-    src: &mut Session,
-    dst: &mut Session,
+    src: &mut AnySource,
+    dst: &mut AnySink,
     entry: &PlanEntry,
     record: &FolderRecord,
     new_validity: UidValidity,
@@ -778,7 +740,7 @@ async fn rematch_source(
     let folder = entry.source.name.as_str();
     let state = ctx.state.as_ref();
     let on = |side: Side| {
-        move |source: ImapError| EngineError::Folder {
+        move |source: AccessError| EngineError::Folder {
             side,
             folder: folder.to_string(),
             source,
@@ -790,25 +752,32 @@ async fn rematch_source(
     // too, so that they are not copied twice.
     let mut extra: HashMap<Uid, [u8; 32]> = HashMap::new();
     if !pending.is_empty() {
-        let floor = pending.iter().map(|p| p.dst_floor).min().unwrap_or(1).max(1);
+        let floor = pending
+            .iter()
+            .map(|p| p.dst_floor)
+            .min()
+            .unwrap_or(1)
+            .max(1);
         let claimed: HashSet<Uid> = copied.iter().filter_map(|r| r.dst_uid).collect();
         let cands: Vec<Uid> = dst
-            .fetch_meta(&format!("{floor}:*"), None)
+            .uids_from(floor)
             .await
             .map_err(on(Side::Destination))?
             .into_iter()
-            .map(|m| m.uid)
-            .filter(|u| u.0 >= floor && !claimed.contains(u))
+            .filter(|u| !claimed.contains(u))
             .collect();
-        extra = fingerprints(dst, &cands)
+        extra = dst
+            .fingerprints(&cands)
             .await
             .map_err(on(Side::Destination))?;
         let uids: Vec<Uid> = pending.iter().map(|p| p.src_uid).collect();
         state.drop_pending(account, folder, &uids)?;
     }
-    let metas = src.fetch_meta("1:*", None).await.map_err(on(Side::Source))?;
+    let metas = src.messages().await.map_err(on(Side::Source))?;
     let uids: Vec<Uid> = metas.iter().map(|m| m.uid).collect();
-    let src_fps = fingerprints(src, &uids).await.map_err(on(Side::Source))?;
+    let src_fps = source_fingerprints(src, &uids)
+        .await
+        .map_err(on(Side::Source))?;
     // Old records, oldest first, claim new source messages by fingerprint.
     let mut by_fp: HashMap<[u8; 32], VecDeque<&CopiedRecord>> = HashMap::new();
     for r in &copied {
@@ -856,7 +825,7 @@ async fn rematch_source(
 /// is gone will be copied again.
 async fn rematch_dest(
     ctx: &Ctx,
-    dst: &mut Session,
+    dst: &mut AnySink,
     entry: &PlanEntry,
     new_validity: UidValidity,
     rep: &mut FolderReport,
@@ -865,22 +834,13 @@ async fn rematch_dest(
     let folder = entry.source.name.as_str();
     let state = ctx.state.as_ref();
     let copied = state.copied(account, folder)?;
-    let metas = dst
-        .fetch_meta("1:*", None)
-        .await
-        .map_err(|source| EngineError::Folder {
-            side: Side::Destination,
-            folder: folder.to_string(),
-            source,
-        })?;
-    let uids: Vec<Uid> = metas.iter().map(|m| m.uid).collect();
-    let dst_fps = fingerprints(dst, &uids)
-        .await
-        .map_err(|source| EngineError::Folder {
-            side: Side::Destination,
-            folder: folder.to_string(),
-            source,
-        })?;
+    let on_dst = |source: AccessError| EngineError::Folder {
+        side: Side::Destination,
+        folder: folder.to_string(),
+        source,
+    };
+    let uids = dst.uids_from(1).await.map_err(on_dst)?;
+    let dst_fps = dst.fingerprints(&uids).await.map_err(on_dst)?;
     let wanted: Vec<(Uid, [u8; 32])> = copied.iter().map(|r| (r.src_uid, r.fingerprint)).collect();
     let map = match_by_fingerprint(&wanted, &dst_fps);
     state.remap_dest(account, folder, new_validity, &map)?;
@@ -899,16 +859,20 @@ mod tests {
     #[test]
     fn uid_sets_are_compact() {
         let u = |v: &[u32]| v.iter().map(|&x| Uid(x)).collect::<Vec<_>>();
-        assert_eq!(uid_set(&u(&[5, 1, 2, 3, 9, 10])), "1:3,5,9:10");
-        assert_eq!(uid_set(&u(&[7])), "7");
+        assert_eq!(
+            super::super::uid_set(&u(&[5, 1, 2, 3, 9, 10, 3])),
+            "1:3,5,9:10"
+        );
+        assert_eq!(super::super::uid_set(&u(&[7])), "7");
     }
 
     #[test]
     fn identical_messages_match_one_to_one() {
         let fp = [1u8; 32];
         let other = [2u8; 32];
-        let cands: HashMap<Uid, [u8; 32]> =
-            [(Uid(10), fp), (Uid(11), fp), (Uid(12), other)].into_iter().collect();
+        let cands: HashMap<Uid, [u8; 32]> = [(Uid(10), fp), (Uid(11), fp), (Uid(12), other)]
+            .into_iter()
+            .collect();
         let wanted = vec![(Uid(1), fp), (Uid(2), fp), (Uid(3), fp), (Uid(4), other)];
         let m = match_by_fingerprint(&wanted, &cands);
         assert_eq!(

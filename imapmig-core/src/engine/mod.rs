@@ -31,9 +31,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::imap::{Credentials, Endpoint, ImapError, Session};
 use crate::mapping::{self, Destination, FolderPlan, PlanError, PlanOptions};
+use crate::sink::{AnySink, MigrationSink, SinkSpec};
+use crate::source::{AccessError, AnySource, MigrationSource, SourceSpec};
 use crate::state::{StateError, StateStore};
 
-pub use verify::{verify, FolderVerification, MessageDifference, Verification};
+pub use verify::{verify, verify_between, FolderVerification, MessageDifference, Verification};
 
 /// Which side of the migration something happened on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -93,8 +95,13 @@ pub struct MessageFilter {
 }
 
 impl MessageFilter {
-    fn has_dates(&self) -> bool {
-        self.since.is_some() || self.before.is_some()
+    /// The date range, when one is set.
+    pub fn date_range(&self) -> Option<crate::source::DateRange> {
+        (self.since.is_some() || self.before.is_some()).then_some(crate::source::DateRange {
+            since: self.since,
+            before: self.before,
+            field: self.date_field,
+        })
     }
 }
 
@@ -273,25 +280,26 @@ pub type ProgressSink = Arc<dyn Fn(&ProgressEvent) + Send + Sync>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
-    /// A server failed outside any one folder (connecting, logging in, listing folders).
+    /// A server (or local store) failed outside any one folder (connecting, logging in,
+    /// listing folders).
     #[error("{side}: {source}")]
     Server {
-        /// Which server.
+        /// Which side.
         side: Side,
         /// What it said or what broke.
         #[source]
-        source: ImapError,
+        source: AccessError,
     },
-    /// A server failed while copying one folder.
+    /// A server (or local store) failed while copying one folder.
     #[error("{side}, folder {folder:?}: {source}")]
     Folder {
-        /// Which server.
+        /// Which side.
         side: Side,
         /// The source folder.
         folder: String,
         /// What went wrong.
         #[source]
-        source: ImapError,
+        source: AccessError,
     },
     /// The folder plan could not be made.
     #[error("folder plan: {0}")]
@@ -310,6 +318,11 @@ pub enum EngineError {
 impl EngineError {
     /// The IMAP error underneath, if any.
     pub fn imap(&self) -> Option<&ImapError> {
+        self.access().and_then(AccessError::imap)
+    }
+
+    /// The source or sink error underneath, if any.
+    pub fn access(&self) -> Option<&AccessError> {
         match self {
             EngineError::Server { source, .. } | EngineError::Folder { source, .. } => Some(source),
             _ => None,
@@ -318,50 +331,53 @@ impl EngineError {
 
     /// Whether a later retry may succeed (dropped connection, throttling).
     pub fn is_transient(&self) -> bool {
-        self.imap().is_some_and(ImapError::is_transient)
+        self.access().is_some_and(AccessError::is_transient)
     }
 }
 
 /// Opens both sides, lists folders and makes the plan.
 pub async fn plan(
-    source: &Account,
-    destination: &Account,
+    source: &SourceSpec,
+    destination: &SinkSpec,
     options: &PlanOptions,
-) -> Result<(FolderPlan, Session, Session), EngineError> {
-    let server = |side| move |source| EngineError::Server { side, source };
-    let mut src = source.open().await.map_err(server(Side::Source))?;
-    let mut dst = destination.open().await.map_err(server(Side::Destination))?;
+) -> Result<(FolderPlan, AnySource, AnySink), EngineError> {
+    let mut src = source.open().await.map_err(|source| EngineError::Server {
+        side: Side::Source,
+        source,
+    })?;
+    let mut dst = destination
+        .open()
+        .await
+        .map_err(|source| EngineError::Server {
+            side: Side::Destination,
+            source,
+        })?;
     let plan = plan_with(&mut src, &mut dst, options).await?;
     Ok((plan, src, dst))
 }
 
 async fn plan_with(
-    src: &mut Session,
-    dst: &mut Session,
+    src: &mut AnySource,
+    dst: &mut AnySink,
     options: &PlanOptions,
 ) -> Result<FolderPlan, EngineError> {
     let server = |side| move |source| EngineError::Server { side, source };
-    let _ = src.id().await;
-    let _ = dst.id().await;
-    let src_folders = src.list().await.map_err(server(Side::Source))?;
-    let src_ns = src.namespace().await.map_err(server(Side::Source))?;
-    let dst_folders = dst.list().await.map_err(server(Side::Destination))?;
-    let dst_ns = dst.namespace().await.map_err(server(Side::Destination))?;
-    let delimiter = dst_ns
-        .delimiter
-        .or_else(|| dst_folders.iter().find_map(|f| f.delimiter))
-        .unwrap_or('/');
+    let src_list = src.list_folders().await.map_err(server(Side::Source))?;
+    let dst_list = dst
+        .list_folders()
+        .await
+        .map_err(server(Side::Destination))?;
     let mut options = options.clone();
-    if options.source_prefix.is_none() && !src_ns.prefix.is_empty() {
-        options.source_prefix = Some(src_ns.prefix.clone());
+    if options.source_prefix.is_none() && !src_list.prefix.is_empty() {
+        options.source_prefix = Some(src_list.prefix.clone());
     }
     let dest = Destination {
-        folders: dst_folders,
-        delimiter,
-        personal_prefix: dst_ns.prefix,
+        folders: dst_list.folders,
+        delimiter: dst_list.delimiter.unwrap_or('/'),
+        personal_prefix: dst_list.prefix,
         utf8: false,
     };
-    Ok(mapping::plan(&src_folders, &dest, &options)?)
+    Ok(mapping::plan(&src_list.folders, &dest, &options)?)
 }
 
 /// Migrates one account: plans the folders, copies what is new, brings flags up to date.
@@ -376,5 +392,52 @@ pub async fn migrate(
     progress: Option<ProgressSink>,
     cancel: CancellationToken,
 ) -> Result<MigrationReport, EngineError> {
+    copy::run(
+        &SourceSpec::Imap(source.clone()),
+        &SinkSpec::Imap(destination.clone()),
+        options,
+        state,
+        progress,
+        cancel,
+    )
+    .await
+}
+
+/// Like [`migrate`], between any kind of source and sink (IMAP, POP3, Maildir, mbox...).
+pub async fn migrate_between(
+    source: &SourceSpec,
+    destination: &SinkSpec,
+    options: &MigrationOptions,
+    state: Arc<dyn StateStore>,
+    progress: Option<ProgressSink>,
+    cancel: CancellationToken,
+) -> Result<MigrationReport, EngineError> {
     copy::run(source, destination, options, state, progress, cancel).await
+}
+
+/// A compact IMAP UID set (`1:3,5,9:10`) for these UIDs.
+pub fn uid_set(uids: &[crate::model::Uid]) -> String {
+    let mut sorted: Vec<u32> = uids.iter().map(|u| u.0).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
 }

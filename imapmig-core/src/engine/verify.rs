@@ -11,9 +11,11 @@ use serde::Serialize;
 
 use super::fingerprint::{hex, Fingerprinter};
 use super::{Account, EngineError, MessageFilter, Side};
-use crate::imap::{BodyEvent, ImapError, SearchKey, Session};
+use crate::body::BodyEvent;
 use crate::mapping::PlanOptions;
-use crate::model::{MessageMeta, Uid};
+use crate::model::{Folder, MessageMeta, Uid};
+use crate::sink::{MigrationSink, SinkSpec};
+use crate::source::{AccessError, AnySource, MigrationSource, SourceSpec};
 
 /// One way a copied message differs from its source.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -102,43 +104,29 @@ struct Hashed {
 }
 
 async fn hash_folder(
-    session: &mut Session,
-    raw: &str,
+    source: &mut AnySource,
+    folder: &Folder,
     filter: Option<&MessageFilter>,
-) -> Result<Vec<Hashed>, ImapError> {
-    session.examine(raw).await?;
-    let metas = session.fetch_meta("1:*", None).await?;
-    let metas = match filter {
-        Some(f) if f.has_dates() => {
-            let mut keys = Vec::new();
-            let header = f.date_field == super::DateField::Header;
-            if let Some(d) = f.since {
-                keys.push(if header {
-                    SearchKey::SentSince(d)
-                } else {
-                    SearchKey::Since(d)
-                });
-            }
-            if let Some(d) = f.before {
-                keys.push(if header {
-                    SearchKey::SentBefore(d)
-                } else {
-                    SearchKey::Before(d)
-                });
-            }
-            let keep: std::collections::HashSet<Uid> =
-                session.uid_search(&keys).await?.into_iter().collect();
-            metas.into_iter().filter(|m| keep.contains(&m.uid)).collect()
+) -> Result<Vec<Hashed>, AccessError> {
+    source.open_folder(folder).await?;
+    let metas = source.messages().await?;
+    let metas = match filter.and_then(MessageFilter::date_range) {
+        Some(range) => {
+            let keep = source.select_dates(&range).await?;
+            metas
+                .into_iter()
+                .filter(|m| keep.contains(&m.uid))
+                .collect()
         }
-        _ => metas,
+        None => metas,
     };
     let mut by_uid: HashMap<Uid, MessageMeta> = metas.into_iter().map(|m| (m.uid, m)).collect();
     let mut uids: Vec<Uid> = by_uid.keys().copied().collect();
     uids.sort_unstable();
     let mut out = Vec::with_capacity(uids.len());
     for chunk in uids.chunks(256) {
-        session.send_fetch_bodies(chunk).await?;
-        while let Some(ev) = session.next_body().await? {
+        source.request_bodies(chunk).await?;
+        while let Some(ev) = source.next_body().await? {
             if let BodyEvent::Body(mut b) = ev {
                 let uid = b.uid;
                 let mut f = Fingerprinter::new();
@@ -160,34 +148,65 @@ async fn hash_folder(
     Ok(out)
 }
 
-/// Compares every planned folder of the source with its destination.
+/// Compares every planned folder of an IMAP source with its IMAP destination.
 pub async fn verify(
     source: &Account,
     destination: &Account,
     plan_options: &PlanOptions,
     filter: &MessageFilter,
 ) -> Result<Verification, EngineError> {
-    let (plan, mut src, mut dst) = super::plan(source, destination, plan_options).await?;
+    verify_between(
+        &SourceSpec::Imap(source.clone()),
+        &SinkSpec::Imap(destination.clone()),
+        plan_options,
+        filter,
+    )
+    .await
+}
+
+/// Compares every planned folder of any source with its destination, reading the
+/// destination back as a source.
+pub async fn verify_between(
+    source: &SourceSpec,
+    destination: &SinkSpec,
+    plan_options: &PlanOptions,
+    filter: &MessageFilter,
+) -> Result<Verification, EngineError> {
+    let (plan, mut src, sink) = super::plan(source, destination, plan_options).await?;
+    sink.close().await;
+    let server = |side| move |source| EngineError::Server { side, source };
+    let mut dst = destination
+        .as_source()
+        .open()
+        .await
+        .map_err(server(Side::Destination))?;
+    let dst_folders: HashMap<String, Folder> = dst
+        .list_folders()
+        .await
+        .map_err(server(Side::Destination))?
+        .folders
+        .into_iter()
+        .map(|f| (f.raw.clone(), f))
+        .collect();
     let mut out = Verification::default();
     for entry in &plan.entries {
         let folder = entry.source.name.clone();
         let on = |side: Side| {
             let folder = folder.clone();
-            move |source: ImapError| EngineError::Folder {
+            move |source: AccessError| EngineError::Folder {
                 side,
                 folder,
                 source,
             }
         };
-        let src_msgs = hash_folder(&mut src, &entry.source.raw, Some(filter))
+        let src_msgs = hash_folder(&mut src, &entry.source, Some(filter))
             .await
             .map_err(on(Side::Source))?;
-        let dst_msgs = if entry.exists || dst.status(&entry.target_raw).await.is_ok() {
-            hash_folder(&mut dst, &entry.target_raw, None)
+        let dst_msgs = match dst_folders.get(&entry.target_raw) {
+            Some(target) => hash_folder(&mut dst, target, None)
                 .await
-                .map_err(on(Side::Destination))?
-        } else {
-            Vec::new()
+                .map_err(on(Side::Destination))?,
+            None => Vec::new(),
         };
         let mut fv = FolderVerification {
             source: entry.source.name.clone(),
@@ -268,7 +287,7 @@ pub async fn verify(
         fv.extra_on_destination = fv.destination_messages - fv.matched;
         out.folders.push(fv);
     }
-    src.logout().await;
-    dst.logout().await;
+    src.close().await;
+    dst.close().await;
     Ok(out)
 }

@@ -70,6 +70,10 @@ impl Connection {
         self.io.get_ref().is_tls()
     }
 
+    pub(crate) fn timeout(&self) -> Duration {
+        self.io.get_ref().timeout()
+    }
+
     pub(crate) fn set_timeout(&mut self, timeout: Duration) {
         self.io.get_mut().set_timeout(timeout);
     }
@@ -207,6 +211,15 @@ impl Connection {
     where
         F: FnMut(&Parsed<'_>),
     {
+        self.wait_raw(tag, |_, p| on_data(p)).await
+    }
+
+    /// Like [`Connection::wait`], but `on_data` also sees the line each response was parsed
+    /// from (to tell how a string was written on the wire).
+    pub(crate) async fn wait_raw<F>(&mut self, tag: &str, mut on_data: F) -> Result<StatusResponse>
+    where
+        F: FnMut(&[u8], &Parsed<'_>),
+    {
         if let Some(done) = self.completed.remove(tag) {
             return Ok(done);
         }
@@ -217,13 +230,14 @@ impl Connection {
             match &parsed {
                 Parsed::Status(s) if s.tag.as_deref() == Some(tag) => return Ok(s.clone()),
                 Parsed::Status(s) if s.tag.is_some() => {
-                    self.completed.insert(s.tag.clone().unwrap_or_default(), s.clone());
+                    self.completed
+                        .insert(s.tag.clone().unwrap_or_default(), s.clone());
                 }
                 Parsed::Status(s) if s.kind == StatusKind::Bye => {
                     self.bye = Some(s.describe());
-                    on_data(&parsed);
+                    on_data(&line, &parsed);
                 }
-                _ => on_data(&parsed),
+                _ => on_data(&line, &parsed),
             }
         }
     }
@@ -246,7 +260,8 @@ impl Connection {
                 Parsed::Continue(text) => return Ok(Ok(text.clone())),
                 Parsed::Status(s) if s.tag.as_deref() == Some(tag) => return Ok(Err(s.clone())),
                 Parsed::Status(s) if s.tag.is_some() => {
-                    self.completed.insert(s.tag.clone().unwrap_or_default(), s.clone());
+                    self.completed
+                        .insert(s.tag.clone().unwrap_or_default(), s.clone());
                 }
                 Parsed::Status(s) if s.kind == StatusKind::Bye => {
                     self.bye = Some(s.describe());

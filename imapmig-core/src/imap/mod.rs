@@ -8,7 +8,7 @@
 //! connection: body fetches are pipelined, and appends with LITERAL+ do not wait for each other.
 //! Every wait has a timeout.
 
-mod conn;
+pub(crate) mod conn;
 pub mod error;
 mod session;
 mod transport;

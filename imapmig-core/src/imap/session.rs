@@ -1,18 +1,17 @@
 //! A logged-in (or about to log in) IMAP session and the commands a migration needs.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use imap_proto::{AttributeValue, MailboxDatum, NameAttribute, Response, StatusAttribute};
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 
 use super::conn::Connection;
 use super::error::{ImapError, Result};
 use super::transport::{tls_handshake, Stream, Timed, TlsVerify};
+pub use crate::body::{BodyEvent, FetchedBody};
 use crate::model::{Flags, Folder, InternalDate, MessageMeta, SpecialUse, Uid, UidValidity};
 use crate::sasl;
 use crate::secret::Secret;
@@ -305,121 +304,19 @@ pub struct FetchedMessage {
     pub body: Bytes,
 }
 
-/// What one pipelined body fetch produced.
-pub enum BodyEvent<'a> {
-    /// The body of a message.
-    Body(FetchedBody<'a>),
-    /// The message is gone (expunged since it was listed); nothing to copy.
-    Missing(Uid),
-    /// The server refused to give this message.
-    Failed(Uid, StatusResponse),
-}
-
-/// A message body being received: read it with [`tokio::io::AsyncRead`]. Exactly `len` bytes.
-/// Dropping it early is allowed: the rest is skipped before the connection is used again.
-pub struct FetchedBody<'a> {
-    /// The message's UID.
-    pub uid: Uid,
-    /// The body's length, from the literal's own announcement (never RFC822.SIZE).
-    pub len: u64,
-    inner: BodyInner<'a>,
-}
-
-enum BodyInner<'a> {
-    Inline(Bytes),
-    Streaming {
-        conn: &'a mut Connection,
-        pending: Bytes,
-        done: bool,
-    },
-}
-
-impl FetchedBody<'_> {
-    /// The whole body if it arrived in one piece (small messages), without copying.
-    pub fn as_inline(&self) -> Option<&Bytes> {
-        match &self.inner {
-            BodyInner::Inline(b) => Some(b),
-            BodyInner::Streaming { .. } => None,
-        }
-    }
-
-    /// The next chunk of the body, or `None` at its end. Chunks are handed on without copying.
-    pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
-        match &mut self.inner {
-            BodyInner::Inline(b) => {
-                if b.is_empty() {
-                    Ok(None)
-                } else {
-                    Ok(Some(std::mem::take(b)))
-                }
-            }
-            BodyInner::Streaming {
-                conn,
-                pending,
-                done,
-            } => {
-                if !pending.is_empty() {
-                    return Ok(Some(std::mem::take(pending)));
-                }
-                if *done {
-                    return Ok(None);
-                }
-                match conn.next_frame().await? {
-                    Frame::LiteralData(d) => Ok(Some(d)),
-                    Frame::LiteralEnd => {
-                        *done = true;
-                        Ok(None)
-                    }
-                    other => Err(ImapError::Protocol {
-                        host: conn.host.clone(),
-                        command: "FETCH",
-                        detail: format!("expected message data, got {other:?}"),
-                    }),
-                }
-            }
-        }
-    }
-}
-
-impl AsyncRead for FetchedBody<'_> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        loop {
-            let pending = match &mut this.inner {
-                BodyInner::Inline(b) => b,
-                BodyInner::Streaming {
-                    conn,
-                    pending,
-                    done,
-                } => {
-                    if pending.is_empty() && !*done {
-                        match conn.poll_frame(cx) {
-                            Poll::Pending => return Poll::Pending,
-                            Poll::Ready(Ok(Frame::LiteralData(d))) => *pending = d,
-                            Poll::Ready(Ok(Frame::LiteralEnd)) => *done = true,
-                            Poll::Ready(Ok(_)) => {
-                                return Poll::Ready(Err(std::io::Error::other(
-                                    "unexpected frame inside a message body",
-                                )))
-                            }
-                            Poll::Ready(Err(e)) => {
-                                return Poll::Ready(Err(std::io::Error::other(e.to_string())))
-                            }
-                        }
-                        continue;
-                    }
-                    pending
-                }
-            };
-            let n = pending.len().min(buf.remaining());
-            buf.put_slice(&pending.split_to(n));
-            return Poll::Ready(Ok(()));
-        }
-    }
+/// One pipelined body fetch.
+///
+/// Servers may run pipelined commands in parallel (Dovecot does): the data and even the tagged
+/// completion of a later FETCH can arrive before an earlier one's completion. So every fetch in
+/// flight keeps its own state, and events are handed out in request order only where that is
+/// known to be safe (Missing/Failed wait for the completion; bodies go out as they arrive).
+struct PendingFetch {
+    tag: String,
+    uid: Uid,
+    /// Its body has been handed out.
+    delivered: bool,
+    /// Its tagged completion, once it has arrived.
+    done: Option<StatusResponse>,
 }
 
 /// An IMAP session.
@@ -429,9 +326,8 @@ pub struct Session {
     port: u16,
     utf8: bool,
     selected: Option<Selected>,
-    /// Body fetches in flight, oldest first, and whether the oldest has delivered its body.
-    fetches: VecDeque<(String, Uid)>,
-    front_delivered: bool,
+    /// Body fetches in flight, oldest first.
+    fetches: VecDeque<PendingFetch>,
     /// The next line completes a FETCH whose body was streamed.
     after_stream: bool,
     greeting: String,
@@ -562,6 +458,30 @@ fn status_from_attrs(attrs: &[StatusAttribute]) -> FolderStatus {
     st
 }
 
+/// The text of a mailbox name as imap-proto hands it on, with quoted-string escapes undone.
+///
+/// imap-proto returns a quoted string's content as it stood on the wire (`"a\"b"` gives
+/// `a\"b`, not `a"b`), while an atom or a literal is verbatim; the byte before the string in
+/// `line` tells which it was. Without this, a folder named `a"b` or `a\b` would be listed with
+/// backslashes added, and the name would then address a different folder.
+fn astring_text(line: &[u8], s: &str) -> String {
+    let base = line.as_ptr() as usize;
+    let at = s.as_ptr() as usize;
+    let quoted = at > base && at + s.len() <= base + line.len() && line[at - base - 1] == b'"';
+    if !quoted || !s.contains('\\') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Finds `UID n` in the head of a FETCH response whose body is being streamed.
 fn uid_in_head(head: &[u8]) -> Option<Uid> {
     let open = memchr::memchr(b'(', head)?;
@@ -657,31 +577,29 @@ impl Session {
     /// Connects (TLS or STARTTLS as asked), reads the greeting and the capabilities. Does not
     /// log in.
     pub async fn connect(ep: &Endpoint) -> Result<Session> {
-        let tcp = match tokio::time::timeout(
-            ep.timeout,
-            TcpStream::connect((ep.host.as_str(), ep.port)),
-        )
-        .await
-        {
-            Ok(Ok(t)) => t,
-            Ok(Err(source)) => {
-                return Err(ImapError::Connect {
-                    host: ep.host.clone(),
-                    port: ep.port,
-                    source,
-                })
-            }
-            Err(_) => {
-                return Err(ImapError::Connect {
-                    host: ep.host.clone(),
-                    port: ep.port,
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("no connection within {} s", ep.timeout.as_secs()),
-                    ),
-                })
-            }
-        };
+        let tcp =
+            match tokio::time::timeout(ep.timeout, TcpStream::connect((ep.host.as_str(), ep.port)))
+                .await
+            {
+                Ok(Ok(t)) => t,
+                Ok(Err(source)) => {
+                    return Err(ImapError::Connect {
+                        host: ep.host.clone(),
+                        port: ep.port,
+                        source,
+                    })
+                }
+                Err(_) => {
+                    return Err(ImapError::Connect {
+                        host: ep.host.clone(),
+                        port: ep.port,
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("no connection within {} s", ep.timeout.as_secs()),
+                        ),
+                    })
+                }
+            };
         let _ = tcp.set_nodelay(true);
         let tls_err = |detail| ImapError::Tls {
             host: ep.host.clone(),
@@ -711,7 +629,9 @@ impl Session {
             let tcp = match conn.into_transport()?.into_stream() {
                 Stream::Plain(tcp) => tcp,
                 Stream::Tls(_) => {
-                    return Err(tls_err("STARTTLS on a connection that already has TLS".into()))
+                    return Err(tls_err(
+                        "STARTTLS on a connection that already has TLS".into(),
+                    ))
                 }
             };
             let stream = tls_handshake(tcp, &ep.host, &ep.verify, ep.timeout)
@@ -728,7 +648,6 @@ impl Session {
             utf8: false,
             selected: None,
             fetches: VecDeque::new(),
-            front_delivered: false,
             after_stream: false,
             greeting,
             user: None,
@@ -1122,7 +1041,10 @@ impl Session {
         Ok(out)
     }
 
-    async fn list_inner(&mut self, with_status: bool) -> Result<Vec<(Folder, Option<FolderStatus>)>> {
+    async fn list_inner(
+        &mut self,
+        with_status: bool,
+    ) -> Result<Vec<(Folder, Option<FolderStatus>)>> {
         self.ensure_idle_pipeline().await?;
         let special = self.caps.has("SPECIAL-USE") && self.caps.has("LIST-EXTENDED");
         let mut returns = Vec::new();
@@ -1135,7 +1057,9 @@ impl Session {
             } else {
                 ""
             };
-            returns.push(format!("STATUS (MESSAGES UIDNEXT UIDVALIDITY UNSEEN{modseq})"));
+            returns.push(format!(
+                "STATUS (MESSAGES UIDNEXT UIDVALIDITY UNSEEN{modseq})"
+            ));
         }
         let cmd = if returns.is_empty() {
             "LIST \"\" \"*\"".to_string()
@@ -1149,9 +1073,9 @@ impl Session {
         let utf8 = self.utf8;
         let status = self
             .conn
-            .wait(&tag, |p| match p {
+            .wait_raw(&tag, |line, p| match p {
                 Parsed::Data(Response::MailboxData(MailboxDatum::List(l))) => {
-                    let raw = l.name.to_string();
+                    let raw = astring_text(line, &l.name);
                     let attributes: Vec<String> =
                         l.name_attributes.iter().map(attribute_name).collect();
                     let special_use = attributes
@@ -1171,9 +1095,11 @@ impl Session {
                     });
                 }
                 Parsed::Data(Response::MailboxData(MailboxDatum::Status { mailbox, status })) => {
-                    statuses.insert(mailbox.to_string(), status_from_attrs(status));
+                    statuses.insert(astring_text(line, mailbox), status_from_attrs(status));
                 }
-                Parsed::Unknown(line) if line.len() > 6 && line[..6].eq_ignore_ascii_case(b"* LIST") => {
+                Parsed::Unknown(line)
+                    if line.len() > 6 && line[..6].eq_ignore_ascii_case(b"* LIST") =>
+                {
                     unparsed.push(crate::wire::excerpt(line));
                 }
                 _ => {}
@@ -1216,7 +1142,9 @@ impl Session {
         let status = self
             .conn
             .wait(&tag, |p| {
-                if let Parsed::Data(Response::MailboxData(MailboxDatum::Status { status, .. })) = p
+                if let Parsed::Data(Response::MailboxData(MailboxDatum::Status {
+                    status, ..
+                })) = p
                 {
                     st = status_from_attrs(status);
                 }
@@ -1372,7 +1300,12 @@ impl Session {
                 .conn
                 .queue(format!("UID FETCH {uid} (UID BODY.PEEK[])").as_bytes())
                 .await?;
-            self.fetches.push_back((tag, uid));
+            self.fetches.push_back(PendingFetch {
+                tag,
+                uid,
+                delivered: false,
+                done: None,
+            });
         }
         self.conn.flush().await
     }
@@ -1383,17 +1316,38 @@ impl Session {
     }
 
     /// The next body of the pipelined fetches, `None` when none is in flight.
+    ///
+    /// Bodies come in the order the server sends them (normally the order asked for; a server
+    /// that runs pipelined commands in parallel may reorder them). A UID the server did not
+    /// send is reported as [`BodyEvent::Missing`] once its command has completed.
     pub async fn next_body(&mut self) -> Result<Option<BodyEvent<'_>>> {
         self.conn.drain_literal().await?;
         loop {
-            let Some((front_tag, front_uid)) = self.fetches.front().cloned() else {
+            let Some(front) = self.fetches.front() else {
                 return Ok(None);
             };
+            if front.done.is_some() {
+                let Some(PendingFetch {
+                    uid,
+                    delivered,
+                    done: Some(status),
+                    ..
+                }) = self.fetches.pop_front()
+                else {
+                    unreachable!("the front fetch was just seen completed")
+                };
+                if status.kind != StatusKind::Ok {
+                    return Ok(Some(BodyEvent::Failed(uid, status)));
+                }
+                if !delivered {
+                    return Ok(Some(BodyEvent::Missing(uid)));
+                }
+                continue;
+            }
             match self.conn.next_frame().await? {
                 Frame::LiteralStart { head, len } => {
-                    let uid = match uid_in_head(&head) {
+                    let uid = match uid_in_head(&head).or_else(|| self.first_undelivered()) {
                         Some(u) => u,
-                        None if !self.front_delivered => front_uid,
                         None => {
                             return Err(self.protocol(
                                 "FETCH",
@@ -1404,19 +1358,13 @@ impl Session {
                             ))
                         }
                     };
-                    if uid == front_uid {
-                        self.front_delivered = true;
-                    }
+                    self.mark_delivered(uid);
                     self.after_stream = true;
-                    return Ok(Some(BodyEvent::Body(FetchedBody {
+                    return Ok(Some(BodyEvent::Body(FetchedBody::streaming(
                         uid,
                         len,
-                        inner: BodyInner::Streaming {
-                            conn: &mut self.conn,
-                            pending: Bytes::new(),
-                            done: false,
-                        },
-                    })));
+                        &mut self.conn,
+                    ))));
                 }
                 Frame::LiteralData(_) | Frame::LiteralEnd => {
                     return Err(self.protocol("FETCH", "stray literal data".into()))
@@ -1427,17 +1375,16 @@ impl Session {
                         continue;
                     }
                     match crate::wire::response::parse_line(&line) {
-                        Parsed::Status(s) if s.tag.as_deref() == Some(front_tag.as_str()) => {
-                            self.fetches.pop_front();
-                            let delivered = std::mem::take(&mut self.front_delivered);
-                            if s.kind != StatusKind::Ok {
-                                return Ok(Some(BodyEvent::Failed(front_uid, s)));
-                            }
-                            if !delivered {
-                                return Ok(Some(BodyEvent::Missing(front_uid)));
+                        Parsed::Status(s) if s.tag.is_some() => {
+                            let ours = self
+                                .fetches
+                                .iter_mut()
+                                .find(|f| s.tag.as_deref() == Some(f.tag.as_str()));
+                            match ours {
+                                Some(f) => f.done = Some(s),
+                                None => self.conn.stash_completion(s),
                             }
                         }
-                        Parsed::Status(s) if s.tag.is_some() => self.conn.stash_completion(s),
                         Parsed::Status(s) if s.kind == StatusKind::Bye => {
                             self.conn.note_bye(s.describe())
                         }
@@ -1456,20 +1403,12 @@ impl Session {
                                 }
                             }
                             let Some(body) = body else { continue };
-                            let uid = match uid {
-                                Some(u) => u,
-                                None if !self.front_delivered => front_uid,
-                                None => continue,
+                            let Some(uid) = uid.or_else(|| self.first_undelivered()) else {
+                                continue;
                             };
                             let data = slice_of(&line, body);
-                            if uid == front_uid {
-                                self.front_delivered = true;
-                            }
-                            return Ok(Some(BodyEvent::Body(FetchedBody {
-                                uid,
-                                len: data.len() as u64,
-                                inner: BodyInner::Inline(data),
-                            })));
+                            self.mark_delivered(uid);
+                            return Ok(Some(BodyEvent::Body(FetchedBody::from_bytes(uid, data))));
                         }
                         _ => {}
                     }
@@ -1478,20 +1417,39 @@ impl Session {
         }
     }
 
+    /// The UID of the oldest fetch still waiting for its body: the owner of a body that came
+    /// without a UID.
+    fn first_undelivered(&self) -> Option<Uid> {
+        self.fetches
+            .iter()
+            .find(|f| !f.delivered && f.done.is_none())
+            .map(|f| f.uid)
+    }
+
+    fn mark_delivered(&mut self, uid: Uid) {
+        if let Some(f) = self
+            .fetches
+            .iter_mut()
+            .find(|f| f.uid == uid && !f.delivered)
+        {
+            f.delivered = true;
+        }
+    }
+
     /// Fetches whole messages with their metadata into memory: for fingerprints and
     /// verification of bounded sets. Messages larger than [`MAX_COLLECTED_BODY`] are refused.
     pub async fn fetch_bodies_collected(&mut self, uids: &[Uid]) -> Result<Vec<(Uid, Bytes)>> {
         self.send_fetch_bodies(uids).await?;
+        let host = self.conn.host.clone();
         let mut out = Vec::with_capacity(uids.len());
         while let Some(ev) = self.next_body().await? {
             if let BodyEvent::Body(mut b) = ev {
                 if b.len > MAX_COLLECTED_BODY {
-                    let uid = b.uid;
-                    drop(b);
-                    return Err(self.protocol(
-                        "FETCH",
-                        format!("message UID {uid} is too large to hold in memory"),
-                    ));
+                    return Err(ImapError::Protocol {
+                        host,
+                        command: "FETCH",
+                        detail: format!("message UID {} is too large to hold in memory", b.uid),
+                    });
                 }
                 let mut v = Vec::with_capacity(b.len as usize);
                 while let Some(c) = b.chunk().await? {
@@ -1701,7 +1659,10 @@ impl Session {
                 });
             }
         }
-        let cmd = format!("UID STORE {uid_set} {mode}FLAGS.SILENT {}", flags.to_imap_list());
+        let cmd = format!(
+            "UID STORE {uid_set} {mode}FLAGS.SILENT {}",
+            flags.to_imap_list()
+        );
         let folder = self.selected.as_ref().map(|s| s.raw.clone());
         self.simple("STORE", cmd.as_bytes(), folder.as_deref())
             .await
@@ -1757,6 +1718,21 @@ impl Session {
         if let Err(status) = self.conn.wait_continuation(&tag, |_| {}).await? {
             return Err(self.refused("IDLE", None, status));
         }
+        // A wait in IDLE is not a silent server: the read timeout must not end it early.
+        // Setting the timeout back also drops the read deadline the cut-short wait left armed.
+        let read_timeout = self.conn.timeout();
+        self.conn.set_timeout(read_timeout.saturating_add(wait));
+        let waited = self.idle_wait(&tag, wait).await;
+        self.conn.set_timeout(read_timeout);
+        let changed = waited?;
+        self.conn.send_raw_line(b"DONE").await?;
+        let status = self.conn.wait(&tag, |_| {}).await?;
+        self.check("IDLE", None, status)?;
+        Ok(changed)
+    }
+
+    /// The waiting part of IDLE: true when a change was reported before `wait` ran out.
+    async fn idle_wait(&mut self, tag: &str, wait: Duration) -> Result<bool> {
         let mut changed = false;
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -1779,7 +1755,7 @@ impl Session {
                         Parsed::Status(s) if s.kind == StatusKind::Bye => {
                             self.conn.note_bye(s.describe());
                         }
-                        Parsed::Status(s) if s.tag.as_deref() == Some(tag.as_str()) => {
+                        Parsed::Status(s) if s.tag.as_deref() == Some(tag) => {
                             return Err(self.refused("IDLE", None, s));
                         }
                         _ => {}
@@ -1787,9 +1763,6 @@ impl Session {
                 }
             }
         }
-        self.conn.send_raw_line(b"DONE").await?;
-        let status = self.conn.wait(&tag, |_| {}).await?;
-        self.check("IDLE", None, status)?;
         Ok(changed)
     }
 
@@ -1844,8 +1817,8 @@ mod tests {
         let ns = parse_namespace(b"* NAMESPACE ((\"INBOX.\" \".\")) NIL NIL\r\n").unwrap();
         assert_eq!(ns.prefix, "INBOX.");
         assert_eq!(ns.delimiter, Some('.'));
-        let ns = parse_namespace(b"* NAMESPACE ((\"\" \"/\")) NIL ((\"shared/\" \"/\"))\r\n")
-            .unwrap();
+        let ns =
+            parse_namespace(b"* NAMESPACE ((\"\" \"/\")) NIL ((\"shared/\" \"/\"))\r\n").unwrap();
         assert_eq!(ns.prefix, "");
         assert_eq!(ns.delimiter, Some('/'));
         assert_eq!(
@@ -1853,6 +1826,19 @@ mod tests {
             Some(Namespace::default())
         );
         assert_eq!(parse_namespace(b"* NAMESPACE ((\"unterminated"), None);
+    }
+
+    #[test]
+    fn quoted_mailbox_names_are_unescaped_literals_and_atoms_kept() {
+        let line = b"* LIST () \"/\" \"a\\\"b\\\\c\"\r\n";
+        let name = std::str::from_utf8(&line[15..22]).unwrap();
+        assert_eq!(name, "a\\\"b\\\\c");
+        assert_eq!(astring_text(line, name), "a\"b\\c");
+        let line = b"* LIST () \"/\" {4}\r\na\\\"b\r\n";
+        let name = std::str::from_utf8(&line[19..23]).unwrap();
+        assert_eq!(astring_text(line, name), "a\\\"b");
+        // Not inside the line at all (imap-proto's own "INBOX"): as it is.
+        assert_eq!(astring_text(line, "INBOX"), "INBOX");
     }
 
     #[test]

@@ -288,7 +288,10 @@ fn literal_announcement(line: &[u8]) -> Result<Option<(u64, usize)>, WireError> 
     // 19 digits always fit in a u64; more than that is no real literal.
     if digits.len() > 19 {
         return Err(WireError::BadLiteral {
-            announced: String::from_utf8_lossy(&body[open..]).chars().take(40).collect(),
+            announced: String::from_utf8_lossy(&body[open..])
+                .chars()
+                .take(40)
+                .collect(),
         });
     }
     let len = digits
@@ -360,7 +363,10 @@ mod tests {
     fn large_literal_is_streamed_with_placeholder() {
         let got = frames(
             small(),
-            &[b"* 3 FETCH (UID 7 BODY[] {10}\r\n0123456", b"789 FLAGS ())\r\n"],
+            &[
+                b"* 3 FETCH (UID 7 BODY[] {10}\r\n0123456",
+                b"789 FLAGS ())\r\n",
+            ],
         )
         .unwrap();
         assert_eq!(
@@ -393,7 +399,10 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(lines, vec![Bytes::from_static(b"* 1 FETCH (A {0}\r\n B {0}\r\n)\r\n")]);
+        assert_eq!(
+            lines,
+            vec![Bytes::from_static(b"* 1 FETCH (A {0}\r\n B {0}\r\n)\r\n")]
+        );
         let data: Vec<u8> = got
             .iter()
             .filter_map(|f| match f {
@@ -427,8 +436,11 @@ mod tests {
 
     #[test]
     fn absurd_announcement_is_a_named_error() {
-        let err = frames(small(), &[b"* 1 FETCH (BODY[] {999999999999999999999999}\r\n"])
-            .unwrap_err();
+        let err = frames(
+            small(),
+            &[b"* 1 FETCH (BODY[] {999999999999999999999999}\r\n"],
+        )
+        .unwrap_err();
         assert!(matches!(err, WireError::BadLiteral { .. }), "{err:?}");
     }
 
@@ -444,7 +456,10 @@ mod tests {
                 break;
             }
         }
-        assert!(matches!(result, Err(WireError::LineTooLong { limit: 1024 })));
+        assert!(matches!(
+            result,
+            Err(WireError::LineTooLong { limit: 1024 })
+        ));
     }
 
     #[test]
@@ -460,8 +475,11 @@ mod tests {
 
     #[test]
     fn status_text_ending_in_braces_is_not_a_literal() {
-        let got = frames(small(), &[b"* OK [ALERT] see {5}\r\na1 NO odd {3}\r\n+ {2}\r\n"])
-            .unwrap();
+        let got = frames(
+            small(),
+            &[b"* OK [ALERT] see {5}\r\na1 NO odd {3}\r\n+ {2}\r\n"],
+        )
+        .unwrap();
         assert_eq!(
             got,
             vec![
@@ -477,7 +495,10 @@ mod tests {
         let got = frames(small(), &[b"* OK x\n* 1 FETCH (BINARY[] ~{2}\r\nab)\r\n"]).unwrap();
         assert_eq!(
             got,
-            vec![line("* OK x\n"), line("* 1 FETCH (BINARY[] ~{2}\r\nab)\r\n")]
+            vec![
+                line("* OK x\n"),
+                line("* 1 FETCH (BINARY[] ~{2}\r\nab)\r\n")
+            ]
         );
     }
 

@@ -16,7 +16,9 @@ pub use response::{Parsed, ResponseCode, StatusKind, StatusResponse};
 pub enum WireError {
     /// A response line grew past the limit without ending. The server is broken or hostile;
     /// the connection cannot be used any more.
-    #[error("the server sent a response line longer than {limit} bytes; giving up on this connection")]
+    #[error(
+        "the server sent a response line longer than {limit} bytes; giving up on this connection"
+    )]
     LineTooLong {
         /// The limit that was passed.
         limit: usize,

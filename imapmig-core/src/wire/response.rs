@@ -325,7 +325,10 @@ mod tests {
                 "a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n",
                 ResponseCode::AuthenticationFailed,
             ),
-            ("a NO [TRYCREATE] Mailbox doesn't exist\r\n", ResponseCode::TryCreate),
+            (
+                "a NO [TRYCREATE] Mailbox doesn't exist\r\n",
+                ResponseCode::TryCreate,
+            ),
             ("a NO [trycreate] lower case\r\n", ResponseCode::TryCreate),
         ] {
             assert_eq!(status(line).code, Some(code), "{line}");
@@ -396,7 +399,10 @@ mod tests {
             Parsed::Continue(t) => assert_eq!(t, "go ahead"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse_line(b"* \xff\xfe garbage\r\n"), Parsed::Unknown(_)));
+        assert!(matches!(
+            parse_line(b"* \xff\xfe garbage\r\n"),
+            Parsed::Unknown(_)
+        ));
         assert!(matches!(parse_line(b"\r\n"), Parsed::Unknown(_)));
         assert!(matches!(parse_line(b""), Parsed::Unknown(_)));
     }

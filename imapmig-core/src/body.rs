@@ -1,0 +1,229 @@
+//! A message body as an async byte stream of known length.
+//!
+//! Whatever a source reads from (an IMAP literal streamed off the socket, a file, a POP3
+//! RETR), the engine sees the same [`FetchedBody`]: its length first, then its bytes in chunks,
+//! never necessarily the whole message in memory.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+
+use crate::imap::conn::Connection;
+use crate::imap::{ImapError, Result};
+use crate::model::Uid;
+use crate::wire::{Frame, StatusResponse};
+
+fn body_error(detail: String) -> ImapError {
+    ImapError::Protocol {
+        host: String::new(),
+        command: "FETCH",
+        detail,
+    }
+}
+
+/// What one pipelined body fetch produced.
+pub enum BodyEvent<'a> {
+    /// The body of a message.
+    Body(FetchedBody<'a>),
+    /// The message is gone (expunged since it was listed); nothing to copy.
+    Missing(Uid),
+    /// The server refused to give this message.
+    Failed(Uid, StatusResponse),
+}
+
+/// A message body being received: read it with [`tokio::io::AsyncRead`]. Exactly `len` bytes.
+/// Dropping it early is allowed: the rest is skipped before the connection is used again.
+pub struct FetchedBody<'a> {
+    /// The message's UID.
+    pub uid: Uid,
+    /// The body's length, from the literal's own announcement (never RFC822.SIZE).
+    pub len: u64,
+    inner: BodyInner<'a>,
+}
+
+pub(crate) enum BodyInner<'a> {
+    Inline(Bytes),
+    Streaming {
+        conn: &'a mut Connection,
+        pending: Bytes,
+        done: bool,
+    },
+    Reader {
+        reader: Pin<Box<dyn AsyncRead + Send + 'a>>,
+        remaining: u64,
+    },
+}
+
+/// The largest chunk [`FetchedBody::chunk`] reads from a reader-backed body.
+const READER_CHUNK: usize = 256 * 1024;
+
+impl<'a> FetchedBody<'a> {
+    /// A body held in memory (a small message, or one a source read whole).
+    pub fn from_bytes(uid: Uid, data: Bytes) -> FetchedBody<'static> {
+        FetchedBody {
+            uid,
+            len: data.len() as u64,
+            inner: BodyInner::Inline(data),
+        }
+    }
+
+    /// A body read from any async reader that yields exactly `len` bytes (a file, a POP3
+    /// RETR stream...). A reader that ends early is an error when the body is read.
+    pub fn from_reader(uid: Uid, len: u64, reader: impl AsyncRead + Send + 'a) -> FetchedBody<'a> {
+        FetchedBody {
+            uid,
+            len,
+            inner: BodyInner::Reader {
+                reader: Box::pin(reader),
+                remaining: len,
+            },
+        }
+    }
+
+    pub(crate) fn streaming(uid: Uid, len: u64, conn: &'a mut Connection) -> FetchedBody<'a> {
+        FetchedBody {
+            uid,
+            len,
+            inner: BodyInner::Streaming {
+                conn,
+                pending: Bytes::new(),
+                done: false,
+            },
+        }
+    }
+}
+
+impl FetchedBody<'_> {
+    /// The whole body if it arrived in one piece (small messages), without copying.
+    pub fn as_inline(&self) -> Option<&Bytes> {
+        match &self.inner {
+            BodyInner::Inline(b) => Some(b),
+            BodyInner::Streaming { .. } | BodyInner::Reader { .. } => None,
+        }
+    }
+
+    /// The next chunk of the body, or `None` at its end. Chunks are handed on without copying.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        match &mut self.inner {
+            BodyInner::Inline(b) => {
+                if b.is_empty() {
+                    Ok(None)
+                } else {
+                    Ok(Some(std::mem::take(b)))
+                }
+            }
+            BodyInner::Reader { reader, remaining } => {
+                if *remaining == 0 {
+                    return Ok(None);
+                }
+                let want = (*remaining).min(READER_CHUNK as u64) as usize;
+                let mut buf = bytes::BytesMut::with_capacity(want);
+                let n = reader
+                    .read_buf(&mut buf)
+                    .await
+                    .map_err(|e| body_error(format!("reading message UID {}: {e}", self.uid)))?;
+                if n == 0 {
+                    return Err(body_error(format!(
+                        "message UID {} ended {remaining} bytes early",
+                        self.uid
+                    )));
+                }
+                buf.truncate(want.min(n));
+                *remaining -= buf.len() as u64;
+                Ok(Some(buf.freeze()))
+            }
+            BodyInner::Streaming {
+                conn,
+                pending,
+                done,
+            } => {
+                if !pending.is_empty() {
+                    return Ok(Some(std::mem::take(pending)));
+                }
+                if *done {
+                    return Ok(None);
+                }
+                match conn.next_frame().await? {
+                    Frame::LiteralData(d) => Ok(Some(d)),
+                    Frame::LiteralEnd => {
+                        *done = true;
+                        Ok(None)
+                    }
+                    other => Err(ImapError::Protocol {
+                        host: conn.host.clone(),
+                        command: "FETCH",
+                        detail: format!("expected message data, got {other:?}"),
+                    }),
+                }
+            }
+        }
+    }
+}
+
+impl AsyncRead for FetchedBody<'_> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            let pending = match &mut this.inner {
+                BodyInner::Inline(b) => b,
+                BodyInner::Reader { reader, remaining } => {
+                    if *remaining == 0 {
+                        return Poll::Ready(Ok(()));
+                    }
+                    let before = buf.filled().len();
+                    let limit = (*remaining).min(buf.remaining() as u64) as usize;
+                    let mut sub = buf.take(limit);
+                    match reader.as_mut().poll_read(cx, &mut sub) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Ready(Ok(())) => {}
+                    }
+                    let n = sub.filled().len();
+                    if n == 0 && limit > 0 {
+                        return Poll::Ready(Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "message body ended early",
+                        )));
+                    }
+                    // `take` gave the reader a view of the unfilled part: account for it.
+                    buf.advance(n);
+                    let _ = before;
+                    *remaining -= n as u64;
+                    return Poll::Ready(Ok(()));
+                }
+                BodyInner::Streaming {
+                    conn,
+                    pending,
+                    done,
+                } => {
+                    if pending.is_empty() && !*done {
+                        match conn.poll_frame(cx) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(Ok(Frame::LiteralData(d))) => *pending = d,
+                            Poll::Ready(Ok(Frame::LiteralEnd)) => *done = true,
+                            Poll::Ready(Ok(_)) => {
+                                return Poll::Ready(Err(std::io::Error::other(
+                                    "unexpected frame inside a message body",
+                                )))
+                            }
+                            Poll::Ready(Err(e)) => {
+                                return Poll::Ready(Err(std::io::Error::other(e.to_string())))
+                            }
+                        }
+                        continue;
+                    }
+                    pending
+                }
+            };
+            let n = pending.len().min(buf.remaining());
+            buf.put_slice(&pending.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+    }
+}

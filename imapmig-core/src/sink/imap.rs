@@ -1,0 +1,160 @@
+//! The IMAP sink: SELECT the target (appending into the selected folder is far cheaper for
+//! the server), APPEND streamed and pipelined with LITERAL+, APPENDUID for the new UIDs.
+
+use std::collections::HashMap;
+
+use super::{AppendTicket, MigrationSink, OpenedTarget};
+use crate::body::{BodyEvent, FetchedBody};
+use crate::engine::fingerprint::Fingerprinter;
+use crate::engine::Account;
+use crate::imap::{ImapError, Session};
+use crate::model::{Flags, InternalDate, SpecialUse, Uid};
+use crate::source::{AccessError, FolderList};
+
+/// Bodies fetched per pipelined round when fingerprinting.
+const FINGERPRINT_BATCH: usize = 256;
+
+/// An IMAP server as a sink.
+pub struct ImapSink {
+    session: Session,
+    name: String,
+    /// The wire name of the open folder.
+    open: Option<String>,
+}
+
+impl ImapSink {
+    /// Connects and logs in.
+    pub async fn open(account: &Account) -> Result<ImapSink, ImapError> {
+        let session = account.open().await?;
+        Ok(ImapSink::from_session(session, account))
+    }
+
+    /// Wraps a logged-in session.
+    pub fn from_session(session: Session, account: &Account) -> ImapSink {
+        ImapSink {
+            session,
+            name: format!("imap://{}:{}", account.endpoint.host, account.endpoint.port),
+            open: None,
+        }
+    }
+
+    fn open_raw(&self) -> Result<&str, AccessError> {
+        self.open.as_deref().ok_or_else(|| {
+            AccessError::Imap(ImapError::Protocol {
+                host: self.session.host().to_string(),
+                command: "APPEND",
+                detail: "no destination folder is open".into(),
+            })
+        })
+    }
+}
+
+/// Fingerprints of messages in the selected folder, streamed.
+pub(crate) async fn fingerprint_selected(
+    session: &mut Session,
+    uids: &[Uid],
+) -> Result<HashMap<Uid, [u8; 32]>, ImapError> {
+    let mut out = HashMap::with_capacity(uids.len());
+    for chunk in uids.chunks(FINGERPRINT_BATCH) {
+        session.send_fetch_bodies(chunk).await?;
+        while let Some(ev) = session.next_body().await? {
+            if let BodyEvent::Body(mut b) = ev {
+                let uid = b.uid;
+                let mut f = Fingerprinter::new();
+                while let Some(c) = b.chunk().await? {
+                    f.update(&c);
+                }
+                out.insert(uid, f.finish().0);
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl MigrationSink for ImapSink {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    async fn list_folders(&mut self) -> Result<FolderList, AccessError> {
+        Ok(crate::source::imap_list(&mut self.session).await?)
+    }
+
+    async fn create_folder(
+        &mut self,
+        raw: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<(), AccessError> {
+        self.session.create_with_use(raw, special_use).await?;
+        // Subscribing is a courtesy for clients that show subscribed folders only.
+        let _ = self.session.subscribe(raw).await;
+        Ok(())
+    }
+
+    async fn open_folder(&mut self, raw: &str) -> Result<OpenedTarget, AccessError> {
+        let sel = self.session.select(raw).await?.clone();
+        self.open = Some(raw.to_string());
+        Ok(OpenedTarget {
+            uid_validity: sel.uid_validity,
+            uid_next: sel.uid_next,
+            permanent_flags: sel.permanent_flags,
+            append_limit: self.session.capabilities().append_limit(),
+            reports_uids: self.session.capabilities().has("UIDPLUS"),
+        })
+    }
+
+    async fn append(
+        &mut self,
+        flags: &Flags,
+        date: Option<&InternalDate>,
+        body: &mut FetchedBody<'_>,
+        observe: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<AppendTicket, AccessError> {
+        let raw = self.open_raw()?.to_string();
+        let tag = self
+            .session
+            .append_send_fetched(&raw, flags, date, body, observe)
+            .await?;
+        Ok(AppendTicket::InFlight(tag))
+    }
+
+    async fn finish_append(&mut self, ticket: AppendTicket) -> Result<Option<Uid>, AccessError> {
+        match ticket {
+            AppendTicket::Done(uid) => Ok(uid),
+            AppendTicket::InFlight(tag) => {
+                let raw = self.open_raw()?.to_string();
+                Ok(self.session.append_wait(&tag, &raw).await?.map(|a| a.uid))
+            }
+        }
+    }
+
+    async fn uids_from(&mut self, floor: u32) -> Result<Vec<Uid>, AccessError> {
+        let floor = floor.max(1);
+        if self.session.selected().is_some_and(|s| s.exists == 0) {
+            return Ok(Vec::new());
+        }
+        let metas = self.session.fetch_meta(&format!("{floor}:*"), None).await?;
+        // `n:*` also returns the highest message when all are below n.
+        Ok(metas
+            .into_iter()
+            .map(|m| m.uid)
+            .filter(|u| u.0 >= floor)
+            .collect())
+    }
+
+    async fn fingerprints(&mut self, uids: &[Uid]) -> Result<HashMap<Uid, [u8; 32]>, AccessError> {
+        Ok(fingerprint_selected(&mut self.session, uids).await?)
+    }
+
+    async fn store_flags(&mut self, uids: &[Uid], flags: &Flags) -> Result<(), AccessError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = crate::engine::uid_set(uids);
+        Ok(self.session.uid_store(&set, "", flags).await?)
+    }
+
+    async fn close(self) {
+        self.session.logout().await;
+    }
+}

@@ -1,0 +1,185 @@
+//! Where mail goes: the [`MigrationSink`] contract and its implementations.
+//!
+//! A sink lists and creates folders, opens one, appends bodies with their flags and
+//! INTERNALDATE (reporting the new UID when it can), and answers what the engine needs to
+//! recognise its own copies after a crash: which UIDs lie at or above a floor and what their
+//! content fingerprints are. It never needs to change a message to recognise it.
+
+mod imap;
+
+use std::collections::HashMap;
+
+pub use self::imap::ImapSink;
+use crate::body::FetchedBody;
+use crate::engine::Account;
+use crate::model::{Flags, InternalDate, SpecialUse, Uid, UidValidity};
+use crate::source::{AccessError, AnySource, FolderList, SourceSpec};
+
+/// What opening a destination folder tells.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpenedTarget {
+    /// The folder's UIDVALIDITY, when the sink has UIDs.
+    pub uid_validity: Option<UidValidity>,
+    /// A lower bound for the UID of the next message appended.
+    pub uid_next: Option<u32>,
+    /// The flags the folder stores (`\*` meaning any keyword); `None` means all.
+    pub permanent_flags: Option<Vec<String>>,
+    /// The largest message the sink accepts.
+    pub append_limit: Option<u64>,
+    /// Whether appends report the new message's UID.
+    pub reports_uids: bool,
+}
+
+impl OpenedTarget {
+    /// Whether `flag` can be stored here.
+    pub fn accepts(&self, flag: &str) -> bool {
+        match &self.permanent_flags {
+            None => true,
+            Some(f) => {
+                f.iter().any(|x| x.eq_ignore_ascii_case(flag))
+                    || (!flag.starts_with('\\') && f.iter().any(|x| x == "\\*"))
+            }
+        }
+    }
+}
+
+/// An append under way; [`MigrationSink::finish_append`] completes it.
+#[derive(Debug)]
+pub enum AppendTicket {
+    /// Sent, completion pending (the IMAP tag).
+    InFlight(String),
+    /// Already done (a local store writes synchronously), with the new UID if any.
+    Done(Option<Uid>),
+}
+
+/// Where mail goes.
+#[allow(async_fn_in_trait)]
+pub trait MigrationSink {
+    /// Who this is, for messages.
+    fn describe(&self) -> String;
+    /// Every folder, with the layout new names must follow.
+    async fn list_folders(&mut self) -> Result<FolderList, AccessError>;
+    /// Creates a folder (wire name), with a special use where the sink supports it. Succeeds
+    /// when it exists already.
+    async fn create_folder(
+        &mut self,
+        raw: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<(), AccessError>;
+    /// Opens a folder for appending (selecting it makes appends cheaper on IMAP servers).
+    async fn open_folder(&mut self, raw: &str) -> Result<OpenedTarget, AccessError>;
+    /// Starts appending `body` to the open folder. `observe` sees every byte as it passes.
+    /// Several appends may be under way at once; each is completed by
+    /// [`finish_append`](Self::finish_append), in order.
+    async fn append(
+        &mut self,
+        flags: &Flags,
+        date: Option<&InternalDate>,
+        body: &mut FetchedBody<'_>,
+        observe: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<AppendTicket, AccessError>;
+    /// Completes an append; returns the new message's UID when the sink reports it.
+    async fn finish_append(&mut self, ticket: AppendTicket) -> Result<Option<Uid>, AccessError>;
+    /// The UIDs in the open folder at or above `floor`.
+    async fn uids_from(&mut self, floor: u32) -> Result<Vec<Uid>, AccessError>;
+    /// Content fingerprints of messages in the open folder.
+    async fn fingerprints(&mut self, uids: &[Uid]) -> Result<HashMap<Uid, [u8; 32]>, AccessError>;
+    /// Replaces the flags of messages in the open folder.
+    async fn store_flags(&mut self, uids: &[Uid], flags: &Flags) -> Result<(), AccessError>;
+    /// Closes the connection or files.
+    async fn close(self);
+}
+
+/// How to reach a sink.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum SinkSpec {
+    /// An IMAP server.
+    Imap(Account),
+}
+
+impl SinkSpec {
+    /// Opens the sink.
+    pub async fn open(&self) -> Result<AnySink, AccessError> {
+        match self {
+            SinkSpec::Imap(a) => Ok(AnySink::Imap(ImapSink::open(a).await?)),
+        }
+    }
+
+    /// The same place read as a source (for verification).
+    pub fn as_source(&self) -> SourceSpec {
+        match self {
+            SinkSpec::Imap(a) => SourceSpec::Imap(a.clone()),
+        }
+    }
+
+    /// Who this is, for messages and state keys.
+    pub fn describe(&self) -> String {
+        self.as_source().describe()
+    }
+}
+
+/// Any kind of sink, for the engine to hold.
+#[non_exhaustive]
+pub enum AnySink {
+    /// IMAP.
+    Imap(ImapSink),
+}
+
+impl AnySink {
+    /// Reopens the same place as a source, for reading back.
+    pub async fn reopen_as_source(spec: &SinkSpec) -> Result<AnySource, AccessError> {
+        spec.as_source().open().await
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            AnySink::Imap($s) => $e,
+        }
+    };
+}
+
+impl MigrationSink for AnySink {
+    fn describe(&self) -> String {
+        dispatch!(self, s => s.describe())
+    }
+    async fn list_folders(&mut self) -> Result<FolderList, AccessError> {
+        dispatch!(self, s => s.list_folders().await)
+    }
+    async fn create_folder(
+        &mut self,
+        raw: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<(), AccessError> {
+        dispatch!(self, s => s.create_folder(raw, special_use).await)
+    }
+    async fn open_folder(&mut self, raw: &str) -> Result<OpenedTarget, AccessError> {
+        dispatch!(self, s => s.open_folder(raw).await)
+    }
+    async fn append(
+        &mut self,
+        flags: &Flags,
+        date: Option<&InternalDate>,
+        body: &mut FetchedBody<'_>,
+        observe: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<AppendTicket, AccessError> {
+        dispatch!(self, s => s.append(flags, date, body, observe).await)
+    }
+    async fn finish_append(&mut self, ticket: AppendTicket) -> Result<Option<Uid>, AccessError> {
+        dispatch!(self, s => s.finish_append(ticket).await)
+    }
+    async fn uids_from(&mut self, floor: u32) -> Result<Vec<Uid>, AccessError> {
+        dispatch!(self, s => s.uids_from(floor).await)
+    }
+    async fn fingerprints(&mut self, uids: &[Uid]) -> Result<HashMap<Uid, [u8; 32]>, AccessError> {
+        dispatch!(self, s => s.fingerprints(uids).await)
+    }
+    async fn store_flags(&mut self, uids: &[Uid], flags: &Flags) -> Result<(), AccessError> {
+        dispatch!(self, s => s.store_flags(uids, flags).await)
+    }
+    async fn close(self) {
+        dispatch!(self, s => s.close().await)
+    }
+}

@@ -1,0 +1,126 @@
+//! The IMAP source: EXAMINE (never touching `\Seen`), metadata in one FETCH, date selection by
+//! server-side SEARCH, bodies by pipelined `UID FETCH ... BODY.PEEK[]`.
+
+use std::collections::HashSet;
+
+use super::{AccessError, DateRange, FolderList, MigrationSource, OpenedFolder};
+use crate::body::BodyEvent;
+use crate::engine::{Account, DateField};
+use crate::imap::{ImapError, SearchKey, Session};
+use crate::model::{Folder, MessageMeta, Uid};
+
+/// An IMAP server as a source.
+pub struct ImapSource {
+    session: Session,
+    name: String,
+}
+
+impl ImapSource {
+    /// Connects and logs in.
+    pub async fn open(account: &Account) -> Result<ImapSource, ImapError> {
+        let session = account.open().await?;
+        Ok(ImapSource::from_session(session, account))
+    }
+
+    /// Wraps a logged-in session.
+    pub fn from_session(session: Session, account: &Account) -> ImapSource {
+        ImapSource {
+            session,
+            name: format!("imap://{}:{}", account.endpoint.host, account.endpoint.port),
+        }
+    }
+
+    /// The session underneath.
+    pub fn session(&mut self) -> &mut Session {
+        &mut self.session
+    }
+}
+
+/// The SEARCH keys for a date range.
+pub(crate) fn date_keys(range: &DateRange) -> Vec<SearchKey> {
+    let header = range.field == DateField::Header;
+    let mut keys = Vec::new();
+    if let Some(d) = range.since {
+        keys.push(if header {
+            SearchKey::SentSince(d)
+        } else {
+            SearchKey::Since(d)
+        });
+    }
+    if let Some(d) = range.before {
+        keys.push(if header {
+            SearchKey::SentBefore(d)
+        } else {
+            SearchKey::Before(d)
+        });
+    }
+    keys
+}
+
+/// Lists folders with the namespace, shared by the IMAP source and sink.
+pub(crate) async fn imap_list(session: &mut Session) -> Result<FolderList, ImapError> {
+    let _ = session.id().await;
+    let folders = session.list().await?;
+    let ns = session.namespace().await?;
+    let delimiter = ns
+        .delimiter
+        .or_else(|| folders.iter().find_map(|f| f.delimiter));
+    Ok(FolderList {
+        folders,
+        prefix: ns.prefix,
+        delimiter,
+    })
+}
+
+impl MigrationSource for ImapSource {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    async fn list_folders(&mut self) -> Result<FolderList, AccessError> {
+        Ok(imap_list(&mut self.session).await?)
+    }
+
+    async fn open_folder(&mut self, folder: &Folder) -> Result<OpenedFolder, AccessError> {
+        let host = self.session.host().to_string();
+        let sel = self.session.examine(&folder.raw).await?;
+        let Some(uid_validity) = sel.uid_validity else {
+            return Err(ImapError::Protocol {
+                host,
+                command: "EXAMINE",
+                detail: "the folder has no UIDVALIDITY; its messages cannot be tracked".into(),
+            }
+            .into());
+        };
+        Ok(OpenedFolder {
+            uid_validity,
+            uid_next: sel.uid_next,
+            highest_modseq: sel.highest_modseq,
+            messages: sel.exists,
+        })
+    }
+
+    async fn messages(&mut self) -> Result<Vec<MessageMeta>, AccessError> {
+        if self.session.selected().is_some_and(|s| s.exists == 0) {
+            return Ok(Vec::new());
+        }
+        Ok(self.session.fetch_meta("1:*", None).await?)
+    }
+
+    async fn select_dates(&mut self, range: &DateRange) -> Result<HashSet<Uid>, AccessError> {
+        let keys = date_keys(range);
+        Ok(self.session.uid_search(&keys).await?.into_iter().collect())
+    }
+
+    async fn request_bodies(&mut self, uids: &[Uid]) -> Result<(), AccessError> {
+        Ok(self.session.send_fetch_bodies(uids).await?)
+    }
+
+    async fn next_body(&mut self) -> Result<Option<BodyEvent<'_>>, AccessError> {
+        Ok(self.session.next_body().await?)
+    }
+
+    async fn close(self) {
+        self.session.logout().await;
+    }
+}

@@ -1,0 +1,214 @@
+//! Where mail comes from: the [`MigrationSource`] contract and its implementations.
+//!
+//! A source lists folders, opens one, lists its messages' metadata, selects messages by date,
+//! and streams their bodies ([`FetchedBody`]) in the order it likes, each tagged with its UID.
+//! IMAP is the main implementation ([`ImapSource`]); other kinds of source (POP3, Maildir,
+//! mbox) implement the same contract, and [`AnySource`] lets the engine hold any of them.
+
+mod imap;
+
+use std::collections::HashSet;
+
+pub(crate) use self::imap::imap_list;
+pub use self::imap::ImapSource;
+use crate::body::BodyEvent;
+use crate::engine::{Account, DateField};
+use crate::imap::ImapError;
+use crate::model::{Folder, MessageMeta, Uid, UidValidity};
+
+/// What went wrong reading from a source or writing to a sink.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccessError {
+    /// An IMAP server failed or refused.
+    #[error(transparent)]
+    Imap(#[from] ImapError),
+    /// A local file or folder could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: String,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Data in a local store is not what it should be.
+    #[error("{path}: {detail}")]
+    Format {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Another protocol's server (POP3) failed or refused.
+    #[error("{server}: {detail}")]
+    Server {
+        /// Host and port.
+        server: String,
+        /// What it said or what broke.
+        detail: String,
+        /// Whether a retry later may succeed.
+        transient: bool,
+    },
+}
+
+impl AccessError {
+    /// The IMAP error underneath, if any.
+    pub fn imap(&self) -> Option<&ImapError> {
+        match self {
+            AccessError::Imap(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether a later retry may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            AccessError::Imap(e) => e.is_transient(),
+            AccessError::Server { transient, .. } => *transient,
+            AccessError::Io { .. } | AccessError::Format { .. } => false,
+        }
+    }
+
+    /// When the destination refused one message (and only that message): its words.
+    pub fn refusal(&self) -> Option<String> {
+        match self {
+            AccessError::Imap(ImapError::Refused { status, .. }) => Some(status.describe()),
+            _ => None,
+        }
+    }
+}
+
+/// The folders of a source and how its names are laid out.
+#[derive(Clone, Debug, Default)]
+pub struct FolderList {
+    /// Every folder.
+    pub folders: Vec<Folder>,
+    /// The personal namespace prefix (`INBOX.` on some servers), or empty.
+    pub prefix: String,
+    /// The hierarchy separator, when there is one.
+    pub delimiter: Option<char>,
+}
+
+/// What opening a folder tells.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenedFolder {
+    /// The folder's UIDVALIDITY: UIDs are only meaningful together with it.
+    pub uid_validity: UidValidity,
+    /// The UID the next message will get, when known.
+    pub uid_next: Option<u32>,
+    /// HIGHESTMODSEQ, when the source tracks changes (CONDSTORE): equal values mean nothing
+    /// changed.
+    pub highest_modseq: Option<u64>,
+    /// The number of messages.
+    pub messages: u32,
+}
+
+/// A date range, on INTERNALDATE or on the Date header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DateRange {
+    /// On or after this day.
+    pub since: Option<time::Date>,
+    /// Before this day.
+    pub before: Option<time::Date>,
+    /// Which date.
+    pub field: DateField,
+}
+
+/// Where mail comes from.
+///
+/// Calls come in this order: [`list_folders`](Self::list_folders), then per folder
+/// [`open_folder`](Self::open_folder), [`messages`](Self::messages), optionally
+/// [`select_dates`](Self::select_dates), then rounds of
+/// [`request_bodies`](Self::request_bodies) followed by [`next_body`](Self::next_body) until
+/// it returns `None`.
+#[allow(async_fn_in_trait)]
+pub trait MigrationSource {
+    /// Who this is, for messages: `imap://host:port`, a path.
+    fn describe(&self) -> String;
+    /// Every folder.
+    async fn list_folders(&mut self) -> Result<FolderList, AccessError>;
+    /// Opens a folder for reading (never changing `\Seen`).
+    async fn open_folder(&mut self, folder: &Folder) -> Result<OpenedFolder, AccessError>;
+    /// The metadata of every message in the open folder, by ascending UID.
+    async fn messages(&mut self) -> Result<Vec<MessageMeta>, AccessError>;
+    /// The UIDs within a date range (on the server where it can).
+    async fn select_dates(&mut self, range: &DateRange) -> Result<HashSet<Uid>, AccessError>;
+    /// Asks for these bodies; they come back through [`next_body`](Self::next_body).
+    async fn request_bodies(&mut self, uids: &[Uid]) -> Result<(), AccessError>;
+    /// The next requested body, or `None` when all requested ones were handed out.
+    async fn next_body(&mut self) -> Result<Option<BodyEvent<'_>>, AccessError>;
+    /// Closes the connection or files.
+    async fn close(self);
+}
+
+/// How to reach a source.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum SourceSpec {
+    /// An IMAP server.
+    Imap(Account),
+}
+
+impl SourceSpec {
+    /// Opens the source.
+    pub async fn open(&self) -> Result<AnySource, AccessError> {
+        match self {
+            SourceSpec::Imap(a) => Ok(AnySource::Imap(ImapSource::open(a).await?)),
+        }
+    }
+
+    /// Who this is, for messages and state keys.
+    pub fn describe(&self) -> String {
+        match self {
+            SourceSpec::Imap(a) => format!(
+                "{}@{}:{}",
+                a.credentials.mailbox_user(),
+                a.endpoint.host,
+                a.endpoint.port
+            ),
+        }
+    }
+}
+
+/// Any kind of source, for the engine to hold.
+#[non_exhaustive]
+pub enum AnySource {
+    /// IMAP.
+    Imap(ImapSource),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            AnySource::Imap($s) => $e,
+        }
+    };
+}
+
+impl MigrationSource for AnySource {
+    fn describe(&self) -> String {
+        dispatch!(self, s => s.describe())
+    }
+    async fn list_folders(&mut self) -> Result<FolderList, AccessError> {
+        dispatch!(self, s => s.list_folders().await)
+    }
+    async fn open_folder(&mut self, folder: &Folder) -> Result<OpenedFolder, AccessError> {
+        dispatch!(self, s => s.open_folder(folder).await)
+    }
+    async fn messages(&mut self) -> Result<Vec<MessageMeta>, AccessError> {
+        dispatch!(self, s => s.messages().await)
+    }
+    async fn select_dates(&mut self, range: &DateRange) -> Result<HashSet<Uid>, AccessError> {
+        dispatch!(self, s => s.select_dates(range).await)
+    }
+    async fn request_bodies(&mut self, uids: &[Uid]) -> Result<(), AccessError> {
+        dispatch!(self, s => s.request_bodies(uids).await)
+    }
+    async fn next_body(&mut self) -> Result<Option<BodyEvent<'_>>, AccessError> {
+        dispatch!(self, s => s.next_body().await)
+    }
+    async fn close(self) {
+        dispatch!(self, s => s.close().await)
+    }
+}
