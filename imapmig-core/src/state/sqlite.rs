@@ -199,15 +199,19 @@ fn check_identity(conn: &Connection, path: &Path) -> Result<(), StateError> {
         path: path.to_path_buf(),
         source,
     };
-    let app_id: i64 = conn
-        .query_row("PRAGMA application_id", [], |r| r.get(0))
-        .map_err(open_err)?;
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(open_err)?;
-    let objects: i64 = conn
+    // One read transaction: another process may be creating the schema at this very moment,
+    // and three separate reads could see half of its work (no mark yet, but tables already).
+    let snapshot = conn.unchecked_transaction().map_err(open_err)?;
+    let objects: i64 = snapshot
         .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
         .map_err(open_err)?;
+    let app_id: i64 = snapshot
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(open_err)?;
+    let version: i64 = snapshot
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(open_err)?;
+    snapshot.finish().map_err(open_err)?;
     let foreign = |detail: String| StateError::Foreign {
         path: path.to_path_buf(),
         detail,
