@@ -12,6 +12,9 @@ use common::*;
 use imapmig::engine::{self, MessageFilter};
 use imapmig_testkit::{Dovecot, Flavour, TestUser};
 
+/// The state key the runs share.
+const ACCOUNT: &str = "crash-test";
+
 /// A small, seeded generator: the kill points are random but the same on every run.
 struct XorShift(u64);
 
@@ -45,7 +48,7 @@ fn migrate_command(
         .arg(dst.imap_port().to_string())
         .args(["--dst-user", &du.name, "--dst-tls", "none", "--state"])
         .arg(state)
-        .args(["--batch", "16", "--json"])
+        .args(["--batch", "16", "--json", "--account-key", ACCOUNT])
         .env("IMAPMIG_SRC_PASSWORD", &su.password)
         .env("IMAPMIG_DST_PASSWORD", &du.password)
         .stdout(Stdio::null())
@@ -53,23 +56,53 @@ fn migrate_command(
     c
 }
 
-/// Runs the migration and kills it after `after`; returns whether it was still running (so
-/// the kill really interrupted it).
-fn run_and_kill(mut cmd: Command, after: Duration) -> bool {
+/// How many messages the state file records as copied so far (0 before it exists).
+fn copied_so_far(state: &std::path::Path) -> u64 {
+    use imapmig::state::StateStore;
+    if !state.exists() {
+        return 0;
+    }
+    let Ok(store) = imapmig::state::SqliteStore::open(state) else {
+        return 0;
+    };
+    let Ok(folders) = store.folders(ACCOUNT) else {
+        return 0;
+    };
+    folders
+        .iter()
+        .map(|(f, _)| store.copied_count(ACCOUNT, f).unwrap_or(0))
+        .sum()
+}
+
+/// Runs the migration and kills it once `after_copied` messages are recorded as copied, plus
+/// `jitter`; returns whether it was still running (so the kill really interrupted it).
+/// Kill points are set in progress rather than in time, so a slow or busy machine moves them
+/// in time but not in what they interrupt.
+fn run_and_kill(mut cmd: Command, state: &std::path::Path, after_copied: u64, jitter: Duration) -> bool {
     let mut child = cmd.spawn().expect("start imapmig");
-    let deadline = Instant::now() + after;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            assert!(status.success(), "imapmig failed: {status}");
+            if !status.success() {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("imapmig failed: {status}: {err}");
+            }
             return false;
         }
-        if Instant::now() >= deadline {
+        if copied_so_far(state) >= after_copied {
+            std::thread::sleep(jitter);
+            if let Ok(Some(_)) = child.try_wait() {
+                return false;
+            }
             // SIGKILL: no destructor, no flush, no goodbye.
             child.kill().expect("kill");
             let _ = child.wait();
             return true;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -120,7 +153,7 @@ fn kill_minus_nine_at_random_points_then_rerun_leaves_every_message_exactly_once
     rt.block_on(fill(&sa, &seeds));
     let dir = tempfile::tempdir().unwrap();
 
-    // How long an uninterrupted run takes here: kill points are spread over it.
+    // An uninterrupted run, for reference.
     let reference = dst.user("reference");
     let full = run_to_end(migrate_command(
         &src,
@@ -133,6 +166,7 @@ fn kill_minus_nine_at_random_points_then_rerun_leaves_every_message_exactly_once
         "an uninterrupted migration of {} messages takes {full:?}",
         seeds.len()
     );
+    let total = seeds.len() as u64;
 
     let mut rng = XorShift(0x00c0_ffee_0000_0042);
     let rounds = 20;
@@ -141,10 +175,19 @@ fn kill_minus_nine_at_random_points_then_rerun_leaves_every_message_exactly_once
         let du = dst.user(&format!("round{round}"));
         let state = dir.path().join(format!("round{round}.sqlite"));
         // Two kills at random instants, each into a run that resumes the previous one.
-        // The second run has less left to do, so its kill comes sooner.
-        for span in [0.9, 0.4] {
-            let at = full.mul_f64(0.02 + span * rng.fraction());
-            if run_and_kill(migrate_command(&src, &su, &dst, &du, &state), at) {
+        // Two kills, each into a run that resumes the previous one: once a seeded random
+        // share of the mailbox is recorded, after a seeded random few milliseconds more (so
+        // the kill lands anywhere in a batch: fetching, appending, committing).
+        let first = rng.next() % (total * 3 / 4);
+        let second = first + 1 + rng.next() % (total - first - 1).max(1);
+        for target in [first, second.min(total - 1)] {
+            let jitter = Duration::from_micros(rng.next() % 20_000);
+            if run_and_kill(
+                migrate_command(&src, &su, &dst, &du, &state),
+                &state,
+                target,
+                jitter,
+            ) {
                 interrupted += 1;
             }
         }

@@ -479,10 +479,10 @@ async fn copy_folder(
     // A lower bound for the UID of anything we append next: UIDs only grow.
     let mut floor = dsel.uid_next.unwrap_or(1).max(1);
     let batch = ctx.options.batch.max(1);
-    for chunk in todo.chunks(batch) {
-        if ctx.cancel.is_cancelled() {
-            return Err(EngineError::Cancelled);
-        }
+    let chunks: Vec<&[&MessageMeta]> = todo.chunks(batch).collect();
+    // Records a batch as pending (durably, before anything of it can reach the destination)
+    // and asks the source for its bodies.
+    let start_batch = |chunk: &[&MessageMeta], floor: u32| -> Result<Vec<Uid>, EngineError> {
         let pend: Vec<PendingRecord> = chunk
             .iter()
             .map(|m| PendingRecord {
@@ -491,8 +491,26 @@ async fn copy_folder(
             })
             .collect();
         state.add_pending(account, folder, &pend)?;
-        let uids: Vec<Uid> = chunk.iter().map(|m| m.uid).collect();
-        src.request_bodies(&uids).await.map_err(on(Side::Source))?;
+        Ok(chunk.iter().map(|m| m.uid).collect())
+    };
+    let mut next_uids = match chunks.first() {
+        Some(first) => {
+            let uids = start_batch(first, floor)?;
+            src.request_bodies(&uids).await.map_err(on(Side::Source))?;
+            Some(uids)
+        }
+        None => None,
+    };
+    for i in 0..chunks.len() {
+        let Some(uids) = next_uids.take() else {
+            break;
+        };
+        if ctx.cancel.is_cancelled() {
+            // Nothing of this batch was sent: it is no longer pending.
+            while src.next_body().await.map_err(on(Side::Source))?.is_some() {}
+            state.drop_pending(account, folder, &uids)?;
+            return Err(EngineError::Cancelled);
+        }
         let mut in_flight: Vec<(crate::sink::AppendTicket, Uid, Fingerprinter, u64)> = Vec::new();
         let mut gone: Vec<Uid> = Vec::new();
         while let Some(ev) = src.next_body().await.map_err(on(Side::Source))? {
@@ -545,6 +563,15 @@ async fn copy_folder(
             if ctx.cancel.is_cancelled() {
                 // Stop at a message boundary: what is in flight is completed and recorded.
                 break;
+            }
+        }
+        // Start the next batch before waiting for the destination, so the source streams it
+        // while the destination finishes this one. The floor is still a valid lower bound.
+        if !ctx.cancel.is_cancelled() {
+            if let Some(next) = chunks.get(i + 1) {
+                let uids = start_batch(next, floor)?;
+                src.request_bodies(&uids).await.map_err(on(Side::Source))?;
+                next_uids = Some(uids);
             }
         }
         let mut done = Vec::with_capacity(in_flight.len());
