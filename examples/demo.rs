@@ -41,7 +41,12 @@ fn generated_mailbox() -> Vec<(&'static str, String, &'static str, String)> {
     for (i, (folder, flags)) in folders.iter().enumerate() {
         for n in 0..(6 + i * 2) {
             let year = 2009 + (n * 3 + i) % 16;
-            let date = format!("{:02}-{}-{year} 09:{:02}:00 +0100", 1 + n % 28, months[n % 5], n % 60);
+            let date = format!(
+                "{:02}-{}-{year} 09:{:02}:00 +0100",
+                1 + n % 28,
+                months[n % 5],
+                n % 60
+            );
             let body = format!(
                 "From: Demo <demo@old.example>\r\nTo: you@new.example\r\nSubject: {folder} #{n}\r\nDate: Mon, 1 Jan {year} 09:00:00 +0100\r\nMessage-ID: <{i}.{n}@demo>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nMessage {n} in {folder}. Grüße, 你好, こんにちは.\r\n{}",
                 "Lorem ipsum dolor sit amet.\r\n".repeat(1 + n * 20)
@@ -78,9 +83,14 @@ async fn main() {
                 s.create(&raw).await.expect("create a folder");
             }
             let date = InternalDate::parse_imap(date);
-            s.append(&raw, &Flags::from_line(flags), date.as_ref(), body.as_bytes())
-                .await
-                .expect("fill the source");
+            s.append(
+                &raw,
+                &Flags::from_line(flags),
+                date.as_ref(),
+                body.as_bytes(),
+            )
+            .await
+            .expect("fill the source");
         }
         s.logout().await;
     }
@@ -101,9 +111,16 @@ async fn main() {
         }
     });
     println!("migrating (folder mapping mode):");
-    let report = engine::migrate(&src, &dst, &options, state.clone(), Some(progress), CancellationToken::new())
-        .await
-        .expect("migration");
+    let report = engine::migrate(
+        &src,
+        &dst,
+        &options,
+        state.clone(),
+        Some(progress),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("migration");
     println!(
         "copied {} messages, {:.2} MB in {:.2} s\n",
         report.copied,
@@ -124,11 +141,17 @@ async fn main() {
     let again = engine::migrate(&src, &dst, &options, state, None, CancellationToken::new())
         .await
         .expect("second run");
-    println!("a second run copied {} messages (nothing is copied twice)", again.copied);
+    println!(
+        "a second run copied {} messages (nothing is copied twice)",
+        again.copied
+    );
     if v.is_identical() && again.copied == 0 {
         println!("\nverified: every message is on the destination, byte for byte.");
     } else {
-        eprintln!("\nverification found {} difference(s)", v.difference_count());
+        eprintln!(
+            "\nverification found {} difference(s)",
+            v.difference_count()
+        );
         std::process::exit(1);
     }
 }

@@ -21,18 +21,63 @@ fn mailbox(flavour: Flavour) -> Vec<Seed> {
     let sent = flavour.folder_name(&[flavour.special_use_names()[0].0]);
     let trash = flavour.folder_name(&[flavour.special_use_names()[1].0]);
     vec![
-        seed(&f(&["INBOX"]), message("hello", 3), "\\Seen", Some("01-Feb-2015 10:00:00 +0100")),
-        seed(&f(&["INBOX"]), message("unread", 5), "", Some("02-Mar-2019 23:59:59 -0500")),
-        seed(&f(&["INBOX"]), message("flagged", 2), "\\Flagged $Forwarded", None),
+        seed(
+            &f(&["INBOX"]),
+            message("hello", 3),
+            "\\Seen",
+            Some("01-Feb-2015 10:00:00 +0100"),
+        ),
+        seed(
+            &f(&["INBOX"]),
+            message("unread", 5),
+            "",
+            Some("02-Mar-2019 23:59:59 -0500"),
+        ),
+        seed(
+            &f(&["INBOX"]),
+            message("flagged", 2),
+            "\\Flagged $Forwarded",
+            None,
+        ),
         // Two identical messages are two messages.
-        seed(&f(&["INBOX"]), message("twin", 2), "", Some("03-Apr-2020 08:00:00 +0000")),
-        seed(&f(&["INBOX"]), message("twin", 2), "", Some("03-Apr-2020 08:00:00 +0000")),
-        seed(&sent, message("sent one", 4), "\\Seen \\Answered", Some("05-May-2012 12:00:00 +0900")),
+        seed(
+            &f(&["INBOX"]),
+            message("twin", 2),
+            "",
+            Some("03-Apr-2020 08:00:00 +0000"),
+        ),
+        seed(
+            &f(&["INBOX"]),
+            message("twin", 2),
+            "",
+            Some("03-Apr-2020 08:00:00 +0000"),
+        ),
+        seed(
+            &sent,
+            message("sent one", 4),
+            "\\Seen \\Answered",
+            Some("05-May-2012 12:00:00 +0900"),
+        ),
         seed(&trash, message("deleted", 1), "\\Seen \\Deleted", None),
-        seed(&f(&["Projects", "2024"]), message("project", 10), "$Work", None),
+        seed(
+            &f(&["Projects", "2024"]),
+            message("project", 10),
+            "$Work",
+            None,
+        ),
         seed(&f(&["Projects", "已发送"]), message("chinese", 2), "", None),
-        seed(&f(&["Entwürfe & Notizen"]), message("german", 2), "\\Draft", None),
-        seed(&f(&["送信済みアイテム"]), message("japanese", 2), "\\Seen", None),
+        seed(
+            &f(&["Entwürfe & Notizen"]),
+            message("german", 2),
+            "\\Draft",
+            None,
+        ),
+        seed(
+            &f(&["送信済みアイテム"]),
+            message("japanese", 2),
+            "\\Seen",
+            None,
+        ),
     ]
 }
 
@@ -62,17 +107,32 @@ async fn mapping_mode_between(src_flavour: Flavour, dst_flavour: Flavour) {
     assert_eq!(count(&da, &dst_trash).await, 1);
     assert_eq!(count(&da, "INBOX").await, 5);
     // Custom folders kept their tree, in the destination's syntax, non-ASCII intact.
-    assert_eq!(count(&da, &expected_target(dst_flavour, &["Projects", "2024"])).await, 1);
-    assert_eq!(count(&da, &expected_target(dst_flavour, &["Projects", "已发送"])).await, 1);
-    assert_eq!(count(&da, &expected_target(dst_flavour, &["Entwürfe & Notizen"])).await, 1);
-    assert_eq!(count(&da, &expected_target(dst_flavour, &["送信済みアイテム"])).await, 1);
+    assert_eq!(
+        count(&da, &expected_target(dst_flavour, &["Projects", "2024"])).await,
+        1
+    );
+    assert_eq!(
+        count(&da, &expected_target(dst_flavour, &["Projects", "已发送"])).await,
+        1
+    );
+    assert_eq!(
+        count(&da, &expected_target(dst_flavour, &["Entwürfe & Notizen"])).await,
+        1
+    );
+    assert_eq!(
+        count(&da, &expected_target(dst_flavour, &["送信済みアイテム"])).await,
+        1
+    );
 
     // The library's own verification, against the source.
     let v = engine::verify(&sa, &da, &opts.plan, &MessageFilter::default())
         .await
         .unwrap();
     assert!(v.is_identical(), "{v:#?}");
-    assert!(v.folders.iter().all(|f| f.extra_on_destination == 0), "{v:#?}");
+    assert!(
+        v.folders.iter().all(|f| f.extra_on_destination == 0),
+        "{v:#?}"
+    );
 
     // A re-run copies nothing.
     let again = migrate(&sa, &da, &opts, state).await;
@@ -125,10 +185,19 @@ async fn unified_mode_puts_everything_under_the_address() {
     assert!(report.is_complete(), "{report:#?}");
     // The address's dots are escaped so that they do not split the folder on a '.' server.
     let root = report.folders[0].target.clone();
-    assert!(root.starts_with("INBOX.Migrated.carol@old%2Eexample"), "{root}");
+    assert!(
+        root.starts_with("INBOX.Migrated.carol@old%2Eexample"),
+        "{root}"
+    );
     let targets: Vec<&str> = report.folders.iter().map(|f| f.target.as_str()).collect();
-    assert!(targets.contains(&"INBOX.Migrated.carol@old%2Eexample.INBOX"), "{targets:?}");
-    assert!(targets.contains(&"INBOX.Migrated.carol@old%2Eexample.Sent"), "{targets:?}");
+    assert!(
+        targets.contains(&"INBOX.Migrated.carol@old%2Eexample.INBOX"),
+        "{targets:?}"
+    );
+    assert!(
+        targets.contains(&"INBOX.Migrated.carol@old%2Eexample.Sent"),
+        "{targets:?}"
+    );
     assert_eq!(
         count(&da, "INBOX.Migrated.carol@old%2Eexample.Projects.已发送").await,
         1
@@ -160,9 +229,15 @@ async fn include_exclude_and_special_use_exclusion() {
     };
     let report = migrate(&sa, &da, &opts, state_file(&dir)).await;
     let sources: Vec<&str> = report.folders.iter().map(|f| f.source.as_str()).collect();
-    assert!(!sources.iter().any(|s| s.starts_with("Projects/")), "{sources:?}");
+    assert!(
+        !sources.iter().any(|s| s.starts_with("Projects/")),
+        "{sources:?}"
+    );
     assert!(!sources.contains(&"Trash"), "{sources:?}");
-    assert!(sources.contains(&"INBOX") && sources.contains(&"Sent"), "{sources:?}");
+    assert!(
+        sources.contains(&"INBOX") && sources.contains(&"Sent"),
+        "{sources:?}"
+    );
     assert_eq!(count(&da, "Trash").await, 0);
     assert_eq!(count(&da, "Sent").await, 1);
 
@@ -192,9 +267,24 @@ async fn date_range_on_internaldate_and_on_header() {
     fill(
         &sa,
         &[
-            seed("INBOX", dated("old", "Mon, 1 Jan 2001 10:00:00 +0000"), "", Some("01-Jan-2010 10:00:00 +0000")),
-            seed("INBOX", dated("mid", "Tue, 1 Jan 2002 10:00:00 +0000"), "", Some("01-Jun-2015 10:00:00 +0000")),
-            seed("INBOX", dated("new", "Wed, 1 Jan 2003 10:00:00 +0000"), "", Some("01-Jan-2020 10:00:00 +0000")),
+            seed(
+                "INBOX",
+                dated("old", "Mon, 1 Jan 2001 10:00:00 +0000"),
+                "",
+                Some("01-Jan-2010 10:00:00 +0000"),
+            ),
+            seed(
+                "INBOX",
+                dated("mid", "Tue, 1 Jan 2002 10:00:00 +0000"),
+                "",
+                Some("01-Jun-2015 10:00:00 +0000"),
+            ),
+            seed(
+                "INBOX",
+                dated("new", "Wed, 1 Jan 2003 10:00:00 +0000"),
+                "",
+                Some("01-Jan-2020 10:00:00 +0000"),
+            ),
         ],
     )
     .await;
@@ -204,7 +294,11 @@ async fn date_range_on_internaldate_and_on_header() {
     opts.filter.since = Some(time::macros::date!(2015 - 01 - 01));
     opts.filter.before = Some(time::macros::date!(2019 - 01 - 01));
     let r = migrate(&sa, &da, &opts, state_file(&dir)).await;
-    assert_eq!((r.folders[0].copied, r.folders[0].skipped_by_filter), (1, 2), "{r:#?}");
+    assert_eq!(
+        (r.folders[0].copied, r.folders[0].skipped_by_filter),
+        (1, 2),
+        "{r:#?}"
+    );
     let snap = snapshot(&da).await;
     let inbox = &snap.iter().find(|(n, _)| n == "INBOX").unwrap().1;
     assert!(String::from_utf8_lossy(&inbox[0].0).contains("Subject: mid"));
@@ -281,16 +375,35 @@ async fn uidvalidity_reset_on_either_side_copies_nothing_twice() {
     migrate(&sa, &da, &opts, state.clone()).await;
 
     // The source's INBOX gets a new UIDVALIDITY (as after a server rebuild), and a new message.
-    src.doveadm_ok(&["mailbox", "update", "-u", &su.name, "--uid-validity", "12345", "INBOX"]);
+    src.doveadm_ok(&[
+        "mailbox",
+        "update",
+        "-u",
+        &su.name,
+        "--uid-validity",
+        "12345",
+        "INBOX",
+    ]);
     fill(&sa, &[seed("INBOX", message("after reset", 2), "", None)]).await;
     let r = migrate(&sa, &da, &opts, state.clone()).await;
     let inbox = r.folders.iter().find(|f| f.source == "INBOX").unwrap();
     assert_eq!(inbox.copied, 1, "{inbox:#?}");
-    assert!(inbox.notes.iter().any(|n| n.contains("UIDVALIDITY")), "{inbox:#?}");
+    assert!(
+        inbox.notes.iter().any(|n| n.contains("UIDVALIDITY")),
+        "{inbox:#?}"
+    );
     assert_eq!(count(&da, "INBOX").await, 6);
 
     // Now the destination's INBOX is reset.
-    dst.doveadm_ok(&["mailbox", "update", "-u", &du.name, "--uid-validity", "777", "INBOX"]);
+    dst.doveadm_ok(&[
+        "mailbox",
+        "update",
+        "-u",
+        &du.name,
+        "--uid-validity",
+        "777",
+        "INBOX",
+    ]);
     let r = migrate(&sa, &da, &opts, state).await;
     let inbox = r.folders.iter().find(|f| f.source == "INBOX").unwrap();
     assert_eq!(inbox.copied, 0, "{inbox:#?}");
@@ -399,7 +512,14 @@ async fn every_corpus_message_survives_byte_exact() {
     let v = engine::verify(&sa, &da, &opts.plan, &MessageFilter::default())
         .await
         .unwrap();
-    assert!(v.is_identical(), "{:#?}", v.folders.iter().filter(|f| !f.differences.is_empty()).collect::<Vec<_>>());
+    assert!(
+        v.is_identical(),
+        "{:#?}",
+        v.folders
+            .iter()
+            .filter(|f| !f.differences.is_empty())
+            .collect::<Vec<_>>()
+    );
     assert_eq!(
         v.folders.iter().map(|f| f.matched).sum::<u64>() as usize,
         corpus.len()
