@@ -525,3 +525,151 @@ async fn every_corpus_message_survives_byte_exact() {
         corpus.len()
     );
 }
+
+fn collecting_sink() -> (
+    engine::ProgressSink,
+    std::sync::Arc<std::sync::Mutex<Vec<engine::ProgressEvent>>>,
+) {
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let e = events.clone();
+    let sink: engine::ProgressSink = std::sync::Arc::new(move |ev: &engine::ProgressEvent| {
+        e.lock().unwrap().push(ev.clone());
+    });
+    (sink, events)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_limiting_connections_gets_fewer_and_the_migration_completes() {
+    // The source allows two connections per user: the planning connection plus one more.
+    let src = Dovecot::start_with(
+        Flavour::Slash,
+        DovecotOptions {
+            extra_config: Some("mail_max_userip_connections = 2\n".into()),
+            ..DovecotOptions::default()
+        },
+    );
+    let dst = Dovecot::start(Flavour::Slash);
+    let (sa, da) = (
+        account(&src, &src.user("lim")),
+        account(&dst, &dst.user("lim")),
+    );
+    let mut seeds = Vec::new();
+    for f in ["INBOX", "A", "B", "C", "D", "E"] {
+        for i in 0..5 {
+            seeds.push(seed(f, message(&format!("{f} {i}"), 20), "", None));
+        }
+    }
+    fill(&sa, &seeds).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options("lim");
+    opts.connections = 4;
+    let (sink, events) = collecting_sink();
+    let r = engine::migrate(
+        &sa,
+        &da,
+        &opts,
+        state_file(&dir),
+        Some(sink),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect("migration completes with fewer connections");
+    assert!(r.is_complete(), "{r:#?}");
+    assert_eq!(r.copied, 30);
+    let reduced = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, engine::ProgressEvent::ConnectionsReduced { .. }))
+        .count();
+    assert!(reduced >= 1, "no worker gave way to the connection limit");
+    let v = engine::verify(&sa, &da, &opts.plan, &MessageFilter::default())
+        .await
+        .unwrap();
+    assert!(v.is_identical(), "{v:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connections_are_reopened_and_the_copy_resumes() {
+    let src = std::sync::Arc::new(Dovecot::start(Flavour::Slash));
+    let dst = std::sync::Arc::new(Dovecot::start(Flavour::DotInbox));
+    let (su, du) = (src.user("kicked"), dst.user("kicked"));
+    let (sa, da) = (account(&src, &su), account(&dst, &du));
+    let seeds: Vec<Seed> = (0..400)
+        .map(|i| seed("INBOX", message(&format!("m{i}"), 100 + i % 300), "", None))
+        .collect();
+    fill(&sa, &seeds).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options("kicked");
+    opts.batch = 16;
+    opts.backoff = std::time::Duration::from_millis(50);
+
+    // After 60 and 200 messages, the servers throw the user out: first the source, then the
+    // destination (`doveadm kick`, as an admin or a restart would).
+    let (tx, rx) = std::sync::mpsc::channel::<u32>();
+    let copied = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let (c, events) = (
+        copied.clone(),
+        std::sync::Arc::new(std::sync::Mutex::new(Vec::new())),
+    );
+    let ev = events.clone();
+    let sink: engine::ProgressSink = std::sync::Arc::new(move |e: &engine::ProgressEvent| {
+        if let engine::ProgressEvent::MessageCopied { .. } = e {
+            let n = c.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            if n == 60 || n == 200 {
+                let _ = tx.send(n);
+            }
+        }
+        ev.lock().unwrap().push(e.clone());
+    });
+    let (s2, d2, sn, dn) = (src.clone(), dst.clone(), su.name.clone(), du.name.clone());
+    let kicker = std::thread::spawn(move || {
+        let mut kicks = 0;
+        while let Ok(n) = rx.recv() {
+            let out = if n == 60 {
+                s2.doveadm(&["kick", &sn])
+            } else {
+                d2.doveadm(&["kick", &dn])
+            };
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            kicks += 1;
+        }
+        kicks
+    });
+    let r = engine::migrate(
+        &sa,
+        &da,
+        &opts,
+        state_file(&dir),
+        Some(sink),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect("the migration survives dropped connections");
+    assert!(r.is_complete(), "{r:#?}");
+    // The sink (and with it the sender) went away with the migration: the kicker ends.
+    let kicks = kicker.join().unwrap();
+    assert_eq!(kicks, 2);
+    let retries = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, engine::ProgressEvent::Retrying { .. }))
+        .count();
+    assert!(
+        retries >= 2,
+        "expected a retry after each kick, saw {retries}"
+    );
+    let v = engine::verify(&sa, &da, &opts.plan, &MessageFilter::default())
+        .await
+        .unwrap();
+    assert!(v.is_identical(), "{v:#?}");
+    assert!(
+        v.folders.iter().all(|f| f.extra_on_destination == 0),
+        "{v:#?}"
+    );
+}

@@ -1,6 +1,7 @@
 //! Copying folders: workers, retries, the per-folder pass, crash recovery by fingerprint.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -111,11 +112,12 @@ pub(super) async fn run(
     let workers = ctx.options.connections.clamp(1, plan.entries.len().max(1));
     let mut tasks = tokio::task::JoinSet::new();
     let mut first = Some((src, dst));
+    let active = Arc::new(AtomicUsize::new(workers));
     for _ in 0..workers {
         let sessions = first.take();
         let ctx = ctx.clone();
         let queue = queue.clone();
-        tasks.spawn(worker(ctx, queue, sessions));
+        tasks.spawn(worker(ctx, queue, sessions, active.clone()));
     }
     let mut results: BTreeMap<usize, FolderReport> = BTreeMap::new();
     let mut cancelled = false;
@@ -151,6 +153,7 @@ async fn worker(
     ctx: Arc<Ctx>,
     queue: Arc<Mutex<VecDeque<(usize, PlanEntry)>>>,
     mut sessions: Option<(AnySource, AnySink)>,
+    active: Arc<AtomicUsize>,
 ) -> Vec<FolderOutcome> {
     let mut out = Vec::new();
     loop {
@@ -166,6 +169,19 @@ async fn worker(
                 match open_pair(&ctx).await {
                     Ok(p) => sessions = Some(p),
                     Err(e) => {
+                        // A server that will not give us another connection (connection
+                        // limits, throttling) gets fewer: while other workers are alive, this
+                        // one hands its folder back to them and stops.
+                        if e.is_transient() && leave_if_others_remain(&active) {
+                            if let Ok(mut q) = queue.lock() {
+                                q.push_front((idx, entry.clone()));
+                            }
+                            ctx.emit(ProgressEvent::ConnectionsReduced {
+                                workers: active.load(Ordering::SeqCst),
+                                error: e.to_string(),
+                            });
+                            return out;
+                        }
                         if e.is_transient() && attempt < ctx.options.retries {
                             attempt += 1;
                             backoff(&ctx, &entry, attempt, &e).await;
@@ -204,6 +220,15 @@ async fn worker(
         d.close().await;
     }
     out
+}
+
+/// Leaves the pool if at least one other worker is still in it.
+fn leave_if_others_remain(active: &AtomicUsize) -> bool {
+    active
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n > 1).then(|| n - 1)
+        })
+        .is_ok()
 }
 
 async fn backoff(ctx: &Ctx, entry: &PlanEntry, attempt: u32, err: &EngineError) {

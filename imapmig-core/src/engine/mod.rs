@@ -260,6 +260,14 @@ pub enum ProgressEvent {
     },
     /// A folder is done.
     FolderDone(FolderReport),
+    /// A server refused another connection (connection limit, throttling): the migration goes
+    /// on with fewer parallel connections.
+    ConnectionsReduced {
+        /// Connection pairs still working.
+        workers: usize,
+        /// What the server said.
+        error: String,
+    },
     /// A transient failure; the folder is retried after a pause.
     Retrying {
         /// Source folder.
