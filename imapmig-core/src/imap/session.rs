@@ -846,6 +846,16 @@ impl Session {
                 self.user = Some(creds.mailbox_user().to_string());
                 Ok(())
             }
+            // A login refused because of load or connection limits is not a wrong password:
+            // it is kept as a refusal with its code, which retries treat as transient.
+            Err(AuthFailure::Refused(status))
+                if matches!(
+                    status.code,
+                    Some(ResponseCode::Limit) | Some(ResponseCode::Unavailable)
+                ) || super::error::is_throttle_text(&status.text) =>
+            {
+                Err(self.refused("LOGIN", None, status))
+            }
             Err(AuthFailure::Refused(status)) => Err(ImapError::AuthenticationFailed {
                 host: self.conn.host.clone(),
                 user: creds.user.clone(),
