@@ -504,156 +504,177 @@ async fn copy_folder(
     // A lower bound for the UID of anything we append next: UIDs only grow.
     let mut floor = dsel.uid_next.unwrap_or(1).max(1);
     let batch = ctx.options.batch.max(1);
-    let chunks: Vec<&[&MessageMeta]> = todo.chunks(batch).collect();
-    // Records a batch as pending (durably, before anything of it can reach the destination)
-    // and asks the source for its bodies.
-    let start_batch = |chunk: &[&MessageMeta], floor: u32| -> Result<Vec<Uid>, EngineError> {
-        let pend: Vec<PendingRecord> = chunk
-            .iter()
-            .map(|m| PendingRecord {
-                src_uid: m.uid,
-                dst_floor: floor,
-            })
-            .collect();
-        state.add_pending(account, folder, &pend)?;
-        Ok(chunk.iter().map(|m| m.uid).collect())
-    };
-    let mut next_uids = match chunks.first() {
-        Some(first) => {
-            let uids = start_batch(first, floor)?;
-            src.request_bodies(&uids).await.map_err(on(Side::Source))?;
-            Some(uids)
-        }
-        None => None,
-    };
-    for i in 0..chunks.len() {
-        let Some(uids) = next_uids.take() else {
+    // Small messages go in groups (MULTIAPPEND) on the first pass; a group the destination
+    // refuses stored nothing, and its messages go again one by one on a second pass, so one
+    // bad message refuses only itself.
+    let mut work: Vec<&MessageMeta> = todo;
+    for grouped in [true, false] {
+        if work.is_empty() {
             break;
+        }
+        dst.set_grouping(grouped);
+        let mut retry_single: Vec<&MessageMeta> = Vec::new();
+        let chunks: Vec<&[&MessageMeta]> = work.chunks(batch).collect();
+        // Records a batch as pending (durably, before anything of it can reach the destination)
+        // and asks the source for its bodies.
+        let start_batch = |chunk: &[&MessageMeta], floor: u32| -> Result<Vec<Uid>, EngineError> {
+            let pend: Vec<PendingRecord> = chunk
+                .iter()
+                .map(|m| PendingRecord {
+                    src_uid: m.uid,
+                    dst_floor: floor,
+                })
+                .collect();
+            state.add_pending(account, folder, &pend)?;
+            Ok(chunk.iter().map(|m| m.uid).collect())
         };
-        if ctx.cancel.is_cancelled() {
-            // Nothing of this batch was sent: it is no longer pending.
-            while src.next_body().await.map_err(on(Side::Source))?.is_some() {}
-            state.drop_pending(account, folder, &uids)?;
-            return Err(EngineError::Cancelled);
-        }
-        let mut in_flight: Vec<(crate::sink::AppendTicket, Uid, Fingerprinter, u64)> = Vec::new();
-        let mut gone: Vec<Uid> = Vec::new();
-        while let Some(ev) = src.next_body().await.map_err(on(Side::Source))? {
-            match ev {
-                BodyEvent::Body(mut body) => {
-                    let uid = body.uid;
-                    let Some(meta) = by_uid.get(&uid) else {
-                        continue;
-                    };
-                    let flags = flags_for_destination(&meta.flags, &dsel, &mut dropped_keywords);
-                    let mut fp = Fingerprinter::new();
-                    let len = body.len;
-                    let sent = dst
-                        .append(
-                            &flags,
-                            meta.internal_date.as_ref(),
-                            &mut body,
-                            &mut |c: &[u8]| fp.update(c),
-                        )
-                        .await;
-                    match sent {
-                        Ok(ticket) => in_flight.push((ticket, uid, fp, len)),
-                        Err(e) => match e.refusal() {
-                            Some(words) => {
-                                // Refused before the body was sent (synchronising literal).
-                                refuse(ctx, &mut rep, folder, uid, len, words);
-                                gone.push(uid);
-                            }
-                            None => return Err(on(Side::Destination)(e)),
-                        },
-                    }
-                }
-                BodyEvent::Missing(uid) => {
-                    rep.vanished += 1;
-                    gone.push(uid);
-                }
-                BodyEvent::Failed(uid, status) => {
-                    let size = by_uid.get(&uid).map(|m| m.size).unwrap_or(0);
-                    refuse(
-                        ctx,
-                        &mut rep,
-                        folder,
-                        uid,
-                        size,
-                        format!("the source would not send it: {}", status.describe()),
-                    );
-                    gone.push(uid);
-                }
-            }
-            if ctx.cancel.is_cancelled() {
-                // Stop at a message boundary: what is in flight is completed and recorded.
-                break;
-            }
-        }
-        // Start the next batch before waiting for the destination, so the source streams it
-        // while the destination finishes this one. The floor is still a valid lower bound.
-        if !ctx.cancel.is_cancelled() {
-            if let Some(next) = chunks.get(i + 1) {
-                let uids = start_batch(next, floor)?;
+        let mut next_uids = match chunks.first() {
+            Some(first) => {
+                let uids = start_batch(first, floor)?;
                 src.request_bodies(&uids).await.map_err(on(Side::Source))?;
-                next_uids = Some(uids);
+                Some(uids)
             }
-        }
-        let mut done = Vec::with_capacity(in_flight.len());
-        for (ticket, uid, fp, len) in in_flight {
-            match dst.finish_append(ticket).await {
-                Ok(dst_uid) => {
-                    if let Some(u) = dst_uid {
-                        floor = floor.max(u.0.saturating_add(1));
+            None => None,
+        };
+        for i in 0..chunks.len() {
+            let Some(uids) = next_uids.take() else {
+                break;
+            };
+            if ctx.cancel.is_cancelled() {
+                // Nothing of this batch was sent: it is no longer pending.
+                while src.next_body().await.map_err(on(Side::Source))?.is_some() {}
+                state.drop_pending(account, folder, &uids)?;
+                return Err(EngineError::Cancelled);
+            }
+            let mut in_flight: Vec<(crate::sink::AppendTicket, Uid, Fingerprinter, u64)> =
+                Vec::new();
+            let mut gone: Vec<Uid> = Vec::new();
+            while let Some(ev) = src.next_body().await.map_err(on(Side::Source))? {
+                match ev {
+                    BodyEvent::Body(mut body) => {
+                        let uid = body.uid;
+                        let Some(meta) = by_uid.get(&uid) else {
+                            continue;
+                        };
+                        let flags =
+                            flags_for_destination(&meta.flags, &dsel, &mut dropped_keywords);
+                        let mut fp = Fingerprinter::new();
+                        let len = body.len;
+                        let sent = dst
+                            .append(
+                                &flags,
+                                meta.internal_date.as_ref(),
+                                &mut body,
+                                &mut |c: &[u8]| fp.update(c),
+                            )
+                            .await;
+                        match sent {
+                            Ok(ticket) => in_flight.push((ticket, uid, fp, len)),
+                            Err(e) => match e.refusal() {
+                                Some(words) => {
+                                    // Refused before the body was sent (synchronising literal).
+                                    refuse(ctx, &mut rep, folder, uid, len, words);
+                                    gone.push(uid);
+                                }
+                                None => return Err(on(Side::Destination)(e)),
+                            },
+                        }
                     }
-                    let flags = by_uid
-                        .get(&uid)
-                        .map(|m| m.flags.clone())
-                        .unwrap_or_default();
-                    done.push(CopiedRecord {
-                        src_uid: uid,
-                        dst_uid,
-                        fingerprint: fp.finish().0,
-                        flags,
-                        size: len,
-                    });
-                    rep.copied += 1;
-                    rep.bytes += len;
-                    ctx.emit(ProgressEvent::MessageCopied {
-                        folder: folder.to_string(),
-                        uid: uid.0,
-                        bytes: len,
-                    });
-                }
-                Err(e) => match e.refusal() {
-                    Some(words) => {
-                        refuse(ctx, &mut rep, folder, uid, len, words);
+                    BodyEvent::Missing(uid) => {
+                        rep.vanished += 1;
                         gone.push(uid);
                     }
-                    None => {
-                        // Whatever landed is found again by fingerprint on the next run.
-                        state.commit_copied(account, folder, &done)?;
-                        return Err(on(Side::Destination)(e));
+                    BodyEvent::Failed(uid, status) => {
+                        let size = by_uid.get(&uid).map(|m| m.size).unwrap_or(0);
+                        refuse(
+                            ctx,
+                            &mut rep,
+                            folder,
+                            uid,
+                            size,
+                            format!("the source would not send it: {}", status.describe()),
+                        );
+                        gone.push(uid);
                     }
-                },
+                }
+                if ctx.cancel.is_cancelled() {
+                    // Stop at a message boundary: what is in flight is completed and recorded.
+                    break;
+                }
+            }
+            // Start the next batch before waiting for the destination, so the source streams it
+            // while the destination finishes this one. The floor is still a valid lower bound.
+            if !ctx.cancel.is_cancelled() {
+                if let Some(next) = chunks.get(i + 1) {
+                    let uids = start_batch(next, floor)?;
+                    src.request_bodies(&uids).await.map_err(on(Side::Source))?;
+                    next_uids = Some(uids);
+                }
+            }
+            let mut done = Vec::with_capacity(in_flight.len());
+            for (ticket, uid, fp, len) in in_flight {
+                match dst.finish_append(ticket).await {
+                    Ok(dst_uid) => {
+                        if let Some(u) = dst_uid {
+                            floor = floor.max(u.0.saturating_add(1));
+                        }
+                        let flags = by_uid
+                            .get(&uid)
+                            .map(|m| m.flags.clone())
+                            .unwrap_or_default();
+                        done.push(CopiedRecord {
+                            src_uid: uid,
+                            dst_uid,
+                            fingerprint: fp.finish().0,
+                            flags,
+                            size: len,
+                        });
+                        rep.copied += 1;
+                        rep.bytes += len;
+                        ctx.emit(ProgressEvent::MessageCopied {
+                            folder: folder.to_string(),
+                            uid: uid.0,
+                            bytes: len,
+                        });
+                    }
+                    Err(e) if e.group_refused() && grouped => {
+                        // Nothing of the group was stored: send this one again on its own.
+                        if let Some(meta) = by_uid.get(&uid) {
+                            retry_single.push(meta);
+                        }
+                        gone.push(uid);
+                    }
+                    Err(e) => match e.refusal() {
+                        Some(words) => {
+                            refuse(ctx, &mut rep, folder, uid, len, words);
+                            gone.push(uid);
+                        }
+                        None => {
+                            // Whatever landed is found again by fingerprint on the next run.
+                            state.commit_copied(account, folder, &done)?;
+                            return Err(on(Side::Destination)(e));
+                        }
+                    },
+                }
+            }
+            state.commit_copied(account, folder, &done)?;
+            // Refused and vanished messages are no longer pending; uncopied ones in this chunk
+            // (after a cancel) are dropped from pending too: nothing of theirs was sent.
+            let committed: HashSet<Uid> = done.iter().map(|r| r.src_uid).collect();
+            let mut unsent: Vec<Uid> = uids
+                .iter()
+                .copied()
+                .filter(|u| !committed.contains(u) && !gone.contains(u))
+                .collect();
+            unsent.extend(gone);
+            if !unsent.is_empty() {
+                state.drop_pending(account, folder, &unsent)?;
+            }
+            if ctx.cancel.is_cancelled() {
+                return Err(EngineError::Cancelled);
             }
         }
-        state.commit_copied(account, folder, &done)?;
-        // Refused and vanished messages are no longer pending; uncopied ones in this chunk
-        // (after a cancel) are dropped from pending too: nothing of theirs was sent.
-        let committed: HashSet<Uid> = done.iter().map(|r| r.src_uid).collect();
-        let mut unsent: Vec<Uid> = uids
-            .iter()
-            .copied()
-            .filter(|u| !committed.contains(u) && !gone.contains(u))
-            .collect();
-        unsent.extend(gone);
-        if !unsent.is_empty() {
-            state.drop_pending(account, folder, &unsent)?;
-        }
-        if ctx.cancel.is_cancelled() {
-            return Err(EngineError::Cancelled);
-        }
+        work = retry_single;
     }
 
     rep.dropped_keywords = dropped_keywords.into_iter().collect();

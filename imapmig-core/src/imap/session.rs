@@ -8,6 +8,8 @@ use imap_proto::{AttributeValue, MailboxDatum, NameAttribute, Response, StatusAt
 use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 
+mod multiappend;
+
 use super::conn::Connection;
 use super::error::{ImapError, Result};
 use super::transport::{tls_handshake, Stream, Timed, TlsVerify};

@@ -13,6 +13,26 @@ use crate::source::{AccessError, FolderList};
 
 /// Bodies fetched per pipelined round when fingerprinting.
 const FINGERPRINT_BATCH: usize = 256;
+/// Messages up to this size go into groups (MULTIAPPEND); larger ones get a command each.
+const GROUP_MESSAGE_MAX: u64 = 128 * 1024;
+/// The most messages in one group.
+const GROUP_MAX_MESSAGES: usize = 32;
+/// The most bytes in one group.
+const GROUP_MAX_BYTES: u64 = 2 * 1024 * 1024;
+
+/// A MULTIAPPEND command being written.
+struct OpenGroup {
+    tag: String,
+    messages: usize,
+    bytes: u64,
+}
+
+/// What became of a group: the UIDs its messages got (empty without UIDPLUS), or the
+/// server's refusal. Kept until every member's ticket has been finished.
+struct GroupOutcome {
+    result: Result<Vec<Uid>, String>,
+    unclaimed: usize,
+}
 
 /// An IMAP server as a sink.
 pub struct ImapSink {
@@ -20,6 +40,11 @@ pub struct ImapSink {
     name: String,
     /// The wire name of the open folder.
     open: Option<String>,
+    grouping: bool,
+    group: Option<OpenGroup>,
+    /// Sent groups by tag: how many members each had (until completed), then their outcome.
+    sent_groups: HashMap<String, usize>,
+    outcomes: HashMap<String, GroupOutcome>,
 }
 
 impl ImapSink {
@@ -35,7 +60,59 @@ impl ImapSink {
             session,
             name: format!("imap://{}:{}", account.endpoint.host, account.endpoint.port),
             open: None,
+            grouping: true,
+            group: None,
+            sent_groups: HashMap::new(),
+            outcomes: HashMap::new(),
         }
+    }
+
+    /// Ends the group being written, if any, so that it goes to the server.
+    async fn close_group(&mut self) -> Result<(), ImapError> {
+        if let Some(g) = self.group.take() {
+            self.session.multiappend_close().await?;
+            self.sent_groups.insert(g.tag, g.messages);
+        }
+        Ok(())
+    }
+
+    /// The UID of member `index` of group `tag`, waiting for the group's completion once.
+    async fn finish_grouped(
+        &mut self,
+        tag: String,
+        index: usize,
+    ) -> Result<Option<Uid>, AccessError> {
+        self.close_group().await?;
+        if !self.outcomes.contains_key(&tag) {
+            let members = self.sent_groups.remove(&tag).unwrap_or(1);
+            let raw = self.open_raw()?.to_string();
+            let result = match self.session.multiappend_wait(&tag, &raw).await {
+                Ok(uids) => Ok(uids.into_iter().map(|(_, u)| u).collect()),
+                Err(ImapError::Refused { status, .. }) => Err(status.describe()),
+                Err(e) => return Err(e.into()),
+            };
+            self.outcomes.insert(
+                tag.clone(),
+                GroupOutcome {
+                    result,
+                    unclaimed: members,
+                },
+            );
+        }
+        let Some(outcome) = self.outcomes.get_mut(&tag) else {
+            return Ok(None);
+        };
+        outcome.unclaimed = outcome.unclaimed.saturating_sub(1);
+        let answer = match &outcome.result {
+            Ok(uids) => Ok(uids.get(index).copied()),
+            Err(words) => Err(AccessError::GroupRefused {
+                words: words.clone(),
+            }),
+        };
+        if outcome.unclaimed == 0 {
+            self.outcomes.remove(&tag);
+        }
+        answer
     }
 
     fn open_raw(&self) -> Result<&str, AccessError> {
@@ -92,6 +169,7 @@ impl MigrationSink for ImapSink {
     }
 
     async fn open_folder(&mut self, raw: &str) -> Result<OpenedTarget, AccessError> {
+        self.close_group().await?;
         let sel = self.session.select(raw).await?.clone();
         self.open = Some(raw.to_string());
         Ok(OpenedTarget {
@@ -111,6 +189,41 @@ impl MigrationSink for ImapSink {
         observe: &mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<AppendTicket, AccessError> {
         let raw = self.open_raw()?.to_string();
+        let len = body.len;
+        if self.grouping && len <= GROUP_MESSAGE_MAX && self.session.can_multiappend() {
+            let full = self.group.as_ref().is_some_and(|g| {
+                g.messages >= GROUP_MAX_MESSAGES || g.bytes + len > GROUP_MAX_BYTES
+            });
+            if full {
+                self.close_group().await?;
+            }
+            if self.group.is_none() {
+                let tag = self.session.multiappend_open(&raw).await?;
+                self.group = Some(OpenGroup {
+                    tag,
+                    messages: 0,
+                    bytes: 0,
+                });
+            }
+            self.session
+                .multiappend_add(flags, date, body, observe)
+                .await?;
+            let Some(g) = self.group.as_mut() else {
+                return Err(AccessError::Imap(ImapError::Protocol {
+                    host: self.session.host().to_string(),
+                    command: "APPEND",
+                    detail: "lost the open group".into(),
+                }));
+            };
+            let index = g.messages;
+            g.messages += 1;
+            g.bytes += len;
+            return Ok(AppendTicket::Grouped {
+                tag: g.tag.clone(),
+                index,
+            });
+        }
+        self.close_group().await?;
         let tag = self
             .session
             .append_send_fetched(&raw, flags, date, body, observe)
@@ -121,7 +234,9 @@ impl MigrationSink for ImapSink {
     async fn finish_append(&mut self, ticket: AppendTicket) -> Result<Option<Uid>, AccessError> {
         match ticket {
             AppendTicket::Done(uid) => Ok(uid),
+            AppendTicket::Grouped { tag, index } => self.finish_grouped(tag, index).await,
             AppendTicket::InFlight(tag) => {
+                self.close_group().await?;
                 let raw = self.open_raw()?.to_string();
                 Ok(self.session.append_wait(&tag, &raw).await?.map(|a| a.uid))
             }
@@ -129,6 +244,7 @@ impl MigrationSink for ImapSink {
     }
 
     async fn uids_from(&mut self, floor: u32) -> Result<Vec<Uid>, AccessError> {
+        self.close_group().await?;
         let floor = floor.max(1);
         if self.session.selected().is_some_and(|s| s.exists == 0) {
             return Ok(Vec::new());
@@ -143,10 +259,12 @@ impl MigrationSink for ImapSink {
     }
 
     async fn fingerprints(&mut self, uids: &[Uid]) -> Result<HashMap<Uid, [u8; 32]>, AccessError> {
+        self.close_group().await?;
         Ok(fingerprint_selected(&mut self.session, uids).await?)
     }
 
     async fn store_flags(&mut self, uids: &[Uid], flags: &Flags) -> Result<(), AccessError> {
+        self.close_group().await?;
         if uids.is_empty() {
             return Ok(());
         }
@@ -154,7 +272,12 @@ impl MigrationSink for ImapSink {
         Ok(self.session.uid_store(&set, "", flags).await?)
     }
 
-    async fn close(self) {
+    fn set_grouping(&mut self, on: bool) {
+        self.grouping = on;
+    }
+
+    async fn close(mut self) {
+        let _ = self.close_group().await;
         self.session.logout().await;
     }
 }

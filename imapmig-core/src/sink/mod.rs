@@ -48,6 +48,13 @@ impl OpenedTarget {
 pub enum AppendTicket {
     /// Sent, completion pending (the IMAP tag).
     InFlight(String),
+    /// Sent as message `index` of a group (one MULTIAPPEND command, by its tag).
+    Grouped {
+        /// The command's tag.
+        tag: String,
+        /// The message's place in the group, from 0.
+        index: usize,
+    },
     /// Already done (a local store writes synchronously), with the new UID if any.
     Done(Option<Uid>),
 }
@@ -86,6 +93,9 @@ pub trait MigrationSink {
     async fn fingerprints(&mut self, uids: &[Uid]) -> Result<HashMap<Uid, [u8; 32]>, AccessError>;
     /// Replaces the flags of messages in the open folder.
     async fn store_flags(&mut self, uids: &[Uid], flags: &Flags) -> Result<(), AccessError>;
+    /// Whether small messages may be sent in groups (one command for several messages).
+    /// Sinks without such a thing ignore it.
+    fn set_grouping(&mut self, _on: bool) {}
     /// Closes the connection or files.
     async fn close(self);
 }
@@ -178,6 +188,9 @@ impl MigrationSink for AnySink {
     }
     async fn store_flags(&mut self, uids: &[Uid], flags: &Flags) -> Result<(), AccessError> {
         dispatch!(self, s => s.store_flags(uids, flags).await)
+    }
+    fn set_grouping(&mut self, on: bool) {
+        dispatch!(self, s => s.set_grouping(on))
     }
     async fn close(self) {
         dispatch!(self, s => s.close().await)

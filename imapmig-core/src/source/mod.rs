@@ -40,6 +40,13 @@ pub enum AccessError {
         /// What is wrong.
         detail: String,
     },
+    /// Several messages sent in one command (MULTIAPPEND) were refused together; none of them
+    /// was stored. Each is worth sending again on its own.
+    #[error("the destination refused a group of messages: {words}")]
+    GroupRefused {
+        /// The server's words.
+        words: String,
+    },
     /// Another protocol's server (POP3) failed or refused.
     #[error("{server}: {detail}")]
     Server {
@@ -66,8 +73,15 @@ impl AccessError {
         match self {
             AccessError::Imap(e) => e.is_transient(),
             AccessError::Server { transient, .. } => *transient,
-            AccessError::Io { .. } | AccessError::Format { .. } => false,
+            AccessError::Io { .. }
+            | AccessError::Format { .. }
+            | AccessError::GroupRefused { .. } => false,
         }
+    }
+
+    /// Whether this is a refused group (see [`AccessError::GroupRefused`]).
+    pub fn group_refused(&self) -> bool {
+        matches!(self, AccessError::GroupRefused { .. })
     }
 
     /// When the destination refused one message (and only that message): its words.
