@@ -253,12 +253,20 @@ fn classify_line(carried: &[u8], input: &[u8]) -> Option<bool> {
     if start.first() == Some(&b'+') {
         return Some(true);
     }
-    let first_sp = memchr::memchr(b' ', start)?;
+    // Only this line counts: looking past its end would read the next response's words, and
+    // how much of those is in the buffer depends on how the bytes arrived.
+    let (start, complete) = match memchr::memchr(b'\n', start) {
+        Some(lf) => (&start[..lf], true),
+        None => (start, false),
+    };
+    let Some(first_sp) = memchr::memchr(b' ', start) else {
+        return complete.then_some(false);
+    };
     let rest = &start[first_sp + 1..];
-    let word_end = rest.iter().position(|b| matches!(b, b' ' | b'\r' | b'\n'));
+    let word_end = rest.iter().position(|b| matches!(b, b' ' | b'\r'));
     let word_end = match word_end {
         Some(e) => e,
-        None if rest.len() >= 8 => rest.len(),
+        None if complete || rest.len() >= 8 => rest.len(),
         None => return None,
     };
     let word = &rest[..word_end];
@@ -500,6 +508,17 @@ mod tests {
                 line("* 1 FETCH (BINARY[] ~{2}\r\nab)\r\n")
             ]
         );
+    }
+
+    #[test]
+    fn a_line_is_classified_by_its_own_words_only() {
+        // The first line has no space: whether it is a status line must not be decided by the
+        // `OK` of the next line, which may or may not have arrived yet (found by fuzzing).
+        let input: &[u8] = b"a{3}\r\nbcd\r\n* OK [ALERT] x\r\n";
+        let whole = frames(small(), &[input]).unwrap();
+        let pieces: Vec<&[u8]> = input.chunks(1).collect();
+        assert_eq!(frames(small(), &pieces).unwrap(), whole);
+        assert_eq!(whole[0], line("a{3}\r\nbcd\r\n"));
     }
 
     #[test]
