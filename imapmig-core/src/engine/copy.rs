@@ -280,11 +280,7 @@ async fn source_fingerprints(
         while let Some(ev) = source.next_body().await? {
             if let BodyEvent::Body(mut b) = ev {
                 let uid = b.uid;
-                let mut f = Fingerprinter::new();
-                while let Some(c) = b.chunk().await? {
-                    f.update(&c);
-                }
-                out.insert(uid, f.finish().0);
+                out.insert(uid, super::fingerprint::of_body(&mut b).await?.0);
             }
         }
     }

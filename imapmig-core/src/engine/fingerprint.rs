@@ -55,6 +55,17 @@ impl Fingerprinter {
     }
 }
 
+/// Reads a body to its end; returns its fingerprint and the exact SHA-256 of its bytes.
+pub async fn of_body(
+    body: &mut crate::body::FetchedBody<'_>,
+) -> Result<([u8; 32], [u8; 32]), crate::imap::ImapError> {
+    let mut f = Fingerprinter::new();
+    while let Some(c) = body.chunk().await? {
+        f.update(&c);
+    }
+    Ok(f.finish())
+}
+
 /// The fingerprint of a whole message in memory.
 pub fn fingerprint(message: &[u8]) -> [u8; 32] {
     let mut f = Fingerprinter::new();

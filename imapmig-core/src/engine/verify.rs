@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 
 use serde::Serialize;
 
-use super::fingerprint::{hex, Fingerprinter};
+use super::fingerprint::hex;
 use super::{Account, EngineError, MessageFilter, Side};
 use crate::body::BodyEvent;
 use crate::mapping::PlanOptions;
@@ -129,11 +129,7 @@ async fn hash_folder(
         while let Some(ev) = source.next_body().await? {
             if let BodyEvent::Body(mut b) = ev {
                 let uid = b.uid;
-                let mut f = Fingerprinter::new();
-                while let Some(c) = b.chunk().await? {
-                    f.update(&c);
-                }
-                let (normalized, exact) = f.finish();
+                let (normalized, exact) = super::fingerprint::of_body(&mut b).await?;
                 if let Some(meta) = by_uid.remove(&uid) {
                     out.push(Hashed {
                         meta,

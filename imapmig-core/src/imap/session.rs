@@ -1540,8 +1540,22 @@ impl Session {
         body: &mut FetchedBody<'_>,
         mut observe: impl FnMut(&[u8]),
     ) -> Result<String> {
+        let tag = self.append_begin(raw, flags, date, body.len).await?;
+        self.write_fetched_body(body, &mut observe).await?;
+        self.conn.write(b"\r\n").await?;
+        self.conn.flush().await?;
+        Ok(tag)
+    }
+
+    /// Writes exactly `body.len` bytes of a body to the socket, chunk by chunk, without copying.
+    /// A body that ends early leaves the server waiting for bytes: the connection is marked
+    /// broken.
+    async fn write_fetched_body(
+        &mut self,
+        body: &mut FetchedBody<'_>,
+        observe: &mut impl FnMut(&[u8]),
+    ) -> Result<()> {
         let len = body.len;
-        let tag = self.append_begin(raw, flags, date, len).await?;
         let mut sent = 0u64;
         while let Some(chunk) = body.chunk().await? {
             let take = (chunk.len() as u64).min(len - sent) as usize;
@@ -1556,9 +1570,7 @@ impl Session {
                 got: sent,
             });
         }
-        self.conn.write(b"\r\n").await?;
-        self.conn.flush().await?;
-        Ok(tag)
+        Ok(())
     }
 
     /// Writes the APPEND command line; for a synchronising literal, waits for the server's go.

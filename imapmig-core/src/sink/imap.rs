@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use super::{AppendTicket, MigrationSink, OpenedTarget};
 use crate::body::{BodyEvent, FetchedBody};
-use crate::engine::fingerprint::Fingerprinter;
 use crate::engine::Account;
 use crate::imap::{ImapError, Session};
 use crate::model::{Flags, InternalDate, SpecialUse, Uid};
@@ -137,11 +136,7 @@ pub(crate) async fn fingerprint_selected(
         while let Some(ev) = session.next_body().await? {
             if let BodyEvent::Body(mut b) = ev {
                 let uid = b.uid;
-                let mut f = Fingerprinter::new();
-                while let Some(c) = b.chunk().await? {
-                    f.update(&c);
-                }
-                out.insert(uid, f.finish().0);
+                out.insert(uid, crate::engine::fingerprint::of_body(&mut b).await?.0);
             }
         }
     }

@@ -70,24 +70,9 @@ impl Session {
         if let Some(d) = date {
             part.push_str(&format!(" \"{}\"", d.to_imap()));
         }
-        let len = body.len;
-        part.push_str(&format!(" {{{len}+}}\r\n"));
+        part.push_str(&format!(" {{{}+}}\r\n", body.len));
         self.conn.write(part.as_bytes()).await?;
-        let mut sent = 0u64;
-        while let Some(chunk) = body.chunk().await? {
-            let take = (chunk.len() as u64).min(len - sent) as usize;
-            observe(&chunk[..take]);
-            self.conn.write(&chunk[..take]).await?;
-            sent += take as u64;
-        }
-        if sent < len {
-            self.conn.mark_broken();
-            return Err(ImapError::BodyTooShort {
-                announced: len,
-                got: sent,
-            });
-        }
-        Ok(())
+        self.write_fetched_body(body, &mut observe).await
     }
 
     /// Ends the open MULTIAPPEND command and sends it on its way.
