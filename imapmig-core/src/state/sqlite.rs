@@ -115,6 +115,23 @@ impl SqliteStore {
     /// schema up to date. A file of another application fails with [`StateError::Foreign`], a
     /// file of a newer imapmig with [`StateError::SchemaTooNew`]; neither is modified.
     pub fn open_with(path: &Path, durability: Durability) -> Result<Self, StateError> {
+        // Setting up a file that another process is setting up at the same moment can meet
+        // SQLITE_BUSY where SQLite does not call the busy handler (the switch to WAL, WAL
+        // recovery): try again for as long as the busy timeout would have waited.
+        let started = std::time::Instant::now();
+        loop {
+            match Self::open_once(path, durability) {
+                Err(StateError::Open { source, .. })
+                    if is_busy(&source) && started.elapsed() < BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(path: &Path, durability: Durability) -> Result<Self, StateError> {
         let open_err = |source| StateError::Open {
             path: path.to_path_buf(),
             source,
@@ -191,6 +208,15 @@ impl SqliteStore {
         tx.commit().map_err(ctx.sql(what))?;
         Ok(out)
     }
+}
+
+/// Whether SQLite reported the file busy or locked by another connection.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 /// Fails unless the file is empty or an imapmig state file this build can read.
