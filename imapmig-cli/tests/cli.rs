@@ -62,7 +62,12 @@ fn setup() -> Setup {
     rt.block_on(fill(
         &account(&src, &su),
         &[
-            seed("INBOX", message("one", 3), "\\Seen", Some("01-Feb-2015 10:00:00 +0100")),
+            seed(
+                "INBOX",
+                message("one", 3),
+                "\\Seen",
+                Some("01-Feb-2015 10:00:00 +0100"),
+            ),
             seed("INBOX", message("two", 3), "$Forwarded", None),
             seed("Sent", message("sent", 3), "\\Seen", None),
             seed("Projekte/Büro", message("office", 40), "", None),
@@ -98,8 +103,14 @@ fn migrate_then_verify_through_the_contract() {
         .iter()
         .map(|f| f["target"].as_str().unwrap().to_string())
         .collect();
-    assert!(targets.contains(&"INBOX.Sent Items".to_string()), "{targets:?}");
-    assert!(targets.contains(&"INBOX.Projekte.Büro".to_string()), "{targets:?}");
+    assert!(
+        targets.contains(&"INBOX.Sent Items".to_string()),
+        "{targets:?}"
+    );
+    assert!(
+        targets.contains(&"INBOX.Projekte.Büro".to_string()),
+        "{targets:?}"
+    );
     assert!(!targets.iter().any(|t| t.contains("Junk")), "{targets:?}");
 
     let mut cmd = imapmig();
@@ -216,7 +227,15 @@ fn exit_statuses_name_the_failure_and_never_show_the_password() {
 
     // Nobody listening: exit 4.
     let out = run(imapmig()
-        .args(["check", "--src-host", "127.0.0.1", "--src-port", "1", "--src-user", "x"])
+        .args([
+            "check",
+            "--src-host",
+            "127.0.0.1",
+            "--src-port",
+            "1",
+            "--src-user",
+            "x",
+        ])
         .args(["--src-tls", "none"])
         .env("IMAPMIG_SRC_PASSWORD", "x"));
     assert_eq!(out.status.code(), Some(4));

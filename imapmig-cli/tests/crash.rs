@@ -27,10 +27,6 @@ impl XorShift {
         self.0 = x;
         x
     }
-
-    fn fraction(&mut self) -> f64 {
-        (self.next() % 10_000) as f64 / 10_000.0
-    }
 }
 
 fn migrate_command(
@@ -78,7 +74,12 @@ fn copied_so_far(state: &std::path::Path) -> u64 {
 /// `jitter`; returns whether it was still running (so the kill really interrupted it).
 /// Kill points are set in progress rather than in time, so a slow or busy machine moves them
 /// in time but not in what they interrupt.
-fn run_and_kill(mut cmd: Command, state: &std::path::Path, after_copied: u64, jitter: Duration) -> bool {
+fn run_and_kill(
+    mut cmd: Command,
+    state: &std::path::Path,
+    after_copied: u64,
+    jitter: Duration,
+) -> bool {
     let mut child = cmd.spawn().expect("start imapmig");
     loop {
         if let Ok(Some(status)) = child.try_wait() {
