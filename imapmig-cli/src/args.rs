@@ -1,6 +1,11 @@
-//! Command-line flags for the two servers, turned into the library's types.
+//! Command-line flags for the two sides, turned into the library's types.
+//!
+//! A side is an IMAP server (`--src-host`/`--dst-host` and friends, unchanged), a POP3 server
+//! (the same flags with `--src-protocol pop3`), or a local store: `--src maildir:PATH`,
+//! `--src mbox:PATH`, `--dst maildir:PATH`. The server flags are required only when no local
+//! store is given.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -9,6 +14,8 @@ use imapmig_core::imap::{AuthMethod, Credentials, Endpoint, Security, TlsVerify}
 use imapmig_core::mapping::{Mode, PlanOptions};
 use imapmig_core::model::SpecialUse;
 use imapmig_core::secret::Secret;
+use imapmig_core::sink::SinkSpec;
+use imapmig_core::source::{MaildirSpec, MboxFlavor, MboxSpec, Pop3Spec, SourceSpec};
 
 use crate::CliError;
 
@@ -46,7 +53,7 @@ macro_rules! server_args {
         pub struct $name {
             #[arg(id = concat!($p, "-host"), long = concat!($p, "-host"), required = false, help = concat!("The ", $side, " server's host name or address."))]
             pub host: String,
-            #[doc = "Port (default: 993 with tls, 143 otherwise)."]
+            #[doc = "Port (default: 993 with tls, 143 otherwise; for POP3 995 and 110)."]
             #[arg(id = concat!($p, "-port"), long = concat!($p, "-port"))]
             pub port: Option<u16>,
             #[doc = "Login name (for an admin login, the admin)."]
@@ -78,11 +85,17 @@ macro_rules! server_args {
             /// The library's account for these flags; the secret comes from the environment
             /// or the password file.
             pub fn account(&self) -> Result<Account, CliError> {
+                self.account_on(993, 143)
+            }
+
+            /// Like [`Self::account`], with other default ports (TLS, otherwise).
+            pub fn account_on(&self, tls_port: u16, plain_port: u16) -> Result<Account, CliError> {
                 account(
                     $side,
                     $env,
                     &self.host,
                     self.port,
+                    (tls_port, plain_port),
                     &self.user,
                     self.tls.unwrap_or(TlsFlag::Tls),
                     self.password_file.as_ref(),
@@ -106,6 +119,7 @@ fn account(
     env: &str,
     host: &str,
     port: Option<u16>,
+    (tls_port, plain_port): (u16, u16),
     user: &str,
     tls: TlsFlag,
     password_file: Option<&PathBuf>,
@@ -140,7 +154,11 @@ fn account(
         TlsFlag::Starttls => Security::StartTls,
         TlsFlag::Tls => Security::Tls,
     };
-    let port = port.unwrap_or(if tls == TlsFlag::Tls { 993 } else { 143 });
+    let port = port.unwrap_or(if tls == TlsFlag::Tls {
+        tls_port
+    } else {
+        plain_port
+    });
     let mut endpoint = Endpoint::new(host, port, security);
     endpoint.timeout = Duration::from_secs(timeout.max(1));
     endpoint.verify = match (insecure, ca_file) {
@@ -164,6 +182,164 @@ fn account(
             authzid: authzid.cloned(),
         },
     })
+}
+
+/// `--src-protocol`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolFlag {
+    /// IMAP: every folder.
+    #[default]
+    Imap,
+    /// POP3: the inbox only, tracked by UIDL; nothing is ever deleted from the server.
+    Pop3,
+}
+
+/// `--mbox-flavor`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MboxFlavorFlag {
+    /// `>From ` lines at any depth lose one `>` (mutt, Python, Dovecot).
+    Mboxrd,
+    /// Only `>From ` lines lose their `>` (Thunderbird, Netscape, old Eudora).
+    Mboxo,
+    /// Nothing is escaped; Content-Length separates messages (Solaris).
+    Mboxcl2,
+}
+
+/// A local store named as `KIND:PATH`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LocalStore {
+    /// `maildir:PATH`: a Maildir++ tree.
+    Maildir(PathBuf),
+    /// `mbox:PATH`: an mbox file or a directory of them.
+    Mbox(PathBuf),
+}
+
+fn parse_local_store(value: &str) -> Result<LocalStore, String> {
+    let (kind, path) = value
+        .split_once(':')
+        .ok_or_else(|| format!("expected maildir:PATH or mbox:PATH, got {value:?}"))?;
+    if path.is_empty() {
+        return Err(format!("{kind}: needs a path"));
+    }
+    match kind {
+        "maildir" => Ok(LocalStore::Maildir(PathBuf::from(path))),
+        "mbox" => Ok(LocalStore::Mbox(PathBuf::from(path))),
+        _ => Err(format!(
+            "unknown store {kind:?}: expected maildir:PATH or mbox:PATH"
+        )),
+    }
+}
+
+/// Where mail comes from when it is not an IMAP server.
+#[derive(Args, Clone, Debug)]
+pub struct SourceWhere {
+    /// A local source instead of a server: maildir:PATH (a Maildir++ tree) or mbox:PATH (an
+    /// mbox file, or a directory of them: one folder per file).
+    #[arg(id = "src", long = "src", value_name = "KIND:PATH", value_parser = parse_local_store,
+          conflicts_with_all = ["src-host", "src-user", "src-protocol"])]
+    pub store: Option<LocalStore>,
+    /// The source server's protocol [default: imap]. pop3 copies the inbox only and never
+    /// deletes anything.
+    #[arg(id = "src-protocol", long = "src-protocol", value_enum)]
+    pub protocol: Option<ProtocolFlag>,
+    /// How an mbox source escapes `From ` lines [default: mboxrd].
+    #[arg(id = "mbox-flavor", long = "mbox-flavor", value_enum)]
+    pub mbox_flavor: Option<MboxFlavorFlag>,
+    /// POP3: the file keeping the UIDL-to-UID table (default: beside the state file).
+    #[arg(id = "src-uid-map", long = "src-uid-map")]
+    pub uid_map: Option<PathBuf>,
+}
+
+/// Where mail goes when it is not an IMAP server.
+#[derive(Args, Clone, Debug)]
+pub struct DestWhere {
+    /// A local destination instead of a server: maildir:PATH (a Maildir++ tree, created when
+    /// missing, that Dovecot can serve and `--src maildir:PATH` reads back).
+    #[arg(id = "dst", long = "dst", value_name = "maildir:PATH", value_parser = parse_local_store,
+          conflicts_with_all = ["dst-host", "dst-user"])]
+    pub store: Option<LocalStore>,
+}
+
+/// The source side of a command: a server's flags, or a local store.
+pub fn source_spec(
+    server: Option<&SourceArgs>,
+    place: &SourceWhere,
+    state: Option<&Path>,
+) -> Result<SourceSpec, CliError> {
+    if let Some(store) = &place.store {
+        return Ok(match store {
+            LocalStore::Maildir(p) => SourceSpec::Maildir(MaildirSpec::new(p)),
+            LocalStore::Mbox(p) => {
+                let flavor = match place.mbox_flavor.unwrap_or(MboxFlavorFlag::Mboxrd) {
+                    MboxFlavorFlag::Mboxrd => MboxFlavor::Mboxrd,
+                    MboxFlavorFlag::Mboxo => MboxFlavor::Mboxo,
+                    MboxFlavorFlag::Mboxcl2 => MboxFlavor::Mboxcl2,
+                };
+                SourceSpec::Mbox(MboxSpec::new(p).with_flavor(flavor))
+            }
+        });
+    }
+    let server = server.ok_or_else(|| {
+        CliError::Usage(
+            "no source: give --src-host and --src-user (an IMAP or POP3 server) or --src maildir:PATH / mbox:PATH".into(),
+        )
+    })?;
+    match place.protocol.unwrap_or_default() {
+        ProtocolFlag::Imap => Ok(SourceSpec::Imap(server.account()?)),
+        ProtocolFlag::Pop3 => {
+            let account = server.account_on(995, 110)?;
+            let uid_map = match &place.uid_map {
+                Some(p) => p.clone(),
+                None => {
+                    let state = match state {
+                        Some(s) => s.to_path_buf(),
+                        None => crate::default_state_path()?,
+                    };
+                    let mut dir = state.into_os_string();
+                    dir.push(".pop3-uids");
+                    PathBuf::from(dir).join(format!(
+                        "{}@{}_{}",
+                        account.credentials.mailbox_user().replace('/', "_"),
+                        account.endpoint.host.replace('/', "_"),
+                        account.endpoint.port
+                    ))
+                }
+            };
+            Ok(SourceSpec::Pop3(Pop3Spec::new(account, uid_map)))
+        }
+    }
+}
+
+/// The destination side of a command: a server's flags, or a local store.
+pub fn sink_spec(server: Option<&DestArgs>, place: &DestWhere) -> Result<SinkSpec, CliError> {
+    match (&place.store, server) {
+        (Some(LocalStore::Maildir(p)), _) => Ok(SinkSpec::Maildir(MaildirSpec::new(p))),
+        (Some(LocalStore::Mbox(_)), _) => Err(CliError::Usage(
+            "--dst mbox:PATH is not supported: mbox is an import format; use --dst maildir:PATH for a local copy".into(),
+        )),
+        (None, Some(d)) => Ok(SinkSpec::Imap(d.account()?)),
+        (None, None) => Err(CliError::Usage(
+            "no destination: give --dst-host and --dst-user, or --dst maildir:PATH".into(),
+        )),
+    }
+}
+
+/// The name a source goes by in unified mode: the login, or a local store's file name.
+pub fn source_name(spec: &SourceSpec) -> String {
+    match spec {
+        SourceSpec::Imap(a) => a.credentials.mailbox_user().to_string(),
+        SourceSpec::Pop3(p) => p.account.credentials.mailbox_user().to_string(),
+        SourceSpec::Maildir(m) => file_name(&m.path),
+        SourceSpec::Mbox(m) => file_name(&m.path),
+        other => other.describe(),
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("local")
+        .to_string()
 }
 
 /// `--mode`.

@@ -21,14 +21,14 @@ use imapmig_core::engine::{
     self, EngineError, MigrationOptions, MigrationReport, ProgressEvent, Verification,
 };
 use imapmig_core::imap::{ImapError, Session};
-use imapmig_core::sink::{MigrationSink, SinkSpec};
+use imapmig_core::sink::MigrationSink;
 use imapmig_core::source::{MigrationSource, SourceSpec};
 use imapmig_core::state::SqliteStore;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use args::{DestArgs, PlanArgs, SourceArgs};
+use args::{DestArgs, DestWhere, PlanArgs, ProtocolFlag, SourceArgs, SourceWhere};
 
 #[derive(Parser)]
 #[command(
@@ -47,6 +47,9 @@ enum Command {
     Check {
         #[command(flatten)]
         src: Option<SourceArgs>,
+        /// The source server's protocol [default: imap].
+        #[arg(long = "src-protocol", value_enum)]
+        src_protocol: Option<ProtocolFlag>,
         #[command(flatten)]
         dst: Option<DestArgs>,
         /// Print the result as one JSON object.
@@ -56,9 +59,13 @@ enum Command {
     /// Look at a source before migrating: folders, counts, sizes, the folder plan, an estimate.
     Analyze {
         #[command(flatten)]
-        src: SourceArgs,
+        src: Option<SourceArgs>,
+        #[command(flatten)]
+        src_where: SourceWhere,
         #[command(flatten)]
         dst: Option<DestArgs>,
+        #[command(flatten)]
+        dst_where: DestWhere,
         #[command(flatten)]
         plan: PlanArgs,
         /// Print the result as one JSON object.
@@ -68,9 +75,13 @@ enum Command {
     /// Copy one account's mail from the source to the destination (again: only what is new).
     Migrate {
         #[command(flatten)]
-        src: SourceArgs,
+        src: Option<SourceArgs>,
         #[command(flatten)]
-        dst: DestArgs,
+        src_where: SourceWhere,
+        #[command(flatten)]
+        dst: Option<DestArgs>,
+        #[command(flatten)]
+        dst_where: DestWhere,
         #[command(flatten)]
         plan: PlanArgs,
         /// The sync-state file (SQLite). Default: $XDG_STATE_HOME/imapmig/state.sqlite.
@@ -95,9 +106,13 @@ enum Command {
     /// Compare source and destination message by message: content, flags, INTERNALDATE.
     Verify {
         #[command(flatten)]
-        src: SourceArgs,
+        src: Option<SourceArgs>,
         #[command(flatten)]
-        dst: DestArgs,
+        src_where: SourceWhere,
+        #[command(flatten)]
+        dst: Option<DestArgs>,
+        #[command(flatten)]
+        dst_where: DestWhere,
         #[command(flatten)]
         plan: PlanArgs,
         /// Print the result as one JSON object.
@@ -192,16 +207,25 @@ fn interrupt_token() -> CancellationToken {
 
 async fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
-        Command::Check { src, dst, json } => check(src, dst, json).await,
+        Command::Check {
+            src,
+            src_protocol,
+            dst,
+            json,
+        } => check(src, src_protocol, dst, json).await,
         Command::Analyze {
             src,
+            src_where,
             dst,
+            dst_where,
             plan,
             json,
-        } => analyze(src, dst, plan, json).await,
+        } => analyze(src, src_where, dst, dst_where, plan, json).await,
         Command::Migrate {
             src,
+            src_where,
             dst,
+            dst_where,
             plan,
             state,
             account_key,
@@ -210,12 +234,12 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             dry_run,
             json,
         } => {
-            let source = src.account()?;
-            let destination = dst.account()?;
             let state_path = match state {
                 Some(p) => p,
                 None => default_state_path()?,
             };
+            let source = args::source_spec(src.as_ref(), &src_where, Some(&state_path))?;
+            let destination = args::sink_spec(dst.as_ref(), &dst_where)?;
             if let Some(dir) = state_path.parent() {
                 if !dir.as_os_str().is_empty() {
                     std::fs::create_dir_all(dir).map_err(|e| {
@@ -225,20 +249,12 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             }
             let store = SqliteStore::open(&state_path)
                 .map_err(|e| CliError::Engine(EngineError::State(e)))?;
-            let key = account_key.unwrap_or_else(|| {
-                format!(
-                    "{}@{}:{} -> {}@{}:{}",
-                    source.credentials.mailbox_user(),
-                    source.endpoint.host,
-                    source.endpoint.port,
-                    destination.credentials.mailbox_user(),
-                    destination.endpoint.host,
-                    destination.endpoint.port
-                )
-            });
+            // For two IMAP servers: `user@host:port -> user@host:port`, as always.
+            let key = account_key
+                .unwrap_or_else(|| format!("{} -> {}", source.describe(), destination.describe()));
             let options = MigrationOptions {
                 account_key: key,
-                plan: plan.plan_options(source.credentials.mailbox_user())?,
+                plan: plan.plan_options(&args::source_name(&source))?,
                 filter: plan.filter()?,
                 connections: connections.max(1),
                 batch: batch.max(1),
@@ -247,7 +263,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             };
             let progress = Progress::new(!json);
             let sink = progress.sink();
-            let report = engine::migrate(
+            let report = engine::migrate_between(
                 &source,
                 &destination,
                 &options,
@@ -267,14 +283,16 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         }
         Command::Verify {
             src,
+            src_where,
             dst,
+            dst_where,
             plan,
             json,
         } => {
-            let source = src.account()?;
-            let destination = dst.account()?;
-            let opts = plan.plan_options(source.credentials.mailbox_user())?;
-            let v = engine::verify(&source, &destination, &opts, &plan.filter()?).await?;
+            let source = args::source_spec(src.as_ref(), &src_where, None)?;
+            let destination = args::sink_spec(dst.as_ref(), &dst_where)?;
+            let opts = plan.plan_options(&args::source_name(&source))?;
+            let v = engine::verify_between(&source, &destination, &opts, &plan.filter()?).await?;
             if json {
                 print_json(&v);
             } else {
@@ -356,7 +374,42 @@ async fn check_one(side: &'static str, account: engine::Account) -> Result<Check
     Ok(r)
 }
 
-async fn check(src: Option<SourceArgs>, dst: Option<DestArgs>, json: bool) -> Result<u8, CliError> {
+/// The POP3 form of [`check_one`]: connect, TLS, login, CAPA (the UID table is not touched).
+async fn check_pop3(account: engine::Account) -> Result<CheckResult, CliError> {
+    let started = Instant::now();
+    let e = |source| {
+        CliError::Engine(EngineError::Server {
+            side: engine::Side::Source,
+            source,
+        })
+    };
+    let spec = imapmig_core::source::Pop3Spec::new(account.clone(), PathBuf::new());
+    let s = imapmig_core::source::Pop3Source::open(&spec)
+        .await
+        .map_err(e)?;
+    let r = CheckResult {
+        side: "source",
+        host: account.endpoint.host.clone(),
+        port: account.endpoint.port,
+        tls: s.is_tls(),
+        greeting: s.greeting().to_string(),
+        logged_in_as: account.credentials.mailbox_user().to_string(),
+        capabilities: s.capabilities().to_vec(),
+        folders: 1,
+        namespace_prefix: String::new(),
+        separator: None,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    s.close().await;
+    Ok(r)
+}
+
+async fn check(
+    src: Option<SourceArgs>,
+    src_protocol: Option<ProtocolFlag>,
+    dst: Option<DestArgs>,
+    json: bool,
+) -> Result<u8, CliError> {
     if src.is_none() && dst.is_none() {
         return Err(CliError::Usage(
             "check needs --src-host/--src-user and/or --dst-host/--dst-user".into(),
@@ -364,7 +417,10 @@ async fn check(src: Option<SourceArgs>, dst: Option<DestArgs>, json: bool) -> Re
     }
     let mut results = Vec::new();
     if let Some(s) = src {
-        results.push(check_one("source", s.account()?).await?);
+        results.push(match src_protocol.unwrap_or_default() {
+            ProtocolFlag::Imap => check_one("source", s.account()?).await?,
+            ProtocolFlag::Pop3 => check_pop3(s.account_on(995, 110)?).await?,
+        });
     }
     if let Some(d) = dst {
         results.push(check_one("destination", d.account()?).await?);
@@ -414,34 +470,79 @@ struct FolderAnalysis {
 }
 
 async fn analyze(
-    src: SourceArgs,
+    src: Option<SourceArgs>,
+    src_where: SourceWhere,
     dst: Option<DestArgs>,
+    dst_where: DestWhere,
     plan: PlanArgs,
     json: bool,
 ) -> Result<u8, CliError> {
-    let source = src.account()?;
+    let spec = args::source_spec(src.as_ref(), &src_where, None)?;
     let filter = plan.filter()?;
+    let mut out = Analysis::default();
+    if dst.is_some() || dst_where.store.is_some() {
+        let destination = args::sink_spec(dst.as_ref(), &dst_where)?;
+        let opts = plan.plan_options(&args::source_name(&spec))?;
+        let (p, s, d) = engine::plan(&spec, &destination, &opts).await?;
+        out.plan = Some(p.render());
+        out.plan_notes = p.notes.clone();
+        s.close().await;
+        d.close().await;
+    }
+    match &spec {
+        SourceSpec::Imap(source) => analyze_imap(source, &filter, &mut out).await?,
+        other => analyze_store(other, &filter, &mut out).await?,
+    }
+    print_analysis(&out, &filter, json);
+    Ok(0)
+}
+
+/// Folders, counts and sizes of any kind of source, through the source contract.
+async fn analyze_store(
+    spec: &SourceSpec,
+    filter: &engine::MessageFilter,
+    out: &mut Analysis,
+) -> Result<(), CliError> {
+    let e = |source| {
+        CliError::Engine(EngineError::Server {
+            side: engine::Side::Source,
+            source,
+        })
+    };
+    let mut s = spec.open().await.map_err(e)?;
+    let list = s.list_folders().await.map_err(e)?;
+    for f in list.folders.iter().filter(|f| f.selectable()) {
+        s.open_folder(f).await.map_err(e)?;
+        let metas = s.messages().await.map_err(e)?;
+        let bytes: u64 = metas.iter().map(|m| m.size).sum();
+        if let Some(limit) = filter.max_size {
+            out.over_size_limit += metas.iter().filter(|m| m.size > limit).count() as u64;
+        }
+        out.messages += metas.len() as u64;
+        out.bytes += bytes;
+        out.folders.push(FolderAnalysis {
+            name: f.name.clone(),
+            special_use: f.special_use.map(|u| u.name().to_string()),
+            messages: metas.len() as u64,
+            bytes,
+            largest: metas.iter().map(|m| m.size).max().unwrap_or(0),
+        });
+    }
+    s.close().await;
+    Ok(())
+}
+
+async fn analyze_imap(
+    source: &engine::Account,
+    filter: &engine::MessageFilter,
+    out: &mut Analysis,
+) -> Result<(), CliError> {
     let e = |source: ImapError| {
         CliError::Engine(EngineError::Server {
             side: engine::Side::Source,
             source: source.into(),
         })
     };
-    let mut out = Analysis::default();
-    if let Some(d) = dst {
-        let destination = d.account()?;
-        let opts = plan.plan_options(source.credentials.mailbox_user())?;
-        let (p, s, d) = engine::plan(
-            &SourceSpec::Imap(source.clone()),
-            &SinkSpec::Imap(destination),
-            &opts,
-        )
-        .await?;
-        out.plan = Some(p.render());
-        out.plan_notes = p.notes.clone();
-        s.close().await;
-        d.close().await;
-    }
     let mut s = source.open().await.map_err(e)?;
     let folders = s.list().await.map_err(e)?;
     let mut sample: Option<(String, Vec<imapmig_core::model::Uid>)> = None;
@@ -485,8 +586,12 @@ async fn analyze(
         }
     }
     s.logout().await;
+    Ok(())
+}
+
+fn print_analysis(out: &Analysis, filter: &engine::MessageFilter, json: bool) {
     if json {
-        print_json(&out);
+        print_json(out);
     } else {
         println!(
             "{:<40} {:>10} {:>12} {:>10}  special use",
@@ -513,7 +618,6 @@ async fn analyze(
             println!("\n{p}");
         }
     }
-    Ok(0)
 }
 
 /// Progress on a terminal (a bar) or as plain lines on stderr.

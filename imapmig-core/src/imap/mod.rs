@@ -11,7 +11,7 @@
 pub(crate) mod conn;
 pub mod error;
 mod session;
-mod transport;
+pub(crate) mod transport;
 
 pub use error::{ImapError, Result};
 pub use session::{

@@ -4,16 +4,21 @@
 //! INTERNALDATE (reporting the new UID when it can), and answers what the engine needs to
 //! recognise its own copies after a crash: which UIDs lie at or above a floor and what their
 //! content fingerprints are. It never needs to change a message to recognise it.
+//!
+//! Implementations: an IMAP server ([`ImapSink`]) and a local Maildir++ tree
+//! ([`MaildirSink`], a backup that [`crate::source::MaildirSource`] reads back).
 
 mod imap;
+mod maildir;
 
 use std::collections::HashMap;
 
 pub use self::imap::ImapSink;
+pub use self::maildir::MaildirSink;
 use crate::body::FetchedBody;
 use crate::engine::Account;
 use crate::model::{Flags, InternalDate, SpecialUse, Uid, UidValidity};
-use crate::source::{AccessError, AnySource, FolderList, SourceSpec};
+use crate::source::{AccessError, AnySource, FolderList, MaildirSpec, SourceSpec};
 
 /// What opening a destination folder tells.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -106,6 +111,8 @@ pub trait MigrationSink {
 pub enum SinkSpec {
     /// An IMAP server.
     Imap(Account),
+    /// A local Maildir++ tree (created when missing).
+    Maildir(MaildirSpec),
 }
 
 impl SinkSpec {
@@ -113,6 +120,7 @@ impl SinkSpec {
     pub async fn open(&self) -> Result<AnySink, AccessError> {
         match self {
             SinkSpec::Imap(a) => Ok(AnySink::Imap(ImapSink::open(a).await?)),
+            SinkSpec::Maildir(m) => Ok(AnySink::Maildir(MaildirSink::open(m).await?)),
         }
     }
 
@@ -120,6 +128,7 @@ impl SinkSpec {
     pub fn as_source(&self) -> SourceSpec {
         match self {
             SinkSpec::Imap(a) => SourceSpec::Imap(a.clone()),
+            SinkSpec::Maildir(m) => SourceSpec::Maildir(m.clone()),
         }
     }
 
@@ -130,10 +139,14 @@ impl SinkSpec {
 }
 
 /// Any kind of sink, for the engine to hold.
+// One per connection: the size difference between variants costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[non_exhaustive]
 pub enum AnySink {
     /// IMAP.
     Imap(ImapSink),
+    /// Maildir.
+    Maildir(MaildirSink),
 }
 
 impl AnySink {
@@ -147,6 +160,7 @@ macro_rules! dispatch {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
             AnySink::Imap($s) => $e,
+            AnySink::Maildir($s) => $e,
         }
     };
 }

@@ -1,16 +1,26 @@
 //! Where mail comes from: the [`MigrationSource`] contract and its implementations.
 //!
 //! A source lists folders, opens one, lists its messages' metadata, selects messages by date,
-//! and streams their bodies ([`FetchedBody`]) in the order it likes, each tagged with its UID.
-//! IMAP is the main implementation ([`ImapSource`]); other kinds of source (POP3, Maildir,
-//! mbox) implement the same contract, and [`AnySource`] lets the engine hold any of them.
+//! and streams their bodies ([`FetchedBody`](crate::body::FetchedBody)) in the order it likes,
+//! each tagged with its UID.
+//! IMAP is the main implementation ([`ImapSource`]); the others implement the same contract:
+//! a POP3 inbox ([`Pop3Source`]), a local Maildir++ tree ([`MaildirSource`], the restore side
+//! of [`crate::sink::MaildirSink`]) and mbox archives ([`MboxSource`]). [`SourceSpec`] says how
+//! to reach one, and [`AnySource`] lets the engine hold any of them.
 
+pub(crate) mod headers;
 mod imap;
+pub(crate) mod maildir;
+mod mbox;
+mod pop3;
 
 use std::collections::HashSet;
 
 pub(crate) use self::imap::imap_list;
 pub use self::imap::ImapSource;
+pub use self::maildir::{MaildirSource, MaildirSpec};
+pub use self::mbox::{MboxFlavor, MboxSource, MboxSpec};
+pub use self::pop3::{Pop3Source, Pop3Spec};
 use crate::body::BodyEvent;
 use crate::engine::{Account, DateField};
 use crate::imap::ImapError;
@@ -162,6 +172,12 @@ pub trait MigrationSource {
 pub enum SourceSpec {
     /// An IMAP server.
     Imap(Account),
+    /// A POP3 server's inbox.
+    Pop3(Pop3Spec),
+    /// A local Maildir++ tree.
+    Maildir(MaildirSpec),
+    /// An mbox file, or a directory of them.
+    Mbox(MboxSpec),
 }
 
 impl SourceSpec {
@@ -169,10 +185,15 @@ impl SourceSpec {
     pub async fn open(&self) -> Result<AnySource, AccessError> {
         match self {
             SourceSpec::Imap(a) => Ok(AnySource::Imap(ImapSource::open(a).await?)),
+            SourceSpec::Pop3(p) => Ok(AnySource::Pop3(Pop3Source::open(p).await?)),
+            SourceSpec::Maildir(m) => Ok(AnySource::Maildir(MaildirSource::open(m).await?)),
+            SourceSpec::Mbox(m) => Ok(AnySource::Mbox(MboxSource::open(m).await?)),
         }
     }
 
-    /// Who this is, for messages and state keys.
+    /// Who this is, for messages and state keys: `user@host:port` for IMAP (unchanged, so
+    /// existing state files keep their keys), `pop3:user@host:port`, `maildir:PATH`,
+    /// `mbox:PATH`.
     pub fn describe(&self) -> String {
         match self {
             SourceSpec::Imap(a) => format!(
@@ -181,6 +202,14 @@ impl SourceSpec {
                 a.endpoint.host,
                 a.endpoint.port
             ),
+            SourceSpec::Pop3(p) => format!(
+                "pop3:{}@{}:{}",
+                p.account.credentials.mailbox_user(),
+                p.account.endpoint.host,
+                p.account.endpoint.port
+            ),
+            SourceSpec::Maildir(m) => format!("maildir:{}", m.path.display()),
+            SourceSpec::Mbox(m) => format!("mbox:{}", m.path.display()),
         }
     }
 }
@@ -190,12 +219,21 @@ impl SourceSpec {
 pub enum AnySource {
     /// IMAP.
     Imap(ImapSource),
+    /// POP3.
+    Pop3(Pop3Source),
+    /// Maildir.
+    Maildir(MaildirSource),
+    /// mbox.
+    Mbox(MboxSource),
 }
 
 macro_rules! dispatch {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
             AnySource::Imap($s) => $e,
+            AnySource::Pop3($s) => $e,
+            AnySource::Maildir($s) => $e,
+            AnySource::Mbox($s) => $e,
         }
     };
 }
