@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod batch;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -119,6 +120,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    Batch(batch::BatchCommand),
 }
 
 /// Why the command failed, with the exit status it maps to.
@@ -207,6 +210,7 @@ fn interrupt_token() -> CancellationToken {
 
 async fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
+        Command::Batch(cmd) => batch::run(cmd).await,
         Command::Check {
             src,
             src_protocol,

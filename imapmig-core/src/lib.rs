@@ -9,10 +9,19 @@
 //! * [`model`]: folders, message metadata, flags, dates: the vocabulary every layer shares.
 //! * [`state`]: the resumable, crash-safe sync state per (account, source folder), behind the
 //!   [`state::StateStore`] trait; [`state::SqliteStore`] keeps it in one SQLite file.
+//! * [`body`]: a message body as an async byte stream of known length, whatever it comes from.
+//! * [`source`], [`sink`]: where mail comes from and goes to (IMAP, POP3, Maildir, mbox), behind
+//!   the [`source::MigrationSource`] and [`sink::MigrationSink`] contracts.
+//! * [`mapping`]: the folder plan, a pure function from both sides' folders to targets.
+//! * [`engine`]: one account moved exactly once: planning, streamed copy, flag sync, crash
+//!   recovery by content fingerprint, verification.
+//! * [`batch`]: a migration task of many accounts: CSV import, statuses, the scheduler,
+//!   incremental passes, reports and the audit log.
 //! * [`utf7`], [`sasl`], [`secret`]: small, self-contained building blocks.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod batch;
 pub mod body;
 pub mod engine;
 pub mod imap;

@@ -1,0 +1,134 @@
+//! What can go wrong in a batch, in words an admin can act on.
+
+use std::path::PathBuf;
+
+use super::import::{CsvError, RowError};
+use super::status::NotAllowed;
+use super::task::TaskError;
+use crate::state::StateError;
+
+/// An error of the batch layer. Account failures during a migration are not errors: they are
+/// statuses ([`super::Status::Failed`] with a category).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BatchError {
+    /// The store file could not be opened or set up. Check the path and its permissions;
+    /// nothing was changed.
+    #[error("cannot open the batch store {}: {source}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The sync-state part of the file could not be opened.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The file was written by a newer imapmig. Use that version; the file was left alone.
+    #[error(
+        "the batch store {} has batch schema version {found}, this imapmig supports up to \
+         {supported}: use a newer imapmig",
+        path.display()
+    )]
+    SchemaTooNew {
+        /// The file.
+        path: PathBuf,
+        /// The version in the file.
+        found: i64,
+        /// The newest this build knows.
+        supported: i64,
+    },
+    /// A store operation failed in SQLite (disk full, locked longer than the busy timeout). Its
+    /// transaction was rolled back: retrying is safe.
+    #[error("batch store {}: {what} failed for task {task:?}{}: {source}", path.display(), account.as_ref().map(|a| format!(", account {a}")).unwrap_or_default())]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        what: &'static str,
+        /// The task.
+        task: String,
+        /// The account, when one was concerned.
+        account: Option<String>,
+        /// What SQLite said.
+        #[source]
+        source: Box<rusqlite::Error>,
+    },
+    /// A stored row cannot be read back (edited outside imapmig, or damaged).
+    #[error("batch store {}: task {task:?}{}: corrupt row: {detail}", path.display(), account.as_ref().map(|a| format!(", account {a}")).unwrap_or_default())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The task.
+        task: String,
+        /// The account, when one was concerned.
+        account: Option<String>,
+        /// What is wrong.
+        detail: String,
+    },
+    /// No task of that name. `imapmig task create` makes one.
+    #[error("batch store {}: no task {task:?}", path.display())]
+    UnknownTask {
+        /// The file.
+        path: PathBuf,
+        /// The name asked for.
+        task: String,
+    },
+    /// A task of that name exists already. Edit it, or choose another name.
+    #[error("batch store {}: task {task:?} exists already", path.display())]
+    TaskExists {
+        /// The file.
+        path: PathBuf,
+        /// The name.
+        task: String,
+    },
+    /// No account matches. Accounts are named by target address, source login, or `#id`.
+    #[error("task {task:?}: no account {name:?}")]
+    UnknownAccount {
+        /// The task.
+        task: String,
+        /// The name given.
+        name: String,
+    },
+    /// Another scheduler runs this task. Stop it first (or, if it is dead on another machine,
+    /// take over once its lease has expired).
+    #[error("task {task:?} is being run by {owner} (last seen {seconds_ago} s ago)")]
+    Locked {
+        /// The task.
+        task: String,
+        /// `pid N on HOST`.
+        owner: String,
+        /// How long ago it last said it was alive.
+        seconds_ago: i64,
+    },
+    /// The settings cannot work.
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    /// The CSV file cannot be read.
+    #[error(transparent)]
+    Csv(#[from] CsvError),
+    /// The CSV file has bad rows; nothing was imported. Fix them, or import the good rows
+    /// with `skip_bad_rows`.
+    #[error("{}: {} bad row(s), nothing imported:\n{}", file.display(), errors.len(), errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    InvalidRows {
+        /// The file.
+        file: PathBuf,
+        /// Every bad row.
+        errors: Vec<RowError>,
+    },
+    /// The account cannot do what was asked in its status.
+    #[error("task {task:?}, account {account}: {source}")]
+    NotAllowed {
+        /// The task.
+        task: String,
+        /// The account.
+        account: String,
+        /// Why.
+        #[source]
+        source: NotAllowed,
+    },
+    /// An internal task of the scheduler failed (a bug). The store is consistent; run again.
+    #[error("internal error: {0}")]
+    Internal(String),
+}

@@ -1,0 +1,814 @@
+//! The scheduler's side of the store: admitting accounts, finding due ones, starting and
+//! ending passes, live progress, and recovery after the scheduler died.
+//!
+//! Every status change here happens in the same transaction as the audit events that explain
+//! it, so a `kill -9` at any instant leaves statuses and the log in agreement. An account left
+//! `running` by a dead scheduler is put back by [`BatchStore::recover`] when the next one
+//! starts; the engine's sync state makes re-running its pass safe.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use rusqlite::params;
+
+use super::accounts::StoredAccount;
+use super::audit::AuditEvent;
+use super::error::BatchError;
+use super::login::SourceLogin;
+use super::status::{next, FailureCategory, Status, Transition};
+use super::store::{now, BatchStore};
+use super::task::ServerSettings;
+use crate::secret::Secret;
+
+/// An account whose pass is due.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DueAccount {
+    pub(crate) id: i64,
+    pub(crate) source_host: String,
+    pub(crate) destination_host: String,
+}
+
+/// Everything a pass needs, read when it starts.
+#[derive(Clone, Debug)]
+pub(crate) struct PassTicket {
+    pub(crate) id: i64,
+    pub(crate) target: String,
+    pub(crate) login: SourceLogin,
+    pub(crate) password: Option<Secret>,
+    pub(crate) target_password: Option<Secret>,
+    pub(crate) source: ServerSettings,
+    pub(crate) destination: ServerSettings,
+    pub(crate) pass: u64,
+    pub(crate) attempts: u32,
+    pub(crate) messages: u64,
+    pub(crate) bytes: u64,
+}
+
+/// Live progress of a running pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Progress {
+    pub(crate) folders_done: u64,
+    pub(crate) folders_total: u64,
+    pub(crate) messages: u64,
+    pub(crate) bytes: u64,
+}
+
+/// A message not copied, as a pass reported it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub(crate) folder: String,
+    pub(crate) uid: u32,
+    pub(crate) reason: String,
+}
+
+/// What a pass that ran to its end found.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PassResult {
+    pub(crate) folders_done: u64,
+    pub(crate) folders_total: u64,
+    pub(crate) copied: u64,
+    pub(crate) bytes_copied: u64,
+    pub(crate) seconds: f64,
+    /// Messages and bytes of the account on the destination, from the sync state.
+    pub(crate) messages: u64,
+    pub(crate) bytes: u64,
+    pub(crate) refusals: Vec<Refusal>,
+    /// The folders that completed (their refusals replace the stored ones).
+    pub(crate) complete_folders: Vec<String>,
+}
+
+/// How a pass ended, as the scheduler judged it.
+#[derive(Clone, Debug)]
+pub(crate) enum Verdict {
+    /// Every folder done.
+    Synced,
+    /// A transient failure: run again after `after`.
+    Retry {
+        category: FailureCategory,
+        error: String,
+        after: Duration,
+    },
+    /// A failure someone must act on.
+    Failed {
+        category: FailureCategory,
+        error: String,
+    },
+    /// Cancelled: by a pause or stop request, or by the scheduler shutting down.
+    Cancelled,
+}
+
+const RUNNABLE: &str = "('scheduled', 'synced')";
+
+impl BatchStore {
+    /// Puts back accounts a dead (or stopped) scheduler left running: they run again, and
+    /// pause or stop requests made meanwhile take effect. Returns how many were put back.
+    pub(crate) fn recover(&self, task: &str) -> Result<u64, BatchError> {
+        let when = now();
+        self.write("recover interrupted passes", task, |tx| {
+            let t = self.task_in(tx, task)?;
+            let running: Vec<StoredAccount> = self
+                .load_accounts(tx, task, None)?
+                .into_iter()
+                .filter(|a| a.status == Status::Running.as_str())
+                .collect();
+            for a in &running {
+                let facts = a.facts(self, &t)?;
+                let (to, reason) = match a.control.as_deref() {
+                    Some("pause") => (Status::Paused, "paused by the admin"),
+                    Some("stop") => (Status::Stopped, "stopped by the admin"),
+                    _ => (
+                        next(Status::Running, Transition::Interrupted, facts)
+                            .unwrap_or(Status::Scheduled),
+                        "the scheduler stopped during the pass; it runs again",
+                    ),
+                };
+                self.change_status(
+                    tx,
+                    task,
+                    a.id,
+                    Status::Running,
+                    to,
+                    None,
+                    Some(reason.into()),
+                    when,
+                )?;
+                tx.execute(
+                    "UPDATE batch_account SET control = NULL, next_run_at = ?2 WHERE id = ?1",
+                    params![a.id, when],
+                )
+                .map_err(self.sql(
+                    "recover interrupted passes",
+                    task,
+                    Some(&a.target),
+                ))?;
+            }
+            Ok(running.len() as u64)
+        })
+    }
+
+    /// Admits accounts imported since the last look: scheduled for `max(now, start_at)`, or
+    /// waiting when they lack credentials.
+    pub(crate) fn admit(&self, task: &str, start_at: i64) -> Result<u64, BatchError> {
+        let when = now();
+        let any: bool = self
+            .lock()
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM batch_account WHERE task = ?1 AND status = 'not_started')")
+            .and_then(|mut s| s.query_row([task], |r| r.get(0)))
+            .map_err(self.sql("admit accounts", task, None))?;
+        if !any {
+            return Ok(0);
+        }
+        self.write("admit accounts", task, |tx| {
+            let t = self.task_in(tx, task)?;
+            let fresh: Vec<StoredAccount> = self
+                .load_accounts(tx, task, None)?
+                .into_iter()
+                .filter(|a| a.status == Status::NotStarted.as_str())
+                .collect();
+            for a in &fresh {
+                let to = next(Status::NotStarted, Transition::Admit, a.facts(self, &t)?)
+                    .unwrap_or(Status::Scheduled);
+                self.change_status(tx, task, a.id, Status::NotStarted, to, None, None, when)?;
+                tx.execute(
+                    "UPDATE batch_account SET next_run_at = ?2 WHERE id = ?1",
+                    params![a.id, when.max(start_at)],
+                )
+                .map_err(self.sql("admit accounts", task, Some(&a.target)))?;
+            }
+            Ok(fresh.len() as u64)
+        })
+    }
+
+    /// Accounts due for a pass, the longest-waiting first.
+    pub(crate) fn due(&self, task: &str, limit: usize) -> Result<Vec<DueAccount>, BatchError> {
+        let conn = self.lock();
+        let t = self.task_in(&conn, task)?;
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT id, source_host, destination_host FROM batch_account
+                 WHERE task = ?1 AND status IN {RUNNABLE} AND control IS NULL
+                   AND coalesce(next_run_at, 0) <= ?2
+                 ORDER BY next_run_at, id LIMIT ?3"
+            ))
+            .map_err(self.sql("find due accounts", task, None))?;
+        let rows = stmt
+            .query_map(
+                params![task, now(), i64::try_from(limit).unwrap_or(i64::MAX)],
+                |r| {
+                    Ok(DueAccount {
+                        id: r.get(0)?,
+                        source_host: r
+                            .get::<_, Option<String>>(1)?
+                            .unwrap_or_else(|| t.settings.source.host.clone()),
+                        destination_host: r
+                            .get::<_, Option<String>>(2)?
+                            .unwrap_or_else(|| t.settings.destination.host.clone()),
+                    })
+                },
+            )
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(self.sql("find due accounts", task, None))?;
+        Ok(rows)
+    }
+
+    /// Running accounts with a pause or stop request.
+    pub(crate) fn requests(&self, task: &str) -> Result<Vec<i64>, BatchError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id FROM batch_account WHERE task = ?1 AND status = 'running' AND control IS NOT NULL",
+            )
+            .map_err(self.sql("read requests", task, None))?;
+        let ids = stmt
+            .query_map([task], |r| r.get(0))
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(self.sql("read requests", task, None))?;
+        Ok(ids)
+    }
+
+    /// Whether anything is left for a scheduler to do now or later without the admin: an
+    /// account to admit, scheduled (even later, for a retry), running, or synced and due.
+    pub(crate) fn busy(&self, task: &str) -> Result<bool, BatchError> {
+        self.lock()
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM batch_account WHERE task = ?1 AND
+                   (status IN ('not_started', 'scheduled', 'running')
+                    OR (status = 'synced' AND coalesce(next_run_at, 0) <= ?2)))",
+            )
+            .and_then(|mut s| s.query_row(params![task, now()], |r| r.get(0)))
+            .map_err(self.sql("look for work", task, None))
+    }
+
+    /// Accounts, messages and bytes per status: cheap enough to call every second.
+    pub(crate) fn status_counts(
+        &self,
+        task: &str,
+    ) -> Result<BTreeMap<Status, (u64, u64, u64)>, BatchError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT status, count(*), sum(messages), sum(bytes) FROM batch_account
+                 WHERE task = ?1 GROUP BY status",
+            )
+            .map_err(self.sql("count accounts", task, None))?;
+        let rows = stmt
+            .query_map([task], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                    r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                ))
+            })
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(self.sql("count accounts", task, None))?;
+        let mut out = BTreeMap::new();
+        for (s, n, m, b) in rows {
+            let status = Status::parse(&s)
+                .ok_or_else(|| self.corrupt(task, None, format!("unknown status {s:?}")))?;
+            let u = |v: i64| u64::try_from(v).unwrap_or(0);
+            out.insert(status, (u(n), u(m), u(b)));
+        }
+        Ok(out)
+    }
+
+    /// Starts a pass: the account becomes running and its servers are pinned. Returns `None`
+    /// when it is no longer due (paused meanwhile, say), or waits for credentials after all.
+    pub(crate) fn start_pass(
+        &self,
+        task: &str,
+        id: i64,
+        connections: usize,
+    ) -> Result<Option<PassTicket>, BatchError> {
+        let when = now();
+        self.write("start a pass", task, |tx| {
+            let t = self.task_in(tx, task)?;
+            let Some(a) = self.load_accounts(tx, task, Some(&[id]))?.pop() else {
+                return Ok(None);
+            };
+            let status = a.status(self, task)?;
+            if !status.runnable() || a.control.is_some() || a.next_run_at.unwrap_or(0) > when {
+                return Ok(None);
+            }
+            let facts = a.facts(self, &t)?;
+            if !facts.has_credentials {
+                self.change_status(
+                    tx,
+                    task,
+                    id,
+                    status,
+                    Status::WaitingForCredentials,
+                    None,
+                    Some("the account's password or token is missing".into()),
+                    when,
+                )?;
+                return Ok(None);
+            }
+            let (source, destination) = a.servers(self, &t)?;
+            let pin = |s: &ServerSettings| {
+                serde_json::to_string(s).map_err(|e| self.corrupt(task, Some(&a.target), format!("server: {e}")))
+            };
+            let (sp, dp) = (pin(&source)?, pin(&destination)?);
+            tx.execute(
+                "UPDATE batch_account SET passes = passes + 1, started_at = coalesce(started_at, ?2),
+                     source_pin = coalesce(source_pin, ?3), destination_pin = coalesce(destination_pin, ?4),
+                     source_host = coalesce(source_host, ?5), destination_host = coalesce(destination_host, ?6),
+                     folders_done = 0
+                 WHERE id = ?1",
+                params![id, when, sp, dp, source.host, destination.host],
+            )
+            .map_err(self.sql("start a pass", task, Some(&a.target)))?;
+            self.change_status(tx, task, id, status, Status::Running, None, None, when)?;
+            let pass = u64::try_from(a.passes).unwrap_or(0) + 1;
+            self.audit_in(
+                tx,
+                task,
+                Some(id),
+                &AuditEvent::PassStarted {
+                    pass,
+                    source_host: source.host.clone(),
+                    destination_host: destination.host.clone(),
+                    connections,
+                },
+                when,
+            )?;
+            Ok(Some(PassTicket {
+                id,
+                target: a.target.clone(),
+                login: a.login(self, task)?,
+                password: a.password.clone(),
+                target_password: a.target_password.clone(),
+                source,
+                destination,
+                pass,
+                attempts: u32::try_from(a.attempts).unwrap_or(0),
+                messages: u64::try_from(a.messages).unwrap_or(0),
+                bytes: u64::try_from(a.bytes).unwrap_or(0),
+            }))
+        })
+    }
+
+    /// Records live progress of running passes and audit events, in one transaction.
+    pub(crate) fn record_progress(
+        &self,
+        task: &str,
+        updates: &[(i64, Progress)],
+        events: &[(Option<i64>, AuditEvent)],
+    ) -> Result<(), BatchError> {
+        if updates.is_empty() && events.is_empty() {
+            return Ok(());
+        }
+        let when = now();
+        self.write("record progress", task, |tx| {
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "UPDATE batch_account SET folders_done = ?2, folders_total = ?3, messages = ?4,
+                             bytes = ?5, updated_at = ?6
+                         WHERE id = ?1 AND status = 'running'",
+                    )
+                    .map_err(self.sql("record progress", task, None))?;
+                for (id, p) in updates {
+                    let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                    stmt.execute(params![
+                        id,
+                        i(p.folders_done),
+                        i(p.folders_total),
+                        i(p.messages),
+                        i(p.bytes),
+                        when
+                    ])
+                    .map_err(self.sql("record progress", task, None))?;
+                }
+            }
+            for (account, event) in events {
+                self.audit_in(tx, task, *account, event, when)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Ends a pass: the account's status, counters, refusals and next pass, and the audit
+    /// events that explain them, in one transaction. Returns the new status.
+    pub(crate) fn finish_pass(
+        &self,
+        task: &str,
+        id: i64,
+        result: Option<&PassResult>,
+        verdict: &Verdict,
+    ) -> Result<Status, BatchError> {
+        let when = now();
+        self.write("end a pass", task, |tx| {
+            let t = self.task_in(tx, task)?;
+            let a = self
+                .load_accounts(tx, task, Some(&[id]))?
+                .pop()
+                .ok_or_else(|| self.corrupt(task, None, format!("account #{id} vanished during its pass")))?;
+            let from = a.status(self, task)?;
+            let err = self.sql("end a pass", task, Some(&a.target));
+            let mut facts = a.facts(self, &t)?;
+            let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+
+            let mut last_error: Option<String> = None;
+            if let Some(r) = result {
+                last_error = self.record_refusals(tx, task, &a, r, when)?;
+                tx.execute(
+                    "UPDATE batch_account SET folders_done = ?2, folders_total = ?3, messages = ?4, bytes = ?5,
+                         last_pass_at = ?6
+                     WHERE id = ?1",
+                    params![id, i(r.folders_done), i(r.folders_total), i(r.messages), i(r.bytes), when],
+                )
+                .map_err(&err)?;
+                self.audit_in(
+                    tx,
+                    task,
+                    Some(id),
+                    &AuditEvent::PassFinished {
+                        copied: r.copied,
+                        bytes: r.bytes_copied,
+                        seconds: (r.seconds * 1000.0).round() / 1000.0,
+                        messages: r.messages,
+                    },
+                    when,
+                )?;
+            }
+
+            let control = a.control.as_deref();
+            let (to, category, reason) = match verdict {
+                Verdict::Synced => {
+                    let synced_at = a.synced_at.unwrap_or(when);
+                    let window_secs = i64::try_from(t.settings.schedule.window.as_secs()).unwrap_or(i64::MAX);
+                    let window_ends = a.window_ends_at.unwrap_or(synced_at.saturating_add(window_secs));
+                    let interval = i64::try_from(t.settings.schedule.interval.as_secs()).unwrap_or(i64::MAX);
+                    tx.execute(
+                        "UPDATE batch_account SET synced_at = ?2, window_ends_at = ?3, next_run_at = ?4,
+                             attempts = 0, last_error = ?5
+                         WHERE id = ?1",
+                        params![id, synced_at, window_ends, when.saturating_add(interval), last_error],
+                    )
+                    .map_err(&err)?;
+                    facts.synced_before = true;
+                    let closed = when >= window_ends;
+                    let to = next(from, Transition::PassDone { window_closed: closed }, facts).unwrap_or(Status::Synced);
+                    let reason = if closed {
+                        Some("the incremental window closed".to_string())
+                    } else if a.synced_at.is_none() {
+                        Some("first complete pass".to_string())
+                    } else {
+                        None
+                    };
+                    (to, None, reason)
+                }
+                Verdict::Retry { category, error, after } => {
+                    let attempt = a.attempts + 1;
+                    let wait = i64::try_from(after.as_secs()).unwrap_or(i64::MAX).max(1);
+                    tx.execute(
+                        "UPDATE batch_account SET attempts = ?2, last_error = ?3, next_run_at = ?4 WHERE id = ?1",
+                        params![id, attempt, error, when.saturating_add(wait)],
+                    )
+                    .map_err(&err)?;
+                    self.audit_in(
+                        tx,
+                        task,
+                        Some(id),
+                        &AuditEvent::Retrying {
+                            attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+                            after_seconds: u64::try_from(wait).unwrap_or(0),
+                            error: error.clone(),
+                        },
+                        when,
+                    )?;
+                    let to = next(from, Transition::Retry, facts).unwrap_or(Status::Scheduled);
+                    (to, None, Some(format!("{category} problem, retried: {error}")))
+                }
+                Verdict::Failed { category, error } => {
+                    tx.execute(
+                        "UPDATE batch_account SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                        params![id, error],
+                    )
+                    .map_err(&err)?;
+                    (Status::Failed, Some(*category), Some(error.clone()))
+                }
+                Verdict::Cancelled => {
+                    tx.execute("UPDATE batch_account SET next_run_at = ?2 WHERE id = ?1", params![id, when])
+                        .map_err(&err)?;
+                    let to = next(from, Transition::Interrupted, facts).unwrap_or(Status::Scheduled);
+                    (to, None, Some("interrupted; it runs again".to_string()))
+                }
+            };
+            // A pause or stop asked for during the pass wins over where the pass left it, but
+            // not over a failure, which the admin must see.
+            let (to, reason) = match (control, to) {
+                (_, Status::Failed) => (to, reason),
+                (Some("pause"), _) => (Status::Paused, Some("paused by the admin".to_string())),
+                (Some("stop"), _) => (Status::Stopped, Some("stopped by the admin".to_string())),
+                _ => (to, reason),
+            };
+            tx.execute("UPDATE batch_account SET control = NULL WHERE id = ?1", [id])
+                .map_err(&err)?;
+            self.change_status(tx, task, id, from, to, category, reason, when)?;
+            Ok(to)
+        })
+    }
+
+    /// Replaces the refusals of the pass's complete folders; logs the new ones. Returns the
+    /// account's refusal summary for `last_error`.
+    fn record_refusals(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        task: &str,
+        a: &StoredAccount,
+        r: &PassResult,
+        when: i64,
+    ) -> Result<Option<String>, BatchError> {
+        let err = self.sql("record refusals", task, Some(&a.target));
+        let complete: HashSet<&str> = r.complete_folders.iter().map(String::as_str).collect();
+        let now_refused: HashSet<(&str, u32)> = r
+            .refusals
+            .iter()
+            .map(|x| (x.folder.as_str(), x.uid))
+            .collect();
+        let stored: Vec<(String, u32)> = tx
+            .prepare_cached("SELECT folder, uid FROM batch_refusal WHERE account = ?1")
+            .and_then(|mut s| {
+                s.query_map([a.id], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(&err)?;
+        for (folder, uid) in &stored {
+            if complete.contains(folder.as_str()) && !now_refused.contains(&(folder.as_str(), *uid))
+            {
+                tx.execute(
+                    "DELETE FROM batch_refusal WHERE account = ?1 AND folder = ?2 AND uid = ?3",
+                    params![a.id, folder, uid],
+                )
+                .map_err(&err)?;
+            }
+        }
+        for x in &r.refusals {
+            let added = tx
+                .execute(
+                    "INSERT INTO batch_refusal (account, folder, uid, reason, first_at, last_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                     ON CONFLICT (account, folder, uid) DO NOTHING",
+                    params![a.id, x.folder, x.uid, x.reason, when],
+                )
+                .map_err(&err)?;
+            if added > 0 {
+                self.audit_in(
+                    tx,
+                    task,
+                    Some(a.id),
+                    &AuditEvent::MessageRefused {
+                        folder: x.folder.clone(),
+                        uid: x.uid,
+                        reason: x.reason.clone(),
+                    },
+                    when,
+                )?;
+            } else {
+                tx.execute(
+                    "UPDATE batch_refusal SET reason = ?4, last_at = ?5 WHERE account = ?1 AND folder = ?2 AND uid = ?3",
+                    params![a.id, x.folder, x.uid, x.reason, when],
+                )
+                .map_err(&err)?;
+            }
+        }
+        let (count, sample): (i64, Option<(String, u32, String)>) = {
+            let count = tx
+                .query_row(
+                    "SELECT count(*) FROM batch_refusal WHERE account = ?1",
+                    [a.id],
+                    |row| row.get(0),
+                )
+                .map_err(&err)?;
+            let sample = tx
+                .query_row(
+                    "SELECT folder, uid, reason FROM batch_refusal WHERE account = ?1 ORDER BY folder, uid LIMIT 1",
+                    [a.id],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+                .ok();
+            (count, sample)
+        };
+        tx.execute(
+            "UPDATE batch_account SET refused = ?2 WHERE id = ?1",
+            params![a.id, count],
+        )
+        .map_err(&err)?;
+        Ok(sample.map(|(folder, uid, reason)| {
+            format!("{count} message(s) not copied; first: folder {folder:?} UID {uid}: {reason}")
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::accounts::{ImportOptions, Selection};
+    use crate::batch::import::parse_accounts;
+    use crate::batch::store::tests::{settings, tempfile_dir};
+    use crate::batch::task::EditScope;
+    use std::path::Path;
+
+    fn store_with(text: &str) -> (BatchStore, std::path::PathBuf) {
+        let dir = tempfile_dir();
+        let s = BatchStore::open(&dir.join("s.sqlite")).unwrap();
+        s.create_task("t", &settings(), None, None).unwrap();
+        let parsed = parse_accounts(Path::new("a.csv"), text.as_bytes(), false, false).unwrap();
+        s.import_rows("t", Path::new("a.csv"), parsed, ImportOptions::default())
+            .unwrap();
+        (s, dir)
+    }
+
+    #[test]
+    fn a_pass_from_admission_to_synced_and_back_after_a_crash() {
+        let (s, dir) = store_with("u1@new.example,u1,pw\nu2@new.example,u2,\n");
+        assert_eq!(s.admit("t", 0).unwrap(), 1);
+        let due = s.due("t", 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].source_host, "old.example");
+        let ticket = s.start_pass("t", due[0].id, 2).unwrap().unwrap();
+        assert_eq!(ticket.login.mailbox(), "u1");
+        assert_eq!(ticket.password.as_ref().unwrap().expose(), "pw");
+        // Not startable twice.
+        assert!(s.start_pass("t", due[0].id, 2).unwrap().is_none());
+        assert!(s.due("t", 10).unwrap().is_empty());
+        // The scheduler dies; the next one puts it back.
+        assert_eq!(s.recover("t").unwrap(), 1);
+        assert_eq!(s.accounts("t").unwrap()[0].status, Status::Scheduled);
+        let ticket = s.start_pass("t", due[0].id, 2).unwrap().unwrap();
+        assert_eq!(ticket.pass, 2);
+        let result = PassResult {
+            folders_done: 2,
+            folders_total: 2,
+            copied: 3,
+            messages: 3,
+            bytes: 300,
+            complete_folders: vec!["INBOX".into()],
+            refusals: vec![Refusal {
+                folder: "INBOX".into(),
+                uid: 7,
+                reason: "NO [LIMIT] too big".into(),
+            }],
+            ..PassResult::default()
+        };
+        assert_eq!(
+            s.finish_pass("t", ticket.id, Some(&result), &Verdict::Synced)
+                .unwrap(),
+            Status::Synced
+        );
+        let a = &s.accounts("t").unwrap()[0];
+        assert_eq!((a.messages, a.refused, a.passes), (3, 1, 2));
+        assert!(a.synced_at.is_some() && a.next_pass_at.is_some() && a.window_ends_at.is_some());
+        assert!(a.last_error.as_deref().unwrap().contains("UID 7"), "{a:?}");
+        // The same refusal on the next pass is not logged again; once copied, it is gone.
+        let synced_id = a.id;
+        s.lock()
+            .execute("UPDATE batch_account SET next_run_at = 0", [])
+            .unwrap();
+        let ticket = s.start_pass("t", synced_id, 2).unwrap().unwrap();
+        s.finish_pass("t", ticket.id, Some(&result), &Verdict::Synced)
+            .unwrap();
+        let refused_events = s
+            .audit("t", None, 1000)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.event["event"] == "message_refused")
+            .count();
+        assert_eq!(refused_events, 1);
+        s.lock()
+            .execute("UPDATE batch_account SET next_run_at = 0", [])
+            .unwrap();
+        let ticket = s.start_pass("t", synced_id, 2).unwrap().unwrap();
+        let clean = PassResult {
+            refusals: vec![],
+            ..result.clone()
+        };
+        s.finish_pass("t", ticket.id, Some(&clean), &Verdict::Synced)
+            .unwrap();
+        let a = &s.accounts("t").unwrap()[0];
+        assert_eq!(a.refused, 0);
+        assert_eq!(a.last_error, None);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn retries_failures_and_requests() {
+        let (s, dir) = store_with("u1@new.example,u1,pw\nu3@new.example,u3,pw\n");
+        s.admit("t", 0).unwrap();
+        let ids: Vec<i64> = s.due("t", 10).unwrap().into_iter().map(|d| d.id).collect();
+        let t1 = s.start_pass("t", ids[0], 1).unwrap().unwrap();
+        let retry = Verdict::Retry {
+            category: FailureCategory::Connection,
+            error: "connection refused".into(),
+            after: Duration::from_secs(60),
+        };
+        assert_eq!(
+            s.finish_pass("t", t1.id, None, &retry).unwrap(),
+            Status::Scheduled
+        );
+        // Not due again before its pause is over.
+        assert_eq!(
+            s.due("t", 10)
+                .unwrap()
+                .iter()
+                .filter(|d| d.id == t1.id)
+                .count(),
+            0
+        );
+        let a = &s.accounts("t").unwrap()[0];
+        assert_eq!(a.attempts, 1);
+        let t2 = s.start_pass("t", ids[1], 1).unwrap().unwrap();
+        // A pause asked for while it runs takes effect when the pass ends.
+        let names = vec!["u3@new.example".to_string()];
+        assert_eq!(s.pause("t", Selection::Names(&names)).unwrap().requested, 1);
+        assert_eq!(s.requests("t").unwrap(), vec![t2.id]);
+        assert_eq!(
+            s.finish_pass("t", t2.id, None, &Verdict::Cancelled)
+                .unwrap(),
+            Status::Paused
+        );
+        s.resume("t", Selection::Names(&names)).unwrap();
+        let t2 = s.start_pass("t", ids[1], 1).unwrap().unwrap();
+        let failed = Verdict::Failed {
+            category: FailureCategory::Authentication,
+            error: "wrong password".into(),
+        };
+        assert_eq!(
+            s.finish_pass("t", t2.id, None, &failed).unwrap(),
+            Status::Failed
+        );
+        let a = &s.accounts("t").unwrap()[1];
+        assert_eq!(a.failure, Some(FailureCategory::Authentication));
+        // New credentials restart it.
+        s.supply_credentials("t", "u3", Secret::new("new")).unwrap();
+        assert_eq!(s.accounts("t").unwrap()[1].status, Status::Scheduled);
+        assert!(s.busy("t").unwrap());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn passes_end_when_the_window_closes() {
+        let (s, dir) = store_with("u1@new.example,u1,pw\n");
+        let mut set = settings();
+        set.schedule.window = Duration::ZERO;
+        s.edit_task("t", &set, None, None, EditScope::NotStarted)
+            .unwrap();
+        s.admit("t", 0).unwrap();
+        let id = s.due("t", 10).unwrap()[0].id;
+        let ticket = s.start_pass("t", id, 1).unwrap().unwrap();
+        let to = s
+            .finish_pass(
+                "t",
+                ticket.id,
+                Some(&PassResult::default()),
+                &Verdict::Synced,
+            )
+            .unwrap();
+        assert_eq!(to, Status::Stopped);
+        let a = &s.accounts("t").unwrap()[0];
+        assert!(a.synced_at.is_some() && a.next_pass_at.is_none(), "{a:?}");
+        assert!(!s.busy("t").unwrap());
+        let log = s.audit("t", None, 100).unwrap();
+        assert!(log
+            .iter()
+            .any(|r| r.event["reason"] == "the incremental window closed"));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn server_edits_follow_the_scope() {
+        let (s, dir) = store_with("u1@new.example,u1,pw\nu2@new.example,u2,pw\n");
+        s.admit("t", 0).unwrap();
+        let id = s.due("t", 10).unwrap()[0].id;
+        let ticket = s.start_pass("t", id, 1).unwrap().unwrap();
+        s.finish_pass(
+            "t",
+            ticket.id,
+            Some(&PassResult::default()),
+            &Verdict::Synced,
+        )
+        .unwrap();
+        let mut moved = settings();
+        moved.source.host = "moved.example".into();
+        s.edit_task("t", &moved, None, None, EditScope::NotStarted)
+            .unwrap();
+        let a = s.accounts("t").unwrap();
+        assert_eq!(
+            a[0].source_server, "old.example:993",
+            "started: keeps its server"
+        );
+        assert_eq!(
+            a[1].source_server, "moved.example:993",
+            "not started: follows"
+        );
+        s.edit_task("t", &moved, None, None, EditScope::All)
+            .unwrap();
+        assert_eq!(
+            s.accounts("t").unwrap()[0].source_server,
+            "moved.example:993"
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

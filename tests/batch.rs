@@ -1,0 +1,405 @@
+//! Batch migrations through the library against real Dovecot servers: the status machine
+//! driven by the scheduler (waiting for credentials, failing logins, pause, resume, stop,
+//! incremental passes), and throttling that costs a host connections.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use imapmig::batch::task::{Auth, ServerSettings, Transport};
+use imapmig::batch::{
+    AccountReport, BatchStore, FailureCategory, ImportOptions, RunSummary, Scheduler,
+    SchedulerOptions, Selection, Status, TaskSettings,
+};
+use imapmig::secret::Secret;
+use imapmig_testkit::{Dovecot, DovecotOptions, Flavour};
+use tokio_util::sync::CancellationToken;
+
+fn server(d: &Dovecot) -> ServerSettings {
+    let mut s = ServerSettings::new(d.host());
+    s.port = d.imap_port();
+    s.transport = Transport::Cleartext;
+    s.timeout = Duration::from_secs(30);
+    s
+}
+
+/// A task whose destination logs in through Dovecot's master user.
+fn settings(src: &Dovecot, dst: &Dovecot) -> TaskSettings {
+    let mut destination = server(dst);
+    destination.auth = Auth::MasterUser {
+        master: dst.master_user().name,
+        separator: "*".into(),
+    };
+    let mut s = TaskSettings::new(server(src), destination);
+    s.schedule.interval = Duration::from_secs(2);
+    s.retry.base = Duration::from_secs(1);
+    s.retry.max = Duration::from_secs(2);
+    s.retry.max_attempts = 3;
+    s
+}
+
+fn fast() -> SchedulerOptions {
+    SchedulerOptions {
+        tick: Duration::from_millis(100),
+        flush: Duration::from_millis(200),
+        engine_retries: 4,
+        engine_backoff: Duration::from_millis(200),
+        throttle_cooldown: Duration::from_secs(1),
+        ..SchedulerOptions::default()
+    }
+}
+
+fn spawn(
+    store: &Arc<BatchStore>,
+    options: SchedulerOptions,
+) -> (CancellationToken, tokio::task::JoinHandle<RunSummary>) {
+    let cancel = CancellationToken::new();
+    let sched = Scheduler::new(store.clone(), "t").with_options(options);
+    let c = cancel.clone();
+    let handle = tokio::spawn(async move { sched.run(c, None).await.expect("scheduler") });
+    (cancel, handle)
+}
+
+fn by_target<'a>(list: &'a [AccountReport], target: &str) -> &'a AccountReport {
+    list.iter()
+        .find(|a| a.target == target)
+        .unwrap_or_else(|| panic!("no account {target}"))
+}
+
+/// Polls until `pred` holds for the account list, or fails after `secs` with the list.
+async fn wait_for(
+    store: &BatchStore,
+    secs: u64,
+    what: &str,
+    pred: impl Fn(&[AccountReport]) -> bool,
+) -> Vec<AccountReport> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let list = store.accounts("t").unwrap();
+        if pred(&list) {
+            return list;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting until {what}: {list:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn status_of(list: &[AccountReport], target: &str) -> Status {
+    by_target(list, target).status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statuses_follow_credentials_pauses_and_incremental_passes() {
+    let src = Dovecot::start(Flavour::Slash);
+    let dst = Dovecot::start(Flavour::DotInbox);
+    let names = ["ann", "bob", "cy", "dee"];
+    for n in names {
+        let u = src.user(n);
+        fill(
+            &account(&src, &u),
+            &[
+                seed("INBOX", message(&format!("{n} one"), 5), "\\Seen", None),
+                seed("Work", message(&format!("{n} two"), 5), "", None),
+            ],
+        )
+        .await;
+    }
+    let ann = src.user("ann");
+    let cy = src.user("cy");
+    let dee = src.user("dee");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(BatchStore::open(&dir.path().join("state.sqlite")).unwrap());
+    store
+        .create_task(
+            "t",
+            &settings(&src, &dst),
+            None,
+            Some(Secret::new(dst.master_user().password)),
+        )
+        .unwrap();
+    // Targets are addresses; the destination's users are named after them. bob has no
+    // password yet, cy a wrong one.
+    let csv = format!(
+        "target,source,password\nann@x.example,ann,{}\nbob@x.example,bob,\ncy@x.example,cy,wrong-{}\ndee@x.example,dee,{}\n",
+        ann.password, cy.password, dee.password
+    );
+    let file = dir.path().join("accounts.csv");
+    std::fs::write(&file, csv).unwrap();
+    for n in names {
+        dst.user(&format!("{n}@x.example"));
+    }
+    let r = store
+        .import_csv("t", &file, ImportOptions::default())
+        .unwrap();
+    assert_eq!((r.added, r.waiting_for_credentials), (4, 1));
+
+    let (cancel, handle) = spawn(&store, fast());
+    let list = wait_for(&store, 60, "ann and dee synced, cy failed", |l| {
+        status_of(l, "ann@x.example") == Status::Synced
+            && status_of(l, "dee@x.example") == Status::Synced
+            && status_of(l, "cy@x.example") == Status::Failed
+    })
+    .await;
+    assert_eq!(
+        status_of(&list, "bob@x.example"),
+        Status::WaitingForCredentials
+    );
+    let cy_report = by_target(&list, "cy@x.example");
+    assert_eq!(cy_report.failure, Some(FailureCategory::Authentication));
+    assert!(
+        cy_report
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("refused the login"),
+        "{cy_report:?}"
+    );
+    assert!(
+        !cy_report
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("wrong-"),
+        "a password leaked"
+    );
+    let ann_report = by_target(&list, "ann@x.example");
+    assert_eq!(ann_report.messages, 2, "{ann_report:?}");
+    assert_eq!(
+        ann_report.folders_done, ann_report.folders_total,
+        "{ann_report:?}"
+    );
+
+    // Credentials: bob starts, cy is fixed.
+    store
+        .supply_credentials("t", "bob", Secret::new(src.user("bob").password))
+        .unwrap();
+    store
+        .supply_credentials("t", "cy@x.example", Secret::new(cy.password.clone()))
+        .unwrap();
+    wait_for(&store, 60, "bob and cy synced", |l| {
+        status_of(l, "bob@x.example") == Status::Synced
+            && status_of(l, "cy@x.example") == Status::Synced
+    })
+    .await;
+
+    // Pause ann, deliver new mail to ann and dee: only dee's arrives, until ann resumes.
+    let paused = vec!["ann@x.example".to_string()];
+    store.pause("t", Selection::Names(&paused)).unwrap();
+    wait_for(&store, 30, "ann paused", |l| {
+        status_of(l, "ann@x.example") == Status::Paused
+    })
+    .await;
+    fill(
+        &account(&src, &ann),
+        &[seed("INBOX", message("ann new", 3), "", None)],
+    )
+    .await;
+    fill(
+        &account(&src, &dee),
+        &[seed("INBOX", message("dee new", 3), "", None)],
+    )
+    .await;
+    let list = wait_for(&store, 30, "dee's new mail copied", |l| {
+        by_target(l, "dee@x.example").messages == 3
+    })
+    .await;
+    assert_eq!(by_target(&list, "ann@x.example").messages, 2);
+    let dst_ann = account(&dst, &dst.user("ann@x.example"));
+    assert_eq!(
+        count(&dst_ann, "INBOX").await,
+        1,
+        "nothing copied while paused"
+    );
+    store.resume("t", Selection::Names(&paused)).unwrap();
+    wait_for(&store, 30, "ann's new mail copied", |l| {
+        by_target(l, "ann@x.example").messages == 3
+    })
+    .await;
+    assert_eq!(count(&dst_ann, "INBOX").await, 2);
+
+    // Stop everyone: no more passes.
+    store.stop("t", Selection::All).unwrap();
+    wait_for(&store, 30, "all stopped", |l| {
+        l.iter().all(|a| a.status == Status::Stopped)
+    })
+    .await;
+    cancel.cancel();
+    let summary = handle.await.unwrap();
+    assert!(summary.passes >= 6, "{summary:#?}");
+    assert_eq!(summary.passes_failed, 1, "{summary:#?}");
+
+    // The audit log tells the story, without secrets.
+    let log = store.audit("t", None, 100_000).unwrap();
+    let kinds: Vec<String> = log
+        .iter()
+        .map(|r| r.event["event"].as_str().unwrap_or("").to_string())
+        .collect();
+    for k in [
+        "task_created",
+        "accounts_imported",
+        "pass_started",
+        "folder_done",
+        "pass_finished",
+        "credentials_supplied",
+        "status_changed",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "no {k} event: {kinds:?}");
+    }
+    let text: String = log.iter().map(|r| r.to_json_line() + "\n").collect();
+    for secret in [&ann.password, &cy.password, &dst.master_user().password] {
+        assert!(
+            !text.contains(secret.as_str()),
+            "a password is in the audit log"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttling_source_gets_fewer_connections() {
+    // Two connections per user and IP: an account that opens four is throttled by the server
+    // ("Maximum number of connections from user+IP exceeded").
+    let src = Dovecot::start_with(
+        Flavour::Slash,
+        DovecotOptions {
+            extra_config: Some("mail_max_userip_connections = 2\n".into()),
+            ..DovecotOptions::default()
+        },
+    );
+    let dst = Dovecot::start(Flavour::Slash);
+    let u = src.user("tom");
+    let mut seeds = Vec::new();
+    for f in ["INBOX", "A", "B", "C", "D", "E"] {
+        for i in 0..3 {
+            seeds.push(seed(f, message(&format!("{f} {i}"), 20), "", None));
+        }
+    }
+    fill(&account(&src, &u), &seeds).await;
+    dst.user("tom@x.example");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(BatchStore::open(&dir.path().join("state.sqlite")).unwrap());
+    let mut s = settings(&src, &dst);
+    s.limits.per_source_host = 8;
+    s.limits.connections_per_account = 4;
+    store
+        .create_task("t", &s, None, Some(Secret::new(dst.master_user().password)))
+        .unwrap();
+    let file = dir.path().join("a.csv");
+    std::fs::write(&file, format!("tom@x.example,tom,{}\n", u.password)).unwrap();
+    store
+        .import_csv("t", &file, ImportOptions::default())
+        .unwrap();
+
+    let cancel = CancellationToken::new();
+    let summary = Scheduler::new(store.clone(), "t")
+        .with_options(SchedulerOptions {
+            until_idle: true,
+            ..fast()
+        })
+        .run(cancel, None)
+        .await
+        .unwrap();
+    let list = store.accounts("t").unwrap();
+    assert_eq!(list[0].status, Status::Synced, "{list:#?}");
+    assert_eq!(list[0].messages, 18, "{list:#?}");
+    let source = summary
+        .hosts
+        .iter()
+        .find(|h| h.side == imapmig::engine::Side::Source)
+        .unwrap();
+    eprintln!("source host after throttling: {source:?}");
+    assert!(source.throttle_events >= 1, "{summary:#?}");
+    assert!(source.limit < source.configured, "{summary:#?}");
+    let log = store.audit("t", None, 10_000).unwrap();
+    assert!(
+        log.iter()
+            .any(|r| r.event["event"] == "throttled" && r.event["side"] == "source"),
+        "{:#?}",
+        log.iter().map(|r| r.to_json_line()).collect::<Vec<_>>()
+    );
+    let v = imapmig::engine::verify(
+        &account(&src, &u),
+        &account(&dst, &dst.user("tom@x.example")),
+        &Default::default(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    assert!(v.is_identical(), "{v:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pop3_source_migrates_its_inbox_and_later_only_new_mail() {
+    let src = Dovecot::start(Flavour::Slash);
+    let dst = Dovecot::start(Flavour::Slash);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(BatchStore::open(&dir.path().join("state.sqlite")).unwrap());
+    let mut s = settings(&src, &dst);
+    s.source.protocol = imapmig::batch::task::Protocol::Pop3;
+    s.source.port = src.pop3_port();
+    store
+        .create_task("t", &s, None, Some(Secret::new(dst.master_user().password)))
+        .unwrap();
+    let mut csv = String::new();
+    let mut users = Vec::new();
+    for n in ["pia", "pet"] {
+        let u = src.user(n);
+        fill(
+            &account(&src, &u),
+            &[
+                seed("INBOX", message(&format!("{n} 1"), 4), "", None),
+                seed("INBOX", message(&format!("{n} 2"), 4), "", None),
+                // POP3 sees the inbox only.
+                seed("Work", message(&format!("{n} work"), 4), "", None),
+            ],
+        )
+        .await;
+        dst.user(&format!("{n}@x.example"));
+        csv.push_str(&format!("{n}@x.example,{n},{}\n", u.password));
+        users.push(u);
+    }
+    let file = dir.path().join("a.csv");
+    std::fs::write(&file, csv).unwrap();
+    store
+        .import_csv("t", &file, ImportOptions::default())
+        .unwrap();
+    let run = || {
+        Scheduler::new(store.clone(), "t")
+            .with_options(SchedulerOptions {
+                until_idle: true,
+                ..fast()
+            })
+            .run(CancellationToken::new(), None)
+    };
+    run().await.unwrap();
+    let list = store.accounts("t").unwrap();
+    assert!(
+        list.iter()
+            .all(|a| a.status == Status::Synced && a.messages == 2),
+        "{list:#?}"
+    );
+
+    // New mail; the next pass (due at once here) copies only it.
+    fill(
+        &account(&src, &users[0]),
+        &[seed("INBOX", message("pia 3", 4), "", None)],
+    )
+    .await;
+    // Its next pass is due once the task's interval (2 s) has passed.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    run().await.unwrap();
+    let list = store.accounts("t").unwrap();
+    assert_eq!(by_target(&list, "pia@x.example").messages, 3, "{list:#?}");
+    assert_eq!(
+        count(&account(&dst, &dst.user("pia@x.example")), "INBOX").await,
+        3
+    );
+    assert_eq!(
+        count(&account(&dst, &dst.user("pet@x.example")), "INBOX").await,
+        2
+    );
+}
