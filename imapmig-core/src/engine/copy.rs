@@ -250,22 +250,16 @@ async fn backoff(ctx: &Ctx, entry: &PlanEntry, attempt: u32, err: &EngineError) 
 }
 
 async fn open_pair(ctx: &Ctx) -> Result<(AnySource, AnySink), EngineError> {
-    let src = ctx
-        .source
-        .open()
-        .await
-        .map_err(|source| EngineError::Server {
-            side: Side::Source,
-            source,
-        })?;
-    let dst = ctx
-        .destination
-        .open()
-        .await
-        .map_err(|source| EngineError::Server {
-            side: Side::Destination,
-            source,
-        })?;
+    // Both logins at once: on a busy server each one is a noticeable part of a short pass.
+    let (src, dst) = tokio::join!(ctx.source.open(), ctx.destination.open());
+    let src = src.map_err(|source| EngineError::Server {
+        side: Side::Source,
+        source,
+    })?;
+    let dst = dst.map_err(|source| EngineError::Server {
+        side: Side::Destination,
+        source,
+    })?;
     Ok((src, dst))
 }
 
@@ -280,7 +274,7 @@ async fn source_fingerprints(
         while let Some(ev) = source.next_body().await? {
             if let BodyEvent::Body(mut b) = ev {
                 let uid = b.uid;
-                out.insert(uid, super::fingerprint::of_body(&mut b).await?.0);
+                out.insert(uid, super::fingerprint::fingerprint_body(&mut b).await?);
             }
         }
     }

@@ -9,57 +9,93 @@
 
 use sha2::{Digest, Sha256};
 
-/// Computes a fingerprint from chunks as they stream past.
+/// Computes a fingerprint from chunks as they stream past, and optionally the exact SHA-256.
+///
+/// Hashing is most of the client's own work when copying, so each chunk is hashed in one call:
+/// the CRs of its CRLFs are dropped into a scratch buffer first rather than hashing line by
+/// line, and the exact hash is only computed when asked for (verification needs it, copying
+/// does not).
 #[derive(Clone, Default)]
 pub struct Fingerprinter {
     hash: Sha256,
     pending_cr: bool,
-    exact: Sha256,
+    exact: Option<Sha256>,
+    scratch: Vec<u8>,
 }
 
 impl Fingerprinter {
-    /// A fresh fingerprinter.
+    /// A fingerprinter for the line-ending-normalised fingerprint only.
     pub fn new() -> Fingerprinter {
         Fingerprinter::default()
     }
 
+    /// A fingerprinter that also computes the exact SHA-256 of the bytes.
+    pub fn with_exact() -> Fingerprinter {
+        Fingerprinter {
+            exact: Some(Sha256::new()),
+            ..Fingerprinter::default()
+        }
+    }
+
     /// Feeds the next chunk of the message.
     pub fn update(&mut self, chunk: &[u8]) {
-        self.exact.update(chunk);
+        if let Some(exact) = &mut self.exact {
+            exact.update(chunk);
+        }
+        self.scratch.clear();
         let mut rest = chunk;
         if self.pending_cr {
             self.pending_cr = false;
             if rest.first() != Some(&b'\n') {
-                self.hash.update(b"\r");
+                self.scratch.push(b'\r');
             }
         }
         while let Some(i) = memchr::memchr(b'\r', rest) {
-            self.hash.update(&rest[..i]);
+            self.scratch.extend_from_slice(&rest[..i]);
             match rest.get(i + 1) {
                 // CRLF: keep only the LF, which comes with the next slice.
                 Some(b'\n') => {}
-                Some(_) => self.hash.update(b"\r"),
+                Some(_) => self.scratch.push(b'\r'),
                 None => self.pending_cr = true,
             }
             rest = &rest[i + 1..];
         }
-        self.hash.update(rest);
+        if self.scratch.is_empty() {
+            // No CR at all (bare-LF mail): hash the chunk where it lies.
+            self.hash.update(rest);
+        } else {
+            self.scratch.extend_from_slice(rest);
+            self.hash.update(&self.scratch);
+        }
     }
 
-    /// The fingerprint (line endings normalised) and the exact SHA-256 of the bytes.
+    /// The fingerprint (line endings normalised) and the exact SHA-256 of the bytes (all
+    /// zeros unless made [`with_exact`](Self::with_exact)).
     pub fn finish(mut self) -> ([u8; 32], [u8; 32]) {
         if self.pending_cr {
             self.hash.update(b"\r");
         }
-        (self.hash.finalize().into(), self.exact.finalize().into())
+        let exact = self.exact.map(|e| e.finalize().into()).unwrap_or([0; 32]);
+        (self.hash.finalize().into(), exact)
     }
+}
+
+/// Reads a body to its end; returns its fingerprint.
+pub async fn fingerprint_body(
+    body: &mut crate::body::FetchedBody<'_>,
+) -> Result<[u8; 32], crate::imap::ImapError> {
+    let mut f = Fingerprinter::new();
+    while let Some(c) = body.chunk().await? {
+        f.update(&c);
+    }
+    Ok(f.finish().0)
 }
 
 /// Reads a body to its end; returns its fingerprint and the exact SHA-256 of its bytes.
 pub async fn of_body(
     body: &mut crate::body::FetchedBody<'_>,
 ) -> Result<([u8; 32], [u8; 32]), crate::imap::ImapError> {
-    let mut f = Fingerprinter::new();
+    let mut f = Fingerprinter::with_exact();
     while let Some(c) = body.chunk().await? {
         f.update(&c);
     }

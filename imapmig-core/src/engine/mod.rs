@@ -349,17 +349,15 @@ pub async fn plan(
     destination: &SinkSpec,
     options: &PlanOptions,
 ) -> Result<(FolderPlan, AnySource, AnySink), EngineError> {
-    let mut src = source.open().await.map_err(|source| EngineError::Server {
+    let (src, dst) = tokio::join!(source.open(), destination.open());
+    let mut src = src.map_err(|source| EngineError::Server {
         side: Side::Source,
         source,
     })?;
-    let mut dst = destination
-        .open()
-        .await
-        .map_err(|source| EngineError::Server {
-            side: Side::Destination,
-            source,
-        })?;
+    let mut dst = dst.map_err(|source| EngineError::Server {
+        side: Side::Destination,
+        source,
+    })?;
     let plan = plan_with(&mut src, &mut dst, options).await?;
     Ok((plan, src, dst))
 }

@@ -136,7 +136,10 @@ pub(crate) async fn fingerprint_selected(
         while let Some(ev) = session.next_body().await? {
             if let BodyEvent::Body(mut b) = ev {
                 let uid = b.uid;
-                out.insert(uid, crate::engine::fingerprint::of_body(&mut b).await?.0);
+                out.insert(
+                    uid,
+                    crate::engine::fingerprint::fingerprint_body(&mut b).await?,
+                );
             }
         }
     }
