@@ -53,7 +53,8 @@ pub(super) async fn run(
     cancel: CancellationToken,
 ) -> Result<MigrationReport, EngineError> {
     let started = Instant::now();
-    let (plan, mut src, mut dst) = super::plan(source, destination, &options.plan).await?;
+    let (plan, counts, mut src, mut dst) =
+        super::plan_counted(source, destination, &options.plan).await?;
     let ctx = Arc::new(Ctx {
         source: source.clone(),
         destination: destination.clone(),
@@ -106,9 +107,11 @@ pub(super) async fn run(
             })?;
     }
 
-    let queue: Arc<Mutex<VecDeque<(usize, PlanEntry)>>> = Arc::new(Mutex::new(
-        plan.entries.iter().cloned().enumerate().collect(),
-    ));
+    // Largest folders first: a big folder started last would run alone at the end while the
+    // other connections idle. (Reports keep the plan's order.)
+    let mut order: Vec<(usize, PlanEntry)> = plan.entries.iter().cloned().enumerate().collect();
+    order.sort_by_key(|(_, e)| std::cmp::Reverse(counts.get(&e.source.raw).copied().unwrap_or(0)));
+    let queue: Arc<Mutex<VecDeque<(usize, PlanEntry)>>> = Arc::new(Mutex::new(order.into()));
     let workers = ctx.options.connections.clamp(1, plan.entries.len().max(1));
     let mut tasks = tokio::task::JoinSet::new();
     let mut first = Some((src, dst));

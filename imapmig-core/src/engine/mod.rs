@@ -23,6 +23,7 @@ mod copy;
 pub mod fingerprint;
 mod verify;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -349,6 +350,16 @@ pub async fn plan(
     destination: &SinkSpec,
     options: &PlanOptions,
 ) -> Result<(FolderPlan, AnySource, AnySink), EngineError> {
+    let (plan, _, src, dst) = plan_counted(source, destination, options).await?;
+    Ok((plan, src, dst))
+}
+
+/// [`plan`], plus the source folders' message counts where the source told them for free.
+pub(crate) async fn plan_counted(
+    source: &SourceSpec,
+    destination: &SinkSpec,
+    options: &PlanOptions,
+) -> Result<(FolderPlan, HashMap<String, u32>, AnySource, AnySink), EngineError> {
     let (src, dst) = tokio::join!(source.open(), destination.open());
     let mut src = src.map_err(|source| EngineError::Server {
         side: Side::Source,
@@ -358,15 +369,15 @@ pub async fn plan(
         side: Side::Destination,
         source,
     })?;
-    let plan = plan_with(&mut src, &mut dst, options).await?;
-    Ok((plan, src, dst))
+    let (plan, counts) = plan_with(&mut src, &mut dst, options).await?;
+    Ok((plan, counts, src, dst))
 }
 
 async fn plan_with(
     src: &mut AnySource,
     dst: &mut AnySink,
     options: &PlanOptions,
-) -> Result<FolderPlan, EngineError> {
+) -> Result<(FolderPlan, HashMap<String, u32>), EngineError> {
     let server = |side| move |source| EngineError::Server { side, source };
     let src_list = src.list_folders().await.map_err(server(Side::Source))?;
     let dst_list = dst
@@ -383,7 +394,10 @@ async fn plan_with(
         personal_prefix: dst_list.prefix,
         utf8: false,
     };
-    Ok(mapping::plan(&src_list.folders, &dest, &options)?)
+    Ok((
+        mapping::plan(&src_list.folders, &dest, &options)?,
+        src_list.messages,
+    ))
 }
 
 /// Migrates one account: plans the folders, copies what is new, brings flags up to date.

@@ -242,6 +242,7 @@ impl MigrationSink for MaildirSink {
             folders,
             prefix: String::new(),
             delimiter: Some('.'),
+            messages: Default::default(),
         })
     }
 

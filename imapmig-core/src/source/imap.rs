@@ -60,15 +60,28 @@ pub(crate) fn date_keys(range: &DateRange) -> Vec<SearchKey> {
 /// Lists folders with the namespace, shared by the IMAP source and sink.
 pub(crate) async fn imap_list(session: &mut Session) -> Result<FolderList, ImapError> {
     let _ = session.id().await;
-    let folders = session.list().await?;
+    // With LIST-STATUS the message counts come in the same round trip as the names.
+    let (folders, messages) = if session.capabilities().has("LIST-STATUS") {
+        let listed = session.list_with_status().await?;
+        let counts = listed
+            .iter()
+            .filter_map(|(f, st)| Some((f.raw.clone(), st.messages?)))
+            .collect();
+        (listed.into_iter().map(|(f, _)| f).collect(), counts)
+    } else {
+        (session.list().await?, Default::default())
+    };
     let ns = session.namespace().await?;
-    let delimiter = ns
-        .delimiter
-        .or_else(|| folders.iter().find_map(|f| f.delimiter));
+    let delimiter: Option<char> = ns.delimiter.or_else(|| {
+        folders
+            .iter()
+            .find_map(|f: &crate::model::Folder| f.delimiter)
+    });
     Ok(FolderList {
         folders,
         prefix: ns.prefix,
         delimiter,
+        messages,
     })
 }
 

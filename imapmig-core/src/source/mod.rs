@@ -112,6 +112,9 @@ pub struct FolderList {
     pub prefix: String,
     /// The hierarchy separator, when there is one.
     pub delimiter: Option<char>,
+    /// Message counts by wire name, when the source tells them for free (IMAP LIST-STATUS);
+    /// used to start the largest folders first.
+    pub messages: std::collections::HashMap<String, u32>,
 }
 
 /// What opening a folder tells.

@@ -111,6 +111,7 @@ impl MigrationSource for MaildirSource {
             folders,
             prefix: String::new(),
             delimiter: Some('.'),
+            messages: Default::default(),
         })
     }
 

@@ -271,6 +271,7 @@ impl MigrationSource for MboxSource {
             folders,
             prefix: String::new(),
             delimiter: Some('/'),
+            messages: Default::default(),
         })
     }
 

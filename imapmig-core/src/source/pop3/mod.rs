@@ -412,6 +412,7 @@ impl MigrationSource for Pop3Source {
             }],
             prefix: String::new(),
             delimiter: None,
+            messages: Default::default(),
         })
     }
 
