@@ -1,0 +1,3 @@
+module example.invalid/imapmig-migrate
+
+go 1.19
