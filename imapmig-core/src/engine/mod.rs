@@ -20,6 +20,7 @@
 //! A UIDVALIDITY change on either side is detected and resolved the same way, by fingerprint.
 
 mod copy;
+pub mod events;
 pub mod fingerprint;
 mod verify;
 
