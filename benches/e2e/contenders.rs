@@ -56,7 +56,8 @@ pub struct Measured {
 }
 
 impl Bench {
-    fn measured(&self, name: &str, cmd: Command) -> Measured {
+    /// Runs `cmd` to completion, measured (see [`measure::run`]); panics if it fails.
+    pub fn measured(&self, name: &str, cmd: Command) -> Measured {
         let out = self.work.join(format!("{name}.stdout"));
         let err = self.work.join(format!("{name}.stderr"));
         let rss = self.work.join(format!("{name}.rss"));

@@ -11,6 +11,7 @@ mod check;
 mod contenders;
 mod mailbox;
 mod measure;
+mod scaling;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,9 @@ struct Settings {
     batch: usize,
     seed: u64,
     skip: Vec<String>,
+    /// Account counts of the batch scaling runs, and messages per account.
+    scale_accounts: Vec<usize>,
+    scale_messages: u64,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -52,6 +56,8 @@ impl Settings {
         let full = args.iter().any(|a| a == "--full");
         let small_default = if quick { "2000" } else { "2000,20000" };
         let small: String = env_or("IMAPMIG_BENCH_SMALL", small_default.to_string());
+        let scale_default = if quick { "20,50" } else { "20,50,100,200" };
+        let scale: String = env_or("IMAPMIG_BENCH_ACCOUNTS", scale_default.to_string());
         Settings {
             messages: env_or(
                 "IMAPMIG_BENCH_MESSAGES",
@@ -80,6 +86,12 @@ impl Settings {
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .collect(),
+            scale_accounts: scale
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| s.trim().parse().expect("IMAPMIG_BENCH_ACCOUNTS: numbers"))
+                .collect(),
+            scale_messages: env_or("IMAPMIG_BENCH_ACCOUNT_MESSAGES", 200),
         }
     }
 
@@ -552,6 +564,40 @@ async fn run(cfg: Settings) {
         }
     }
 
+    // 4. Many accounts through the batch scheduler, one process: how it scales.
+    if !cfg.skips("scaling") {
+        if let Some(&most) = cfg.scale_accounts.iter().max() {
+            say(
+                t0,
+                &format!(
+                    "filling {most} accounts with {} small messages each",
+                    cfg.scale_messages
+                ),
+            );
+            let sources = scaling::fill_sources(&cx.src, most, cfg.scale_messages, cfg.seed).await;
+            for &n in &cfg.scale_accounts {
+                say(
+                    t0,
+                    &format!("batch: {n} accounts (imapmig run --until-idle)"),
+                );
+                let r = scaling::run(&cx.bench, &cx.src, &cx.dst, &sources, n).await;
+                if !r.check.complete() {
+                    eprintln!("bench: WARNING: batch of {n}: {}", r.check.describe());
+                }
+                cx.rows.push(Row {
+                    scenario: scale_scenario(r.accounts, cfg.scale_messages),
+                    tool: "imapmig",
+                    messages: r.messages,
+                    bytes: r.bytes,
+                    on_source: r.messages,
+                    m: r.measured,
+                    check: r.check,
+                    full_check: false,
+                });
+            }
+        }
+    }
+
     let machine_end = measure::load_average();
     let (table, ratios) = report(&cx.rows, &cfg);
     println!("{table}");
@@ -567,6 +613,9 @@ async fn run(cfg: Settings) {
             "imapmig_connections": cfg.connections,
             "imapmig_batch": cfg.batch,
             "seed": cfg.seed,
+            "batch_accounts": cfg.scale_accounts,
+            "batch_messages_per_account": cfg.scale_messages,
+            "batch": "imapmig task create (scheduler defaults: 20 accounts at once, 2 connections each, 20 per source host, 40 per destination host; destination via the master user), accounts import, then run --until-idle (measured)",
             "mbsync": "IMAP->IMAP channel: Sync Pull, Create Near, CopyArrivalDate yes, defaults otherwise (FSync yes, unlimited PipelineDepth)",
             "ceiling": "same binary in child mode: pipelined FETCH BODY.PEEK[] streamed into pipelined APPEND, same connection count as imapmig",
         },
@@ -597,6 +646,10 @@ async fn run(cfg: Settings) {
         eprintln!("bench: holding for {secs} s (IMAPMIG_BENCH_HOLD)");
         std::thread::sleep(std::time::Duration::from_secs(secs));
     }
+}
+
+fn scale_scenario(accounts: usize, per_account: u64) -> String {
+    format!("batch: {accounts} accounts x {per_account} msgs")
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -813,6 +866,49 @@ fn report(rows: &[Row], cfg: &Settings) -> (String, Value) {
             None,
             r.map(|r| format!("{r:.1} MB")).unwrap_or_default(),
         );
+    }
+    // Scaling: no target in numbers, but the growth from the fewest to the most accounts is
+    // what the figures are for.
+    let scale = |n: usize| -> Option<&Row> {
+        rows.iter()
+            .find(|r| r.scenario == scale_scenario(n, cfg.scale_messages) && r.check.complete())
+    };
+    for &n in &cfg.scale_accounts {
+        if let Some(r) = scale(n) {
+            target(
+                &format!("batch, {n} accounts: msg/s, peak RSS"),
+                Some(r.msg_s()),
+                "(reference)",
+                None,
+                format!(
+                    "{:.0} / {:.1} MB",
+                    r.msg_s(),
+                    r.m.usage.max_rss_kib as f64 / 1024.0
+                ),
+            );
+        }
+    }
+    let fewest = cfg.scale_accounts.iter().min().copied();
+    let most = cfg.scale_accounts.iter().max().copied();
+    if let (Some(lo), Some(hi)) = (fewest, most) {
+        if let (Some(a), Some(b), true) = (scale(lo), scale(hi), lo != hi) {
+            let speed = b.msg_s() / a.msg_s().max(1e-9);
+            target(
+                &format!("batch, {lo} -> {hi} accounts: msg/s ratio"),
+                Some(speed),
+                "(reference)",
+                None,
+                format!("{speed:.2}x"),
+            );
+            let rss = b.m.usage.max_rss_kib as f64 / (a.m.usage.max_rss_kib as f64).max(1.0);
+            target(
+                &format!("batch, {lo} -> {hi} accounts: peak RSS ratio"),
+                Some(rss),
+                "(reference)",
+                None,
+                format!("{rss:.2}x"),
+            );
+        }
     }
     t.push_str("\nTargets (ratios from this one run; medians where runs > 1):\n");
     t.push_str(&lines.join("\n"));
