@@ -4,13 +4,13 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
 use imapmig::batch::task::{Auth, ServerSettings, Transport};
 use imapmig::batch::{
-    AccountReport, BatchStore, FailureCategory, ImportOptions, RunSummary, Scheduler,
+    AccountReport, BatchStore, FailureCategory, ImportOptions, LiveSnapshot, RunSummary, Scheduler,
     SchedulerOptions, Selection, Status, TaskSettings,
 };
 use imapmig::secret::Secret;
@@ -375,12 +375,41 @@ async fn a_pop3_source_migrates_its_inbox_and_later_only_new_mail() {
             })
             .run(CancellationToken::new(), None)
     };
-    run().await.unwrap();
+    // The first run watched: however long the flush interval, the last snapshot goes out
+    // before an idle run ends.
+    let last: Arc<Mutex<Option<LiveSnapshot>>> = Arc::default();
+    let seen = last.clone();
+    Scheduler::new(store.clone(), "t")
+        .with_options(SchedulerOptions {
+            until_idle: true,
+            flush: Duration::from_secs(3600),
+            ..fast()
+        })
+        .run(
+            CancellationToken::new(),
+            Some(Arc::new(move |s: &LiveSnapshot| {
+                *seen.lock().unwrap() = Some(s.clone());
+            })),
+        )
+        .await
+        .unwrap();
     let list = store.accounts("t").unwrap();
     assert!(
         list.iter()
             .all(|a| a.status == Status::Synced && a.messages == 2),
         "{list:#?}"
+    );
+    let snapshot = last
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("a snapshot before the run ended");
+    assert_eq!(snapshot.copied, 2 * list.len() as u64, "{snapshot:#?}");
+    assert!(snapshot.running.is_empty(), "{snapshot:#?}");
+    assert_eq!(
+        snapshot.statuses,
+        vec![(Status::Synced, list.len() as u64)],
+        "{snapshot:#?}"
     );
 
     // New mail; the next pass (due at once here) copies only it.

@@ -418,7 +418,14 @@ impl Scheduler {
                 }
             }
 
-            if last_flush.elapsed() >= self.options.flush || (shutting_down && jobs.is_empty()) {
+            // With `until_idle`, the run ends once nothing is running or due: known before the
+            // flush, so that the last progress and snapshot go out before the end.
+            let idle = self.options.until_idle && jobs.is_empty() && !shutting_down && {
+                let n = name.clone();
+                !blocking(&self.store, move |s| s.busy(&n)).await?
+            };
+            let ending = idle || (shutting_down && jobs.is_empty());
+            if last_flush.elapsed() >= self.options.flush || ending {
                 last_flush = Instant::now();
                 let mut updates = Vec::with_capacity(jobs.len());
                 for job in jobs.values() {
@@ -483,14 +490,8 @@ impl Scheduler {
                 }
             }
 
-            if shutting_down && jobs.is_empty() {
+            if ending {
                 break;
-            }
-            if self.options.until_idle && jobs.is_empty() && !shutting_down {
-                let n = name.clone();
-                if !blocking(&self.store, move |s| s.busy(&n)).await? {
-                    break;
-                }
             }
 
             let joined = tokio::select! {
