@@ -13,7 +13,7 @@ use imapmig::engine::{self, Account, MessageFilter};
 use imapmig::imap::{AuthMethod, Credentials, Endpoint, Security, TlsVerify};
 use imapmig::model::{Folder, MessageMeta, Uid};
 use imapmig::sink::SinkSpec;
-use imapmig::source::{AccessError, AnySource, MigrationSource, Pop3Spec, SourceSpec};
+use imapmig::source::{AccessError, AnySource, ErrorKind, MigrationSource, Pop3Spec, SourceSpec};
 use imapmig_testkit::{Dovecot, Flavour, TestUser};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
@@ -341,15 +341,43 @@ async fn a_wrong_password_is_a_permanent_error_naming_the_user() {
     assert!(text.contains("login as dan refused"), "{text}");
     assert!(!text.contains("wrong"), "the password leaked: {text}");
     assert!(!err.is_transient(), "{err:?}");
-    // STLS on a port that does not offer it is refused before any password is sent.
+    assert_eq!(err.kind(), ErrorKind::Authentication, "{err:?}");
+    // STLS asked of the implicit-TLS port: that server waits for a TLS handshake, we wait
+    // for a greeting; the timeout ends it before any password is sent.
     let mut a = pop3_account(&d, &u, Security::StartTls);
     a.endpoint.port = d.pop3s_port();
     a.endpoint.timeout = Duration::from_secs(5);
-    assert!(
-        imapmig::source::Pop3Source::open(&Pop3Spec::new(a, dir.path().join("y")))
-            .await
-            .is_err()
-    );
+    let err = match imapmig::source::Pop3Source::open(&Pop3Spec::new(a, dir.path().join("y"))).await
+    {
+        Ok(_) => panic!("STLS on the implicit-TLS port worked"),
+        Err(e) => e,
+    };
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err:?}");
+    // Implicit TLS to the cleartext port: the handshake fails, a TLS error as for IMAP.
+    let mut a = pop3_account(&d, &u, Security::Tls);
+    a.endpoint.port = d.pop3_port();
+    let err = match imapmig::source::Pop3Source::open(&Pop3Spec::new(a, dir.path().join("t"))).await
+    {
+        Ok(_) => panic!("TLS on the cleartext port worked"),
+        Err(e) => e,
+    };
+    assert_eq!(err.kind(), ErrorKind::Tls, "{err:?}");
+    // Nobody listening: a connection failure, worth retrying.
+    let mut a = pop3_account(&d, &u, Security::Cleartext);
+    a.endpoint.port = closed_port();
+    let err = match imapmig::source::Pop3Source::open(&Pop3Spec::new(a, dir.path().join("z"))).await
+    {
+        Ok(_) => panic!("connected to a closed port"),
+        Err(e) => e,
+    };
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err:?}");
+    assert!(err.is_transient(), "{err:?}");
+}
+
+/// A loopback port nobody listens on (bound, then released).
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,15 +15,12 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use imapmig_core::engine::{
-    self, EngineError, MigrationOptions, MigrationReport, ProgressEvent, Verification,
+    self, EngineError, ErrorKind, MigrationOptions, MigrationReport, ProgressEvent, Side,
+    Verification,
 };
-use imapmig_core::imap::{ImapError, Session};
-use imapmig_core::sink::MigrationSink;
-use imapmig_core::source::{MigrationSource, SourceSpec};
 use imapmig_core::state::SqliteStore;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -149,16 +146,9 @@ impl CliError {
         match self {
             CliError::Usage(_) => 2,
             CliError::Interrupted => 130,
-            CliError::Engine(e) => match e.imap() {
-                Some(ImapError::AuthenticationFailed { .. }) => 3,
-                Some(
-                    ImapError::Connect { .. }
-                    | ImapError::Tls { .. }
-                    | ImapError::StartTlsUnavailable { .. }
-                    | ImapError::CleartextRefused { .. }
-                    | ImapError::Io { .. }
-                    | ImapError::Closed { .. },
-                ) => 4,
+            CliError::Engine(e) => match e.kind() {
+                ErrorKind::Authentication => 3,
+                ErrorKind::Connection | ErrorKind::Tls => 4,
                 _ => 5,
             },
         }
@@ -253,9 +243,8 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             }
             let store = SqliteStore::open(&state_path)
                 .map_err(|e| CliError::Engine(EngineError::State(e)))?;
-            // For two IMAP servers: `user@host:port -> user@host:port`, as always.
-            let key = account_key
-                .unwrap_or_else(|| format!("{} -> {}", source.describe(), destination.describe()));
+            let key =
+                account_key.unwrap_or_else(|| engine::default_account_key(&source, &destination));
             let options = MigrationOptions {
                 account_key: key,
                 plan: plan.plan_options(&args::source_name(&source))?,
@@ -326,88 +315,6 @@ fn print_json<T: Serialize>(value: &T) {
     }
 }
 
-#[derive(Serialize)]
-struct CheckResult {
-    side: &'static str,
-    host: String,
-    port: u16,
-    tls: bool,
-    greeting: String,
-    logged_in_as: String,
-    capabilities: Vec<String>,
-    folders: usize,
-    namespace_prefix: String,
-    separator: Option<String>,
-    seconds: f64,
-}
-
-async fn check_one(side: &'static str, account: engine::Account) -> Result<CheckResult, CliError> {
-    let started = Instant::now();
-    let e = |source: ImapError| {
-        CliError::Engine(EngineError::Server {
-            side: if side == "source" {
-                engine::Side::Source
-            } else {
-                engine::Side::Destination
-            },
-            source: source.into(),
-        })
-    };
-    let mut s = Session::connect(&account.endpoint).await.map_err(e)?;
-    let greeting = s.greeting().to_string();
-    s.login(&account.credentials).await.map_err(e)?;
-    let folders = s.list().await.map_err(e)?;
-    let ns = s.namespace().await.map_err(e)?;
-    let r = CheckResult {
-        side,
-        host: account.endpoint.host.clone(),
-        port: account.endpoint.port,
-        tls: s.is_tls(),
-        greeting,
-        logged_in_as: account.credentials.mailbox_user().to_string(),
-        capabilities: s.capabilities().list(),
-        folders: folders.len(),
-        namespace_prefix: ns.prefix,
-        separator: ns
-            .delimiter
-            .or_else(|| folders.iter().find_map(|f| f.delimiter))
-            .map(String::from),
-        seconds: started.elapsed().as_secs_f64(),
-    };
-    s.logout().await;
-    Ok(r)
-}
-
-/// The POP3 form of [`check_one`]: connect, TLS, login, CAPA (the UID table is not touched).
-async fn check_pop3(account: engine::Account) -> Result<CheckResult, CliError> {
-    let started = Instant::now();
-    let e = |source| {
-        CliError::Engine(EngineError::Server {
-            side: engine::Side::Source,
-            source,
-        })
-    };
-    let spec = imapmig_core::source::Pop3Spec::new(account.clone(), PathBuf::new());
-    let s = imapmig_core::source::Pop3Source::open(&spec)
-        .await
-        .map_err(e)?;
-    let r = CheckResult {
-        side: "source",
-        host: account.endpoint.host.clone(),
-        port: account.endpoint.port,
-        tls: s.is_tls(),
-        greeting: s.greeting().to_string(),
-        logged_in_as: account.credentials.mailbox_user().to_string(),
-        capabilities: s.capabilities().to_vec(),
-        folders: 1,
-        namespace_prefix: String::new(),
-        separator: None,
-        seconds: started.elapsed().as_secs_f64(),
-    };
-    s.close().await;
-    Ok(r)
-}
-
 async fn check(
     src: Option<SourceArgs>,
     src_protocol: Option<ProtocolFlag>,
@@ -422,12 +329,12 @@ async fn check(
     let mut results = Vec::new();
     if let Some(s) = src {
         results.push(match src_protocol.unwrap_or_default() {
-            ProtocolFlag::Imap => check_one("source", s.account()?).await?,
-            ProtocolFlag::Pop3 => check_pop3(s.account_on(995, 110)?).await?,
+            ProtocolFlag::Imap => engine::check(Side::Source, &s.account()?).await?,
+            ProtocolFlag::Pop3 => engine::check_pop3(&s.account_on(995, 110)?).await?,
         });
     }
     if let Some(d) = dst {
-        results.push(check_one("destination", d.account()?).await?);
+        results.push(engine::check(Side::Destination, &d.account()?).await?);
     }
     if json {
         print_json(&results);
@@ -452,27 +359,6 @@ async fn check(
     Ok(0)
 }
 
-#[derive(Serialize, Default)]
-struct Analysis {
-    folders: Vec<FolderAnalysis>,
-    messages: u64,
-    bytes: u64,
-    over_size_limit: u64,
-    plan: Option<String>,
-    plan_notes: Vec<String>,
-    sample_read_mb_per_s: Option<f64>,
-    estimated_seconds: Option<f64>,
-}
-
-#[derive(Serialize)]
-struct FolderAnalysis {
-    name: String,
-    special_use: Option<String>,
-    messages: u64,
-    bytes: u64,
-    largest: u64,
-}
-
 async fn analyze(
     src: Option<SourceArgs>,
     src_where: SourceWhere,
@@ -483,117 +369,18 @@ async fn analyze(
 ) -> Result<u8, CliError> {
     let spec = args::source_spec(src.as_ref(), &src_where, None)?;
     let filter = plan.filter()?;
-    let mut out = Analysis::default();
-    if dst.is_some() || dst_where.store.is_some() {
-        let destination = args::sink_spec(dst.as_ref(), &dst_where)?;
-        let opts = plan.plan_options(&args::source_name(&spec))?;
-        let (p, s, d) = engine::plan(&spec, &destination, &opts).await?;
-        out.plan = Some(p.render());
-        out.plan_notes = p.notes.clone();
-        s.close().await;
-        d.close().await;
-    }
-    match &spec {
-        SourceSpec::Imap(source) => analyze_imap(source, &filter, &mut out).await?,
-        other => analyze_store(other, &filter, &mut out).await?,
-    }
+    let destination = if dst.is_some() || dst_where.store.is_some() {
+        Some(args::sink_spec(dst.as_ref(), &dst_where)?)
+    } else {
+        None
+    };
+    let opts = plan.plan_options(&args::source_name(&spec))?;
+    let out = engine::analyze(&spec, destination.as_ref(), &opts, &filter).await?;
     print_analysis(&out, &filter, json);
     Ok(0)
 }
 
-/// Folders, counts and sizes of any kind of source, through the source contract.
-async fn analyze_store(
-    spec: &SourceSpec,
-    filter: &engine::MessageFilter,
-    out: &mut Analysis,
-) -> Result<(), CliError> {
-    let e = |source| {
-        CliError::Engine(EngineError::Server {
-            side: engine::Side::Source,
-            source,
-        })
-    };
-    let mut s = spec.open().await.map_err(e)?;
-    let list = s.list_folders().await.map_err(e)?;
-    for f in list.folders.iter().filter(|f| f.selectable()) {
-        s.open_folder(f).await.map_err(e)?;
-        let metas = s.messages().await.map_err(e)?;
-        let bytes: u64 = metas.iter().map(|m| m.size).sum();
-        if let Some(limit) = filter.max_size {
-            out.over_size_limit += metas.iter().filter(|m| m.size > limit).count() as u64;
-        }
-        out.messages += metas.len() as u64;
-        out.bytes += bytes;
-        out.folders.push(FolderAnalysis {
-            name: f.name.clone(),
-            special_use: f.special_use.map(|u| u.name().to_string()),
-            messages: metas.len() as u64,
-            bytes,
-            largest: metas.iter().map(|m| m.size).max().unwrap_or(0),
-        });
-    }
-    s.close().await;
-    Ok(())
-}
-
-async fn analyze_imap(
-    source: &engine::Account,
-    filter: &engine::MessageFilter,
-    out: &mut Analysis,
-) -> Result<(), CliError> {
-    let e = |source: ImapError| {
-        CliError::Engine(EngineError::Server {
-            side: engine::Side::Source,
-            source: source.into(),
-        })
-    };
-    let mut s = source.open().await.map_err(e)?;
-    let folders = s.list().await.map_err(e)?;
-    let mut sample: Option<(String, Vec<imapmig_core::model::Uid>)> = None;
-    for f in folders.iter().filter(|f| f.selectable()) {
-        s.examine(&f.raw).await.map_err(e)?;
-        let metas = s.fetch_meta("1:*", None).await.map_err(e)?;
-        let bytes: u64 = metas.iter().map(|m| m.size).sum();
-        if let Some(limit) = filter.max_size {
-            out.over_size_limit += metas.iter().filter(|m| m.size > limit).count() as u64;
-        }
-        if sample
-            .as_ref()
-            .is_none_or(|(_, u)| u.len() < metas.len().min(50))
-        {
-            sample = Some((
-                f.raw.clone(),
-                metas.iter().rev().take(50).map(|m| m.uid).collect(),
-            ));
-        }
-        out.messages += metas.len() as u64;
-        out.bytes += bytes;
-        out.folders.push(FolderAnalysis {
-            name: f.name.clone(),
-            special_use: f.special_use.map(|u| u.name().to_string()),
-            messages: metas.len() as u64,
-            bytes,
-            largest: metas.iter().map(|m| m.size).max().unwrap_or(0),
-        });
-    }
-    // Measure how fast this source hands out mail, on a sample of real messages.
-    if let Some((raw, uids)) = sample.filter(|(_, u)| !u.is_empty()) {
-        s.examine(&raw).await.map_err(e)?;
-        let t = Instant::now();
-        let bodies = s.fetch_bodies_collected(&uids).await.map_err(e)?;
-        let secs = t.elapsed().as_secs_f64().max(1e-3);
-        let bytes: usize = bodies.iter().map(|(_, b)| b.len()).sum();
-        let rate = bytes as f64 / secs;
-        if rate > 0.0 {
-            out.sample_read_mb_per_s = Some(rate / 1e6);
-            out.estimated_seconds = Some(out.bytes as f64 / rate);
-        }
-    }
-    s.logout().await;
-    Ok(())
-}
-
-fn print_analysis(out: &Analysis, filter: &engine::MessageFilter, json: bool) {
+fn print_analysis(out: &engine::Analysis, filter: &engine::MessageFilter, json: bool) {
     if json {
         print_json(out);
     } else {

@@ -225,6 +225,21 @@ fn exit_statuses_name_the_failure_and_never_show_the_password() {
     assert!(!all.contains("Wr0ng-Secret-Value"));
     assert!(!all.contains(&s.du.password));
 
+    // The same over POP3: a refused login is exit 3 whatever the protocol.
+    let out = run(imapmig()
+        .args([
+            "check",
+            "--src-protocol",
+            "pop3",
+            "--src-host",
+            s.src.host(),
+        ])
+        .args(["--src-port", &s.src.pop3_port().to_string()])
+        .args(["--src-user", &s.su.name, "--src-tls", "none"])
+        .env("IMAPMIG_SRC_PASSWORD", "Wr0ng-Secret-Value"));
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(!format!("{out:?}").contains("Wr0ng-Secret-Value"));
+
     // Nobody listening: exit 4.
     let out = run(imapmig()
         .args([

@@ -2,10 +2,7 @@
 
 use std::ffi::CStr;
 
-use imapmig_core::engine::EngineError;
-use imapmig_core::imap::ImapError;
-use imapmig_core::source::AccessError;
-use imapmig_core::wire::ResponseCode;
+use imapmig_core::engine::{EngineError, ErrorKind};
 
 /// What a call did. Every function that can fail returns one; `IMAPMIG_STATUS_OK` (0) is
 /// success, `TIMEOUT` and `FINISHED` are ordinary outcomes of `imapmig_next_event`, everything
@@ -190,36 +187,27 @@ impl Failure {
     }
 }
 
-/// The status an IMAP error maps to.
-fn imap_status(e: &ImapError) -> imapmig_status {
-    match e {
-        ImapError::AuthenticationFailed { .. } => imapmig_status::Authentication,
-        ImapError::Connect { .. } | ImapError::Io { .. } | ImapError::Closed { .. } => {
-            imapmig_status::Connection
+impl From<ErrorKind> for imapmig_status {
+    fn from(k: ErrorKind) -> imapmig_status {
+        match k {
+            ErrorKind::Authentication => imapmig_status::Authentication,
+            ErrorKind::Connection => imapmig_status::Connection,
+            ErrorKind::Tls => imapmig_status::Tls,
+            ErrorKind::Quota => imapmig_status::Quota,
+            ErrorKind::Server => imapmig_status::Server,
+            ErrorKind::Storage => imapmig_status::Io,
+            ErrorKind::Plan => imapmig_status::Plan,
+            ErrorKind::State => imapmig_status::State,
+            ErrorKind::Cancelled => imapmig_status::Cancelled,
+            // `ErrorKind` may grow: a kind this library does not know yet is internal.
+            _ => imapmig_status::Internal,
         }
-        ImapError::Tls { .. }
-        | ImapError::StartTlsUnavailable { .. }
-        | ImapError::CleartextRefused { .. } => imapmig_status::Tls,
-        ImapError::Refused { .. } if e.code() == Some(&ResponseCode::OverQuota) => {
-            imapmig_status::Quota
-        }
-        _ => imapmig_status::Server,
     }
 }
 
 impl From<EngineError> for Failure {
     fn from(e: EngineError) -> Failure {
-        let status = match &e {
-            EngineError::Cancelled => imapmig_status::Cancelled,
-            EngineError::Plan(_) => imapmig_status::Plan,
-            EngineError::State(_) => imapmig_status::State,
-            EngineError::Internal(_) => imapmig_status::Internal,
-            _ => match e.access() {
-                Some(AccessError::Imap(imap)) => imap_status(imap),
-                Some(AccessError::Io { .. } | AccessError::Format { .. }) => imapmig_status::Io,
-                _ => imapmig_status::Server,
-            },
-        };
+        let status = imapmig_status::from(e.kind());
         Failure {
             status,
             transient: e.is_transient(),

@@ -19,10 +19,7 @@
 //! also be a `ValueError`; this module only picks the class and fills in `kind`, `transient`,
 //! `side` and `folder`.
 
-use imapmig_core::engine::{EngineError, Side};
-use imapmig_core::imap::ImapError;
-use imapmig_core::source::AccessError;
-use imapmig_core::wire::ResponseCode;
+use imapmig_core::engine::{EngineError, ErrorKind, Side};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -139,33 +136,27 @@ pub fn config_error(message: impl Into<String>) -> PyErr {
     Raised::new(Kind::Config, message).into()
 }
 
-fn imap_kind(e: &ImapError) -> Kind {
-    match e {
-        ImapError::AuthenticationFailed { .. } => Kind::Authentication,
-        ImapError::Connect { .. } | ImapError::Io { .. } | ImapError::Closed { .. } => {
-            Kind::Connection
+impl From<ErrorKind> for Kind {
+    fn from(k: ErrorKind) -> Kind {
+        match k {
+            ErrorKind::Authentication => Kind::Authentication,
+            ErrorKind::Connection => Kind::Connection,
+            ErrorKind::Tls => Kind::Tls,
+            ErrorKind::Quota => Kind::Quota,
+            ErrorKind::Server => Kind::Server,
+            ErrorKind::Storage => Kind::Storage,
+            ErrorKind::Plan => Kind::Plan,
+            ErrorKind::State => Kind::State,
+            ErrorKind::Cancelled => Kind::Cancelled,
+            // `ErrorKind` may grow: a kind this module does not know yet is the base class.
+            _ => Kind::Internal,
         }
-        ImapError::Tls { .. }
-        | ImapError::StartTlsUnavailable { .. }
-        | ImapError::CleartextRefused { .. } => Kind::Tls,
-        ImapError::Refused { .. } if e.code() == Some(&ResponseCode::OverQuota) => Kind::Quota,
-        _ => Kind::Server,
     }
 }
 
 impl From<EngineError> for Raised {
     fn from(e: EngineError) -> Raised {
-        let kind = match &e {
-            EngineError::Cancelled => Kind::Cancelled,
-            EngineError::Plan(_) => Kind::Plan,
-            EngineError::State(_) => Kind::State,
-            EngineError::Internal(_) => Kind::Internal,
-            _ => match e.access() {
-                Some(AccessError::Imap(imap)) => imap_kind(imap),
-                Some(AccessError::Io { .. } | AccessError::Format { .. }) => Kind::Storage,
-                _ => Kind::Server,
-            },
-        };
+        let kind = Kind::from(e.kind());
         let (side, folder) = match &e {
             EngineError::Server { side, .. } => (Some(*side), None),
             EngineError::Folder { side, folder, .. } => (Some(*side), Some(folder.clone())),

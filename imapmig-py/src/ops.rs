@@ -1,18 +1,14 @@
 //! The one-shot operations: check, analyze, verify, each blocking (GIL released, Ctrl-C
 //! honoured) and as an awaitable.
 //!
-//! `check` and `analyze` exist today only in the CLI (imapmig-cli/src/main.rs); until they
-//! move into imapmig-core they are repeated here step for step, calling the same core pieces
-//! and giving the same fields as `imapmig check --json` and `imapmig analyze --json`.
+//! Each calls the same function of imapmig-core as `imapmig check|analyze|verify --json`, so
+//! the dicts have the same fields.
 
 use std::future::Future;
-use std::time::Instant;
 
-use imapmig_core::engine::{self, Account, EngineError, Side};
-use imapmig_core::imap::{ImapError, Session};
-use imapmig_core::model::Uid;
-use imapmig_core::sink::{MigrationSink, SinkSpec};
-use imapmig_core::source::{MigrationSource, SourceSpec};
+use imapmig_core::engine::{self, Account, Side};
+use imapmig_core::sink::SinkSpec;
+use imapmig_core::source::SourceSpec;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use serde::Serialize;
@@ -26,15 +22,6 @@ use crate::wait::block_interruptible;
 
 type OpResult = Result<Value, Raised>;
 
-fn server_error(side: Side) -> impl Fn(ImapError) -> Raised {
-    move |source| {
-        Raised::from(EngineError::Server {
-            side,
-            source: source.into(),
-        })
-    }
-}
-
 fn to_value<T: Serialize>(v: &T) -> OpResult {
     serde_json::to_value(v).map_err(|e| {
         Raised::new(
@@ -44,66 +31,18 @@ fn to_value<T: Serialize>(v: &T) -> OpResult {
     })
 }
 
-#[derive(Serialize)]
-struct CheckResult {
-    host: String,
-    port: u16,
-    tls: bool,
-    greeting: String,
-    logged_in_as: String,
-    capabilities: Vec<String>,
-    folders: usize,
-    namespace_prefix: String,
-    separator: Option<String>,
-    seconds: f64,
-}
-
+/// `check` takes one account, which may be either side: the result and its errors name none.
 async fn check_account(account: Account) -> OpResult {
-    let started = Instant::now();
-    let e = server_error(Side::Source);
-    let mut s = Session::connect(&account.endpoint).await.map_err(&e)?;
-    let greeting = s.greeting().to_string();
-    s.login(&account.credentials).await.map_err(&e)?;
-    let folders = s.list().await.map_err(&e)?;
-    let ns = s.namespace().await.map_err(&e)?;
-    let r = CheckResult {
-        host: account.endpoint.host.clone(),
-        port: account.endpoint.port,
-        tls: s.is_tls(),
-        greeting,
-        logged_in_as: account.credentials.mailbox_user().to_string(),
-        capabilities: s.capabilities().list(),
-        folders: folders.len(),
-        namespace_prefix: ns.prefix,
-        separator: ns
-            .delimiter
-            .or_else(|| folders.iter().find_map(|f| f.delimiter))
-            .map(String::from),
-        seconds: started.elapsed().as_secs_f64(),
-    };
-    s.logout().await;
-    to_value(&r)
-}
-
-#[derive(Serialize, Default)]
-struct Analysis {
-    folders: Vec<FolderAnalysis>,
-    messages: u64,
-    bytes: u64,
-    over_size_limit: u64,
-    plan: Option<String>,
-    plan_notes: Vec<String>,
-    sample_read_mb_per_s: Option<f64>,
-    estimated_seconds: Option<f64>,
-}
-
-#[derive(Serialize)]
-struct FolderAnalysis {
-    name: String,
-    special_use: Option<String>,
-    messages: u64,
-    bytes: u64,
-    largest: u64,
+    let r = engine::check(Side::Source, &account).await.map_err(|e| {
+        let mut r = Raised::from(e);
+        r.side = None;
+        r
+    })?;
+    let mut v = to_value(&r)?;
+    if let Value::Object(m) = &mut v {
+        m.remove("side");
+    }
+    Ok(v)
 }
 
 /// The inputs of `analyze`, read while the GIL is held.
@@ -113,67 +52,18 @@ fn analyze_future(
     options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<impl Future<Output = OpResult> + Send + 'static> {
     let source = source.inner.clone();
-    let destination = destination.map(|d| d.inner.clone());
+    let destination = destination.map(|d| SinkSpec::Imap(d.inner.clone()));
     let o = Options::from_dict(options)?;
     let plan_options = o.plan(source.credentials.mailbox_user())?;
     let filter = o.filter()?;
     Ok(async move {
-        let e = server_error(Side::Source);
-        let mut out = Analysis::default();
-        if let Some(destination) = destination {
-            let (p, s, d) = engine::plan(
-                &SourceSpec::Imap(source.clone()),
-                &SinkSpec::Imap(destination),
-                &plan_options,
-            )
-            .await?;
-            out.plan = Some(p.render());
-            out.plan_notes = p.notes.clone();
-            s.close().await;
-            d.close().await;
-        }
-        let mut s = source.open().await.map_err(&e)?;
-        let folders = s.list().await.map_err(&e)?;
-        let mut sample: Option<(String, Vec<Uid>)> = None;
-        for f in folders.iter().filter(|f| f.selectable()) {
-            s.examine(&f.raw).await.map_err(&e)?;
-            let metas = s.fetch_meta("1:*", None).await.map_err(&e)?;
-            let bytes: u64 = metas.iter().map(|m| m.size).sum();
-            if let Some(limit) = filter.max_size {
-                out.over_size_limit += metas.iter().filter(|m| m.size > limit).count() as u64;
-            }
-            if sample
-                .as_ref()
-                .is_none_or(|(_, u)| u.len() < metas.len().min(50))
-            {
-                sample = Some((
-                    f.raw.clone(),
-                    metas.iter().rev().take(50).map(|m| m.uid).collect(),
-                ));
-            }
-            out.messages += metas.len() as u64;
-            out.bytes += bytes;
-            out.folders.push(FolderAnalysis {
-                name: f.name.clone(),
-                special_use: f.special_use.map(|u| u.name().to_string()),
-                messages: metas.len() as u64,
-                bytes,
-                largest: metas.iter().map(|m| m.size).max().unwrap_or(0),
-            });
-        }
-        if let Some((raw, uids)) = sample.filter(|(_, u)| !u.is_empty()) {
-            s.examine(&raw).await.map_err(&e)?;
-            let t = Instant::now();
-            let bodies = s.fetch_bodies_collected(&uids).await.map_err(&e)?;
-            let secs = t.elapsed().as_secs_f64().max(1e-3);
-            let bytes: usize = bodies.iter().map(|(_, b)| b.len()).sum();
-            let rate = bytes as f64 / secs;
-            if rate > 0.0 {
-                out.sample_read_mb_per_s = Some(rate / 1e6);
-                out.estimated_seconds = Some(out.bytes as f64 / rate);
-            }
-        }
-        s.logout().await;
+        let out = engine::analyze(
+            &SourceSpec::Imap(source),
+            destination.as_ref(),
+            &plan_options,
+            &filter,
+        )
+        .await?;
         to_value(&out)
     })
 }

@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use imapmig_core::engine::{Account, DateField, MessageFilter, MigrationOptions};
+use imapmig_core::engine::{self, Account, DateField, MessageFilter, MigrationOptions};
 use imapmig_core::mapping::{Mode, PlanOptions};
 use imapmig_core::model::SpecialUse;
+use imapmig_core::sink::SinkSpec;
+use imapmig_core::source::SourceSpec;
 use imapmig_core::state::{SqliteStore, StateStore};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -172,14 +174,9 @@ impl Options {
         };
         // The CLI's default key, so the CLI and the bindings resume each other's runs.
         let account_key = self.account_key.clone().unwrap_or_else(|| {
-            format!(
-                "{}@{}:{} -> {}@{}:{}",
-                source.credentials.mailbox_user(),
-                source.endpoint.host,
-                source.endpoint.port,
-                destination.credentials.mailbox_user(),
-                destination.endpoint.host,
-                destination.endpoint.port
+            engine::default_account_key(
+                &SourceSpec::Imap(source.clone()),
+                &SinkSpec::Imap(destination.clone()),
             )
         });
         let defaults = MigrationOptions::default();

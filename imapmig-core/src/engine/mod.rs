@@ -22,6 +22,7 @@
 mod copy;
 pub mod events;
 pub mod fingerprint;
+mod inspect;
 mod verify;
 
 use std::collections::HashMap;
@@ -37,6 +38,10 @@ use crate::sink::{AnySink, MigrationSink, SinkSpec};
 use crate::source::{AccessError, AnySource, MigrationSource, SourceSpec};
 use crate::state::{StateError, StateStore};
 
+pub use crate::source::ErrorKind;
+pub use inspect::{
+    analyze, check, check_pop3, default_account_key, Analysis, CheckResult, FolderAnalysis,
+};
 pub use verify::{verify, verify_between, FolderVerification, MessageDifference, Verification};
 
 /// Which side of the migration something happened on.
@@ -336,6 +341,20 @@ impl EngineError {
         match self {
             EngineError::Server { source, .. } | EngineError::Folder { source, .. } => Some(source),
             _ => None,
+        }
+    }
+
+    /// What kind of failure this is (what exit statuses, exception classes and C status
+    /// codes are chosen by).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::Cancelled => ErrorKind::Cancelled,
+            EngineError::Plan(_) => ErrorKind::Plan,
+            EngineError::State(_) => ErrorKind::State,
+            EngineError::Internal(_) => ErrorKind::Internal,
+            EngineError::Server { source, .. } | EngineError::Folder { source, .. } => {
+                source.kind()
+            }
         }
     }
 

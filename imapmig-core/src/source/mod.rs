@@ -26,6 +26,71 @@ use crate::engine::{Account, DateField};
 use crate::imap::ImapError;
 use crate::model::{Folder, MessageMeta, Uid, UidValidity};
 
+/// What kind of failure an error is, whatever the protocol or store: what the CLI's exit
+/// status, the Python exception class and the C status code are chosen by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The server refused the login: wrong user name, password or token.
+    Authentication,
+    /// The server could not be reached, or the connection broke or timed out.
+    Connection,
+    /// TLS failed, STARTTLS is missing, or a password would have travelled in clear text.
+    Tls,
+    /// The destination is over its quota.
+    Quota,
+    /// The server refused a command or broke its protocol.
+    Server,
+    /// A local file or folder could not be read or written, or holds bad data.
+    Storage,
+    /// The folder plan cannot be made.
+    Plan,
+    /// The sync-state file failed.
+    State,
+    /// The migration was cancelled.
+    Cancelled,
+    /// A bug.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The kind's name as it appears in JSON (`"authentication"`, `"tls"`...).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Authentication => "authentication",
+            ErrorKind::Connection => "connection",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Quota => "quota",
+            ErrorKind::Server => "server",
+            ErrorKind::Storage => "storage",
+            ErrorKind::Plan => "plan",
+            ErrorKind::State => "state",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
+    /// The kind of an IMAP error.
+    pub fn of_imap(e: &ImapError) -> ErrorKind {
+        match e {
+            ImapError::AuthenticationFailed { .. } => ErrorKind::Authentication,
+            ImapError::Connect { .. } | ImapError::Io { .. } | ImapError::Closed { .. } => {
+                ErrorKind::Connection
+            }
+            ImapError::Tls { .. }
+            | ImapError::StartTlsUnavailable { .. }
+            | ImapError::CleartextRefused { .. } => ErrorKind::Tls,
+            ImapError::Refused { .. }
+                if e.code() == Some(&crate::wire::ResponseCode::OverQuota) =>
+            {
+                ErrorKind::Quota
+            }
+            _ => ErrorKind::Server,
+        }
+    }
+}
+
 /// What went wrong reading from a source or writing to a sink.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -66,6 +131,8 @@ pub enum AccessError {
         detail: String,
         /// Whether a retry later may succeed.
         transient: bool,
+        /// What kind of failure: a refused login, a broken connection, TLS...
+        kind: ErrorKind,
     },
 }
 
@@ -75,6 +142,16 @@ impl AccessError {
         match self {
             AccessError::Imap(e) => Some(e),
             _ => None,
+        }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AccessError::Imap(e) => ErrorKind::of_imap(e),
+            AccessError::Io { .. } | AccessError::Format { .. } => ErrorKind::Storage,
+            AccessError::GroupRefused { .. } => ErrorKind::Server,
+            AccessError::Server { kind, .. } => *kind,
         }
     }
 

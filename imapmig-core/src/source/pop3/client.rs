@@ -18,7 +18,7 @@ use super::dot::Unstuffer;
 use crate::imap::transport::{tls_handshake, Stream, Timed};
 use crate::imap::{AuthMethod, Credentials, Endpoint, Security};
 use crate::sasl;
-use crate::source::AccessError;
+use crate::source::{AccessError, ErrorKind};
 
 /// Bytes asked of the socket per read.
 const READ_SIZE: usize = 64 * 1024;
@@ -83,15 +83,30 @@ pub(crate) struct Pop3Conn {
 impl Pop3Conn {
     /// An error of this server.
     pub(crate) fn error(&self, detail: impl Into<String>, transient: bool) -> AccessError {
+        self.error_of(ErrorKind::Server, detail, transient)
+    }
+
+    /// An error of this server, of a given kind.
+    pub(crate) fn error_of(
+        &self,
+        kind: ErrorKind,
+        detail: impl Into<String>,
+        transient: bool,
+    ) -> AccessError {
         AccessError::Server {
             server: self.server.clone(),
             detail: detail.into(),
             transient,
+            kind,
         }
     }
 
     fn io_error(&self, doing: &str, e: &std::io::Error) -> AccessError {
-        self.error(format!("connection failed while {doing}: {e}"), true)
+        self.error_of(
+            ErrorKind::Connection,
+            format!("connection failed while {doing}: {e}"),
+            true,
+        )
     }
 
     /// The refusal of a command as an error.
@@ -125,19 +140,23 @@ impl Pop3Conn {
     /// Connects (TLS or STLS as the endpoint says), reads the greeting and the capabilities.
     pub(crate) async fn connect(ep: &Endpoint) -> Result<Pop3Conn, AccessError> {
         let server = format!("pop3://{}:{}", ep.host, ep.port);
-        let err = |detail: String, transient| AccessError::Server {
+        let err = |kind, detail: String, transient| AccessError::Server {
             server: server.clone(),
             detail,
             transient,
+            kind,
         };
+        let connection = ErrorKind::Connection;
+        let tls = ErrorKind::Tls;
         let tcp =
             match tokio::time::timeout(ep.timeout, TcpStream::connect((ep.host.as_str(), ep.port)))
                 .await
             {
                 Ok(Ok(t)) => t,
-                Ok(Err(e)) => return Err(err(format!("cannot connect: {e}"), true)),
+                Ok(Err(e)) => return Err(err(connection, format!("cannot connect: {e}"), true)),
                 Err(_) => {
                     return Err(err(
+                        connection,
                         format!("no connection within {} s", ep.timeout.as_secs()),
                         true,
                     ))
@@ -147,7 +166,7 @@ impl Pop3Conn {
         let stream = match ep.security {
             Security::Tls => tls_handshake(tcp, &ep.host, &ep.verify, ep.timeout)
                 .await
-                .map_err(|e| err(format!("TLS failed: {e}"), false))?,
+                .map_err(|e| err(tls, format!("TLS failed: {e}"), false))?,
             Security::StartTls | Security::Cleartext => Stream::Plain(tcp),
         };
         let mut conn = Pop3Conn {
@@ -165,6 +184,7 @@ impl Pop3Conn {
         if ep.security == Security::StartTls {
             if !conn.has("STLS") {
                 return Err(err(
+                    tls,
                     "the server does not offer STLS; use implicit TLS (usually port 995) or, knowingly, a cleartext connection".into(),
                     false,
                 ));
@@ -172,17 +192,18 @@ impl Pop3Conn {
             conn.command("STLS", b"STLS").await?;
             if !conn.rbuf.is_empty() {
                 return Err(err(
+                    tls,
                     "the server sent data after agreeing to STLS (possible injection)".into(),
                     false,
                 ));
             }
             let tcp = match conn.io.into_stream() {
                 Stream::Plain(t) => t,
-                Stream::Tls(_) => return Err(err("STLS on a TLS connection".into(), false)),
+                Stream::Tls(_) => return Err(err(tls, "STLS on a TLS connection".into(), false)),
             };
             let stream = tls_handshake(tcp, &ep.host, &ep.verify, ep.timeout)
                 .await
-                .map_err(|e| err(format!("TLS failed: {e}"), false))?;
+                .map_err(|e| err(tls, format!("TLS failed: {e}"), false))?;
             conn = Pop3Conn {
                 server,
                 host: ep.host.clone(),
@@ -269,7 +290,14 @@ impl Pop3Conn {
                 }
                 Ok(())
             }
-            Err(r) => Err(self.error(
+            // A refusal the server marks as temporary ([IN-USE], [SYS/TEMP]) is not a wrong
+            // password.
+            Err(r) => Err(self.error_of(
+                if r.transient {
+                    ErrorKind::Server
+                } else {
+                    ErrorKind::Authentication
+                },
                 format!("login as {who} refused: -ERR {}", r.text),
                 r.transient,
             )),
@@ -403,7 +431,8 @@ impl Pop3Conn {
             self.rbuf.reserve(READ_SIZE);
         }
         match self.io.read_buf(&mut self.rbuf).await {
-            Ok(0) => Err(self.error(
+            Ok(0) => Err(self.error_of(
+                ErrorKind::Connection,
                 format!("the server closed the connection during {doing}"),
                 true,
             )),

@@ -210,12 +210,14 @@ impl Pop3Source {
                 server,
                 detail,
                 transient: false,
+                kind,
             } if verb == "UIDL" => AccessError::Server {
                 server,
                 detail: format!(
                     "{detail}; without UIDL messages cannot be tracked across runs, so this server cannot be migrated"
                 ),
                 transient: false,
+                kind,
             },
             e => e,
         })?;

@@ -1,0 +1,281 @@
+//! The checks before a migration: [`check`] a server (connect, TLS, log in, list) and
+//! [`analyze`] a source (folders, counts, sizes, the folder plan, an estimate of the copy
+//! time). The CLI, the Python module and the C library all call these, so that their answers
+//! are the same fields computed the same way.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::imap::{ImapError, Session};
+use crate::mapping::PlanOptions;
+use crate::model::Uid;
+use crate::sink::{MigrationSink, SinkSpec};
+use crate::source::{MigrationSource, Pop3Source, Pop3Spec, SourceSpec};
+
+use super::{Account, EngineError, MessageFilter, Side};
+
+/// What [`check`] found out about one server.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckResult {
+    /// `"source"` or `"destination"`.
+    pub side: &'static str,
+    /// The host dialled.
+    pub host: String,
+    /// The port dialled.
+    pub port: u16,
+    /// Whether the connection was protected by TLS (implicit or STARTTLS).
+    pub tls: bool,
+    /// The server's greeting text.
+    pub greeting: String,
+    /// The mailbox logged in to (the user acted for, with an admin login).
+    pub logged_in_as: String,
+    /// The capabilities after login (POP3: CAPA's lines).
+    pub capabilities: Vec<String>,
+    /// Folders listed (POP3: 1, the inbox).
+    pub folders: usize,
+    /// The personal namespace prefix (`INBOX.` on some servers), or empty.
+    pub namespace_prefix: String,
+    /// The hierarchy separator, when there is one.
+    pub separator: Option<String>,
+    /// How long the whole check took.
+    pub seconds: f64,
+}
+
+fn side_name(side: Side) -> &'static str {
+    match side {
+        Side::Source => "source",
+        Side::Destination => "destination",
+    }
+}
+
+fn server_error(side: Side) -> impl Fn(ImapError) -> EngineError {
+    move |e| EngineError::Server {
+        side,
+        source: e.into(),
+    }
+}
+
+/// Connects to an IMAP server (TLS as the endpoint says), logs in, lists the folders and
+/// reads the namespace; logs out. Any failure is the typed error of the step that failed.
+pub async fn check(side: Side, account: &Account) -> Result<CheckResult, EngineError> {
+    let started = Instant::now();
+    let e = server_error(side);
+    let mut s = Session::connect(&account.endpoint).await.map_err(&e)?;
+    let greeting = s.greeting().to_string();
+    s.login(&account.credentials).await.map_err(&e)?;
+    let folders = s.list().await.map_err(&e)?;
+    let ns = s.namespace().await.map_err(&e)?;
+    let r = CheckResult {
+        side: side_name(side),
+        host: account.endpoint.host.clone(),
+        port: account.endpoint.port,
+        tls: s.is_tls(),
+        greeting,
+        logged_in_as: account.credentials.mailbox_user().to_string(),
+        capabilities: s.capabilities().list(),
+        folders: folders.len(),
+        namespace_prefix: ns.prefix,
+        separator: ns
+            .delimiter
+            .or_else(|| folders.iter().find_map(|f| f.delimiter))
+            .map(String::from),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    s.logout().await;
+    Ok(r)
+}
+
+/// The POP3 form of [`check`] (always the source): connect, TLS, log in, CAPA. The UID table
+/// of a migration is not touched.
+pub async fn check_pop3(account: &Account) -> Result<CheckResult, EngineError> {
+    let started = Instant::now();
+    let spec = Pop3Spec::new(account.clone(), std::path::PathBuf::new());
+    let s = Pop3Source::open(&spec)
+        .await
+        .map_err(|source| EngineError::Server {
+            side: Side::Source,
+            source,
+        })?;
+    let r = CheckResult {
+        side: side_name(Side::Source),
+        host: account.endpoint.host.clone(),
+        port: account.endpoint.port,
+        tls: s.is_tls(),
+        greeting: s.greeting().to_string(),
+        logged_in_as: account.credentials.mailbox_user().to_string(),
+        capabilities: s.capabilities().to_vec(),
+        folders: 1,
+        namespace_prefix: String::new(),
+        separator: None,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    s.close().await;
+    Ok(r)
+}
+
+/// What [`analyze`] found in a source.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Analysis {
+    /// Every selectable folder, in the source's order.
+    pub folders: Vec<FolderAnalysis>,
+    /// Messages over all folders.
+    pub messages: u64,
+    /// Their size, bytes.
+    pub bytes: u64,
+    /// Messages over the filter's size limit (they would be skipped).
+    pub over_size_limit: u64,
+    /// The folder plan, rendered, when a destination was given.
+    pub plan: Option<String>,
+    /// What the plan noted (folders skipped, names escaped...).
+    pub plan_notes: Vec<String>,
+    /// How fast the source handed out a sample of its messages (IMAP sources).
+    pub sample_read_mb_per_s: Option<f64>,
+    /// `bytes` at that rate: a lower bound of the copy time.
+    pub estimated_seconds: Option<f64>,
+}
+
+/// One folder of an [`Analysis`].
+#[derive(Clone, Debug, Serialize)]
+pub struct FolderAnalysis {
+    /// The decoded name.
+    pub name: String,
+    /// `\Sent`, `\Trash`... when the source says so.
+    pub special_use: Option<String>,
+    /// Messages in the folder.
+    pub messages: u64,
+    /// Their size, bytes.
+    pub bytes: u64,
+    /// The size of the largest message.
+    pub largest: u64,
+}
+
+impl Analysis {
+    fn add_folder(
+        &mut self,
+        name: &str,
+        special_use: Option<String>,
+        sizes: impl Iterator<Item = u64> + Clone,
+        filter: &MessageFilter,
+    ) {
+        let (messages, bytes) = sizes.clone().fold((0, 0), |(n, b), s| (n + 1, b + s));
+        if let Some(limit) = filter.max_size {
+            self.over_size_limit += sizes.clone().filter(|s| *s > limit).count() as u64;
+        }
+        self.messages += messages;
+        self.bytes += bytes;
+        self.folders.push(FolderAnalysis {
+            name: name.to_string(),
+            special_use,
+            messages,
+            bytes,
+            largest: sizes.max().unwrap_or(0),
+        });
+    }
+}
+
+/// Looks at a source before a migration: its folders with message counts and sizes (and how
+/// many messages are over the filter's size limit), the folder plan when a `destination` is
+/// given, and for IMAP sources the rate at which the source hands out a sample of up to 50
+/// real messages, with the estimate of the copy time it gives. Reads only (IMAP folders are
+/// EXAMINEd).
+pub async fn analyze(
+    source: &SourceSpec,
+    destination: Option<&SinkSpec>,
+    plan: &PlanOptions,
+    filter: &MessageFilter,
+) -> Result<Analysis, EngineError> {
+    let mut out = Analysis::default();
+    if let Some(destination) = destination {
+        let (p, s, d) = super::plan(source, destination, plan).await?;
+        out.plan = Some(p.render());
+        out.plan_notes = p.notes.clone();
+        s.close().await;
+        d.close().await;
+    }
+    match source {
+        SourceSpec::Imap(account) => analyze_imap(account, filter, &mut out).await?,
+        other => analyze_store(other, filter, &mut out).await?,
+    }
+    Ok(out)
+}
+
+/// Any kind of source, through the source contract.
+async fn analyze_store(
+    spec: &SourceSpec,
+    filter: &MessageFilter,
+    out: &mut Analysis,
+) -> Result<(), EngineError> {
+    let e = |source| EngineError::Server {
+        side: Side::Source,
+        source,
+    };
+    let mut s = spec.open().await.map_err(e)?;
+    let list = s.list_folders().await.map_err(e)?;
+    for f in list.folders.iter().filter(|f| f.selectable()) {
+        s.open_folder(f).await.map_err(e)?;
+        let metas = s.messages().await.map_err(e)?;
+        out.add_folder(
+            &f.name,
+            f.special_use.map(|u| u.name().to_string()),
+            metas.iter().map(|m| m.size),
+            filter,
+        );
+    }
+    s.close().await;
+    Ok(())
+}
+
+/// IMAP: the same, plus the sample read from the fullest folder (its newest 50 messages).
+async fn analyze_imap(
+    source: &Account,
+    filter: &MessageFilter,
+    out: &mut Analysis,
+) -> Result<(), EngineError> {
+    const SAMPLE: usize = 50;
+    let e = server_error(Side::Source);
+    let mut s = source.open().await.map_err(&e)?;
+    let folders = s.list().await.map_err(&e)?;
+    let mut sample: Option<(String, Vec<Uid>)> = None;
+    for f in folders.iter().filter(|f| f.selectable()) {
+        s.examine(&f.raw).await.map_err(&e)?;
+        let metas = s.fetch_meta("1:*", None).await.map_err(&e)?;
+        if sample
+            .as_ref()
+            .is_none_or(|(_, u)| u.len() < metas.len().min(SAMPLE))
+        {
+            sample = Some((
+                f.raw.clone(),
+                metas.iter().rev().take(SAMPLE).map(|m| m.uid).collect(),
+            ));
+        }
+        out.add_folder(
+            &f.name,
+            f.special_use.map(|u| u.name().to_string()),
+            metas.iter().map(|m| m.size),
+            filter,
+        );
+    }
+    if let Some((raw, uids)) = sample.filter(|(_, u)| !u.is_empty()) {
+        s.examine(&raw).await.map_err(&e)?;
+        let t = Instant::now();
+        let bodies = s.fetch_bodies_collected(&uids).await.map_err(&e)?;
+        let secs = t.elapsed().as_secs_f64().max(1e-3);
+        let bytes: usize = bodies.iter().map(|(_, b)| b.len()).sum();
+        let rate = bytes as f64 / secs;
+        if rate > 0.0 {
+            out.sample_read_mb_per_s = Some(rate / 1e6);
+            out.estimated_seconds = Some(out.bytes as f64 / rate);
+        }
+    }
+    s.logout().await;
+    Ok(())
+}
+
+/// The sync-state key a migration uses unless told another: `source -> destination` as
+/// [`SourceSpec::describe`] and [`SinkSpec::describe`] write them (`user@host:port -> ...`
+/// for two IMAP servers). The CLI and the bindings use it alike, so they resume each other's
+/// runs.
+pub fn default_account_key(source: &SourceSpec, destination: &SinkSpec) -> String {
+    format!("{} -> {}", source.describe(), destination.describe())
+}
