@@ -362,6 +362,10 @@ async fn a_pop3_source_migrates_its_inbox_and_later_only_new_mail() {
         csv.push_str(&format!("{n}@x.example,{n},{}\n", u.password));
         users.push(u);
     }
+    // One account whose POP3 login is refused: failed, named an authentication failure.
+    let pam = src.user("pam");
+    dst.user("pam@x.example");
+    csv.push_str(&format!("pam@x.example,pam,not-{}\n", pam.password));
     let file = dir.path().join("a.csv");
     std::fs::write(&file, csv).unwrap();
     store
@@ -394,21 +398,29 @@ async fn a_pop3_source_migrates_its_inbox_and_later_only_new_mail() {
         .await
         .unwrap();
     let list = store.accounts("t").unwrap();
-    assert!(
-        list.iter()
-            .all(|a| a.status == Status::Synced && a.messages == 2),
-        "{list:#?}"
+    for n in ["pia", "pet"] {
+        let a = by_target(&list, &format!("{n}@x.example"));
+        assert!(a.status == Status::Synced && a.messages == 2, "{a:#?}");
+    }
+    let refused = by_target(&list, "pam@x.example");
+    assert_eq!(refused.status, Status::Failed, "{refused:#?}");
+    assert_eq!(
+        refused.failure,
+        Some(FailureCategory::Authentication),
+        "{refused:#?}"
     );
     let snapshot = last
         .lock()
         .unwrap()
         .clone()
         .expect("a snapshot before the run ended");
-    assert_eq!(snapshot.copied, 2 * list.len() as u64, "{snapshot:#?}");
+    assert_eq!(snapshot.copied, 4, "{snapshot:#?}");
     assert!(snapshot.running.is_empty(), "{snapshot:#?}");
+    let mut statuses = snapshot.statuses.clone();
+    statuses.sort_by_key(|(s, _)| s.as_str());
     assert_eq!(
-        snapshot.statuses,
-        vec![(Status::Synced, list.len() as u64)],
+        statuses,
+        vec![(Status::Failed, 1), (Status::Synced, 2)],
         "{snapshot:#?}"
     );
 

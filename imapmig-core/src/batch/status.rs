@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::EngineError;
+use crate::engine::{EngineError, ErrorKind};
 use crate::imap::ImapError;
 use crate::wire::ResponseCode;
 
@@ -281,16 +281,23 @@ pub fn classify(error: &EngineError) -> Classified {
     match error.imap() {
         Some(e) => classify_imap(e),
         None => match error {
-            // A source or sink other than IMAP (POP3, local files): only transience is known.
-            EngineError::Server { .. } | EngineError::Folder { .. } => Classified {
-                category: if error.is_transient() {
-                    FailureCategory::Connection
-                } else {
-                    FailureCategory::Configuration
-                },
-                transient: error.is_transient(),
-                throttled: false,
-            },
+            // A source or sink other than IMAP (POP3, local files): by the error's kind.
+            EngineError::Server { .. } | EngineError::Folder { .. } => {
+                let transient = error.is_transient();
+                let category = match error.kind() {
+                    ErrorKind::Authentication => FailureCategory::Authentication,
+                    ErrorKind::Tls => FailureCategory::Tls,
+                    ErrorKind::Quota => FailureCategory::Quota,
+                    ErrorKind::Connection => FailureCategory::Connection,
+                    _ if transient => FailureCategory::Connection,
+                    _ => FailureCategory::Configuration,
+                };
+                Classified {
+                    category,
+                    transient,
+                    throttled: false,
+                }
+            }
             EngineError::Plan(_) => Classified {
                 category: FailureCategory::Configuration,
                 transient: false,
@@ -593,6 +600,26 @@ mod tests {
             classify(&EngineError::Cancelled).category,
             FailureCategory::Internal
         );
+        // POP3 errors are named by their kind, as IMAP's are.
+        let pop3 = |kind, transient| EngineError::Server {
+            side: Side::Source,
+            source: crate::source::AccessError::Server {
+                server: "pop3://h:110".into(),
+                detail: "login as u refused: -ERR nope".into(),
+                transient,
+                kind,
+            },
+        };
+        let c = classify(&pop3(ErrorKind::Authentication, false));
+        assert_eq!(c.category, FailureCategory::Authentication);
+        assert!(!c.transient);
+        let c = classify(&pop3(ErrorKind::Connection, true));
+        assert_eq!(c.category, FailureCategory::Connection);
+        assert!(c.transient);
+        let c = classify(&pop3(ErrorKind::Tls, false));
+        assert_eq!(c.category, FailureCategory::Tls);
+        let c = classify(&pop3(ErrorKind::Server, false));
+        assert_eq!(c.category, FailureCategory::Configuration);
     }
 
     #[test]
