@@ -444,3 +444,67 @@ async fn a_pop3_source_migrates_its_inbox_and_later_only_new_mail() {
         2
     );
 }
+
+/// A message the destination cannot take (here: over the task's size limit) is reported on the
+/// account for as long as it stays behind: later passes that read only what changed
+/// (CONDSTORE), or skip an unchanged folder, do not make it look resolved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_left_behind_stays_reported_through_later_passes() {
+    let src = Dovecot::start(Flavour::Slash);
+    let dst = Dovecot::start(Flavour::Slash);
+    let u = src.user("ola");
+    let mut seeds: Vec<Seed> = (0..3)
+        .map(|i| seed("INBOX", message(&format!("small {i}"), 3), "", None))
+        .collect();
+    seeds.push(seed("INBOX", message("too big", 2_000), "", None));
+    seeds.push(seed("Work", message("work", 3), "", None));
+    fill(&account(&src, &u), &seeds).await;
+    dst.user("ola@x.example");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(BatchStore::open(&dir.path().join("state.sqlite")).unwrap());
+    let mut s = settings(&src, &dst);
+    s.messages.max_size = Some(20_000);
+    store
+        .create_task("t", &s, None, Some(Secret::new(dst.master_user().password)))
+        .unwrap();
+    let file = dir.path().join("a.csv");
+    std::fs::write(&file, format!("ola@x.example,ola,{}\n", u.password)).unwrap();
+    store
+        .import_csv("t", &file, ImportOptions::default())
+        .unwrap();
+    let run = || {
+        Scheduler::new(store.clone(), "t")
+            .with_options(SchedulerOptions {
+                until_idle: true,
+                ..fast()
+            })
+            .run(CancellationToken::new(), None)
+    };
+    let ola = || by_target(&store.accounts("t").unwrap(), "ola@x.example").clone();
+
+    run().await.unwrap();
+    let a = ola();
+    assert_eq!(
+        (a.status, a.messages, a.refused),
+        (Status::Synced, 4, 1),
+        "{a:#?}"
+    );
+
+    // New mail in the inbox: the next pass reads only the changes there.
+    fill(
+        &account(&src, &u),
+        &[seed("INBOX", message("new", 3), "", None)],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    run().await.unwrap();
+    let a = ola();
+    assert_eq!((a.messages, a.refused), (5, 1), "{a:#?}");
+
+    // Nothing new at all: every folder is skipped as unchanged.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    run().await.unwrap();
+    let a = ola();
+    assert_eq!((a.messages, a.refused), (5, 1), "{a:#?}");
+    assert!(a.passes >= 3, "{a:#?}");
+}

@@ -303,6 +303,20 @@ async fn date_range_on_internaldate_and_on_header() {
     let inbox = &snap.iter().find(|(n, _)| n == "INBOX").unwrap().1;
     assert!(String::from_utf8_lossy(&inbox[0].0).contains("Subject: mid"));
 
+    // Staged: the rest of the history follows in a run without a range. The source folder has
+    // not changed since, but it was last read for another selection: read again, not skipped.
+    let mut everything = opts.clone();
+    everything.filter = MessageFilter::default();
+    let r = migrate(&sa, &da, &everything, state_file(&dir)).await;
+    assert_eq!(
+        (r.folders[0].copied, r.folders[0].already_there),
+        (2, 1),
+        "{r:#?}"
+    );
+    let r = migrate(&sa, &da, &everything, state_file(&dir)).await;
+    assert!(r.folders[0].unchanged && r.copied == 0, "{r:#?}");
+    assert_eq!(count(&da, "INBOX").await, 3);
+
     // On the Date header instead: only "new" (2003) is on or after 2002-06-01.
     let dst2 = Dovecot::start(Flavour::Slash);
     let da2 = account(&dst2, &dst2.user("erin"));
@@ -326,6 +340,10 @@ async fn new_mail_and_flag_changes_are_carried_by_the_next_run() {
         account(&dst, &dst.user("frank")),
     );
     fill(&sa, &mailbox(Flavour::DotInbox)).await;
+    let archive: Vec<Seed> = (0..40)
+        .map(|i| seed("INBOX", message(&format!("old {i}"), 2), "\\Seen", None))
+        .collect();
+    fill(&sa, &archive).await;
     let dir = tempfile::tempdir().unwrap();
     let state = state_file(&dir);
     let opts = options("frank");
@@ -351,6 +369,13 @@ async fn new_mail_and_flag_changes_are_carried_by_the_next_run() {
     assert_eq!(r.copied, 1, "{r:#?}");
     let inbox = r.folders.iter().find(|f| f.source == "INBOX").unwrap();
     assert_eq!(inbox.flags_updated, 1, "{inbox:#?}");
+    // Only what changed was read (CHANGEDSINCE): the new message and the re-flagged one, not
+    // the whole inbox; the counts still cover every message.
+    let in_inbox = u64::from(count(&sa, "INBOX").await);
+    assert!(in_inbox > 40, "{in_inbox}");
+    assert_eq!(inbox.listed, 2, "{inbox:#?}");
+    assert_eq!(inbox.found, in_inbox, "{inbox:#?}");
+    assert_eq!(inbox.already_there, in_inbox - 1, "{inbox:#?}");
     let v = engine::verify(&sa, &da, &opts.plan, &MessageFilter::default())
         .await
         .unwrap();

@@ -88,7 +88,8 @@
  *   {"type":"retrying","folder":"INBOX","attempt":N,"after_ms":N,"error":"..."}
  *   {"type":"folder_done", ...the folder's report: "source","target","found","copied",
  *      "already_there","skipped_by_filter","too_large":[...],"refused":[...],"vanished",
- *      "flags_updated","dropped_keywords","bytes","seconds","unchanged","notes"}
+ *      "flags_updated","dropped_keywords","bytes","seconds","unchanged","listed",
+ *      "listed_all","notes"}
  *   and, last, exactly one of
  *   {"type":"finished","report":REPORT}
  *   {"type":"failed","error":{"status":N,"name":"IMAPMIG_STATUS_...","message":"...",

@@ -795,7 +795,14 @@ fn pass_result(report: &MigrationReport, messages: u64, bytes: u64) -> PassResul
         messages,
         bytes,
         refusals,
-        complete_folders: report.folders.iter().map(|f| f.source.clone()).collect(),
+        // Refusals are cleared only where every message was looked at again: an unchanged
+        // folder, or one whose changes alone were read, says nothing of older refusals.
+        complete_folders: report
+            .folders
+            .iter()
+            .filter(|f| f.listed_all)
+            .map(|f| f.source.clone())
+            .collect(),
     }
 }
 

@@ -676,7 +676,7 @@ pub(crate) mod tests {
         let v: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 1);
+        assert_eq!(v, 2, "the sync store's schema version");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

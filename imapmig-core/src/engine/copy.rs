@@ -360,6 +360,11 @@ async fn copy_folder(
         .open_folder(&entry.target_raw)
         .await
         .map_err(on(Side::Destination))?;
+    let size_limit = match (ctx.options.filter.max_size, dsel.append_limit) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let selection = ctx.options.filter.selection_key(size_limit);
 
     // Where did we leave this folder?
     let mut record = match state.folder(account, folder)? {
@@ -380,6 +385,7 @@ async fn copy_folder(
             dest_uidvalidity: dsel.uid_validity,
             highest_modseq: None,
             updated_at: now(),
+            selection: None,
         };
         state.put_folder(account, folder, &r)?;
         record = Some(r);
@@ -387,6 +393,11 @@ async fn copy_folder(
     let Some(mut record) = record else {
         return Err(EngineError::Internal("folder record vanished".into()));
     };
+    // A HIGHESTMODSEQ recorded under another selection (a wider date range, a larger size
+    // limit) does not say which messages this pass wants: read the folder in full.
+    if record.selection.as_deref() != Some(selection.as_str()) {
+        record.highest_modseq = None;
+    }
 
     if record.source_uidvalidity != src_validity {
         rematch_source(ctx, src, dst, entry, &record, src_validity, &mut rep).await?;
@@ -397,6 +408,8 @@ async fn copy_folder(
         if old != new {
             rematch_dest(ctx, dst, entry, new, &mut rep).await?;
             record.dest_uidvalidity = Some(new);
+            // Read the whole folder this time: the re-match may have changed what is known.
+            record.highest_modseq = None;
         }
     }
 
@@ -414,7 +427,28 @@ async fn copy_folder(
         return Ok(rep);
     }
 
-    let metas = src.messages().await.map_err(on(Side::Source))?;
+    // After a complete pass, and with nothing pending, only what changed since needs reading:
+    // every message then was copied (or skipped for good: too large, outside the dates), and
+    // a message added or re-flagged since has a higher MODSEQ. A large folder with a little
+    // new mail then costs a little metadata, not a line per message.
+    let since = match (record.highest_modseq, ssel.highest_modseq) {
+        (Some(old), Some(_)) if pending.is_empty() => Some(old),
+        _ => None,
+    };
+    let changed = match since {
+        Some(m) => src
+            .messages_changed_since(m)
+            .await
+            .map_err(on(Side::Source))?,
+        None => None,
+    };
+    let delta = changed.is_some();
+    let metas = match changed {
+        Some(metas) => metas,
+        None => src.messages().await.map_err(on(Side::Source))?,
+    };
+    rep.listed = metas.len() as u64;
+    rep.listed_all = !delta;
     let by_uid: HashMap<Uid, &MessageMeta> = metas.iter().map(|m| (m.uid, m)).collect();
 
     if !pending.is_empty() {
@@ -431,10 +465,6 @@ async fn copy_folder(
         .into_iter()
         .map(|r| (r.src_uid, r))
         .collect();
-    let size_limit = match (ctx.options.filter.max_size, dsel.append_limit) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
     let mut dropped_keywords = HashSet::new();
     let mut todo: Vec<&MessageMeta> = Vec::new();
     let mut flag_changes: BTreeMap<String, FlagChange> = BTreeMap::new();
@@ -477,6 +507,15 @@ async fn copy_folder(
             }
         }
         todo.push(m);
+    }
+
+    if delta {
+        // The copies not handed out are unchanged since the last pass: counted as there (as
+        // for an unchanged folder, a copy whose source was deleted since counts too).
+        let seen = metas.iter().filter(|m| copied.contains_key(&m.uid)).count();
+        let rest = (copied.len() - seen) as u64;
+        rep.found += rest;
+        rep.already_there += rest;
     }
 
     for (_, (flags, dst_uids, src_flags)) in flag_changes {
@@ -689,6 +728,7 @@ async fn copy_folder(
     } else {
         None
     };
+    record.selection = Some(selection);
     record.dest_uidvalidity = dsel.uid_validity;
     record.updated_at = now();
     state.put_folder(account, folder, &record)?;

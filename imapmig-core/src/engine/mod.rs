@@ -102,6 +102,24 @@ pub struct MessageFilter {
 }
 
 impl MessageFilter {
+    /// Which messages a pass with this filter selects when the effective size limit (ours or
+    /// the destination's APPENDLIMIT, the smaller) is `size_limit`: what a folder record's
+    /// `selection` holds, so that a change of range or limit is seen.
+    pub(crate) fn selection_key(&self, size_limit: Option<u64>) -> String {
+        let day = |d: Option<time::Date>| d.map_or_else(|| "-".to_string(), |d| d.to_string());
+        let field = match (self.date_range(), self.date_field) {
+            (None, _) => "-",
+            (Some(_), DateField::Internal) => "internaldate",
+            (Some(_), DateField::Header) => "header",
+        };
+        let max = size_limit.map_or_else(|| "-".to_string(), |n| n.to_string());
+        format!(
+            "since={} before={} on={field} max={max}",
+            day(self.since),
+            day(self.before)
+        )
+    }
+
     /// The date range, when one is set.
     pub fn date_range(&self) -> Option<crate::source::DateRange> {
         (self.since.is_some() || self.before.is_some()).then_some(crate::source::DateRange {
@@ -192,6 +210,13 @@ pub struct FolderReport {
     pub seconds: f64,
     /// Whether the folder was skipped because nothing changed since the last run (CONDSTORE).
     pub unchanged: bool,
+    /// Messages whose metadata this pass read from the source: all of them, or with
+    /// CONDSTORE after a complete pass only those added or changed since.
+    pub listed: u64,
+    /// Whether this pass looked at every message of the folder (false when the folder was
+    /// unchanged or only its changes were read). Only then does a message missing from
+    /// `too_large` and `refused` mean that an earlier refusal is over.
+    pub listed_all: bool,
     /// Anything else worth knowing (UIDVALIDITY changes, recovered pending messages...).
     pub notes: Vec<String>,
 }

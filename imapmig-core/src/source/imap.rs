@@ -120,6 +120,24 @@ impl MigrationSource for ImapSource {
         Ok(self.session.fetch_meta("1:*", None).await?)
     }
 
+    async fn messages_changed_since(
+        &mut self,
+        modseq: u64,
+    ) -> Result<Option<Vec<MessageMeta>>, AccessError> {
+        // CHANGEDSINCE needs CONDSTORE, and a folder opened with it (it then has a
+        // HIGHESTMODSEQ); a server without either is asked for everything.
+        let Some(sel) = self.session.selected() else {
+            return Ok(None);
+        };
+        if !self.session.capabilities().has("CONDSTORE") || sel.highest_modseq.is_none() {
+            return Ok(None);
+        }
+        if sel.exists == 0 {
+            return Ok(Some(Vec::new()));
+        }
+        Ok(Some(self.session.fetch_meta("1:*", Some(modseq)).await?))
+    }
+
     async fn select_dates(&mut self, range: &DateRange) -> Result<HashSet<Uid>, AccessError> {
         let keys = date_keys(range);
         Ok(self.session.uid_search(&keys).await?.into_iter().collect())

@@ -236,6 +236,17 @@ pub trait MigrationSource {
     async fn open_folder(&mut self, folder: &Folder) -> Result<OpenedFolder, AccessError>;
     /// The metadata of every message in the open folder, by ascending UID.
     async fn messages(&mut self) -> Result<Vec<MessageMeta>, AccessError>;
+    /// The metadata of the messages in the open folder whose modification sequence is above
+    /// `modseq` (CONDSTORE): those added, and those whose flags changed, since the folder's
+    /// HIGHESTMODSEQ was `modseq`. `None` when the source cannot tell; then only
+    /// [`messages`](Self::messages) can say what changed.
+    async fn messages_changed_since(
+        &mut self,
+        modseq: u64,
+    ) -> Result<Option<Vec<MessageMeta>>, AccessError> {
+        let _ = modseq;
+        Ok(None)
+    }
     /// The UIDs within a date range (on the server where it can).
     async fn select_dates(&mut self, range: &DateRange) -> Result<HashSet<Uid>, AccessError>;
     /// Asks for these bodies; they come back through [`next_body`](Self::next_body).
@@ -330,6 +341,12 @@ impl MigrationSource for AnySource {
     }
     async fn messages(&mut self) -> Result<Vec<MessageMeta>, AccessError> {
         dispatch!(self, s => s.messages().await)
+    }
+    async fn messages_changed_since(
+        &mut self,
+        modseq: u64,
+    ) -> Result<Option<Vec<MessageMeta>>, AccessError> {
+        dispatch!(self, s => s.messages_changed_since(modseq).await)
     }
     async fn select_dates(&mut self, range: &DateRange) -> Result<HashSet<Uid>, AccessError> {
         dispatch!(self, s => s.select_dates(range).await)

@@ -52,6 +52,10 @@ pub struct FolderRecord {
     pub dest_uidvalidity: Option<UidValidity>,
     /// The source folder's HIGHESTMODSEQ after the last complete flag pass (CONDSTORE only).
     pub highest_modseq: Option<u64>,
+    /// Which messages that pass selected (date range, size limit), as the engine writes it:
+    /// `highest_modseq` vouches only for passes that select the same, so a run with a wider
+    /// range or a larger limit reads the folder again instead of skipping it as unchanged.
+    pub selection: Option<String>,
     /// When the record last changed, in seconds since the Unix epoch.
     pub updated_at: i64,
 }

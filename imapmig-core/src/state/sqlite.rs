@@ -4,7 +4,7 @@
 //! writers queue on the file lock (for up to [`BUSY_TIMEOUT`]) instead of failing on a lock
 //! upgrade, and readers never block writers (WAL).
 //!
-//! Schema (version 1, in `PRAGMA user_version`; the file is marked with `PRAGMA application_id`):
+//! Schema (version 2, in `PRAGMA user_version`; the file is marked with `PRAGMA application_id`):
 //! `folder`, `copied` and `pending`, each a `WITHOUT ROWID` table whose primary key is
 //! `(account, folder[, src_uid])`. Every query of the store selects on a prefix of that key, so
 //! the primary keys are the only indexes needed and each write maintains exactly one B-tree.
@@ -27,7 +27,7 @@ use crate::model::{Flags, Uid, UidValidity};
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema version this build writes, and the newest it can read.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// `PRAGMA application_id` of an imapmig state file: "IMMG".
 const APPLICATION_ID: i64 = 0x494D_4D47;
@@ -36,7 +36,8 @@ const APPLICATION_ID: i64 = 0x494D_4D47;
 const STATEMENT_CACHE: usize = 48;
 
 /// `MIGRATIONS[i]` takes a file from schema version `i` to `i + 1`.
-const MIGRATIONS: [&str; 1] = ["
+const MIGRATIONS: [&str; 2] = [
+    "
     CREATE TABLE folder (
         account            TEXT    NOT NULL,
         folder             TEXT    NOT NULL,
@@ -64,7 +65,13 @@ const MIGRATIONS: [&str; 1] = ["
         dst_floor INTEGER NOT NULL,
         PRIMARY KEY (account, folder, src_uid)
     ) WITHOUT ROWID;
-"];
+",
+    "
+    -- Version 2: the message selection a folder's HIGHESTMODSEQ was recorded under (NULL in
+    -- older rows: their next pass reads the folder in full once).
+    ALTER TABLE folder ADD COLUMN selection TEXT;
+",
+];
 
 /// How far a committed transaction survives.
 ///
@@ -380,6 +387,14 @@ fn col_text(row: &Row<'_>, idx: usize, name: &str) -> Result<String, String> {
     }
 }
 
+fn col_opt_text(row: &Row<'_>, idx: usize, name: &str) -> Result<Option<String>, String> {
+    match row.get_ref(idx) {
+        Ok(ValueRef::Null) => Ok(None),
+        Ok(_) => col_text(row, idx, name).map(Some),
+        Err(e) => Err(format!("{name}: {e}")),
+    }
+}
+
 fn col_u32(row: &Row<'_>, idx: usize, name: &str) -> Result<u32, String> {
     to_u32(col_i64(row, idx, name)?, name)
 }
@@ -403,6 +418,7 @@ fn decode_folder(row: &Row<'_>, first: usize) -> Result<FolderRecord, String> {
             .map(|v| to_u64(v, "highest_modseq"))
             .transpose()?,
         updated_at: col_i64(row, first + 4, "updated_at")?,
+        selection: col_opt_text(row, first + 5, "selection")?,
     })
 }
 
@@ -483,7 +499,7 @@ impl StateStore for SqliteStore {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT source_uidvalidity, dest_folder, dest_uidvalidity, highest_modseq, \
-                 updated_at FROM folder WHERE account = ?1 AND folder = ?2",
+                 updated_at, selection FROM folder WHERE account = ?1 AND folder = ?2",
             )
             .map_err(ctx.sql("read folder"))?;
         let mut rows = stmt
@@ -511,13 +527,15 @@ impl StateStore for SqliteStore {
         self.write(&ctx, "store folder", |tx| {
             tx.prepare_cached(
                 "INSERT INTO folder (account, folder, source_uidvalidity, dest_folder, \
-                 dest_uidvalidity, highest_modseq, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 dest_uidvalidity, highest_modseq, updated_at, selection) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
                  ON CONFLICT (account, folder) DO UPDATE SET \
                  source_uidvalidity = excluded.source_uidvalidity, \
                  dest_folder = excluded.dest_folder, \
                  dest_uidvalidity = excluded.dest_uidvalidity, \
                  highest_modseq = excluded.highest_modseq, \
-                 updated_at = excluded.updated_at",
+                 updated_at = excluded.updated_at, \
+                 selection = excluded.selection",
             )
             .and_then(|mut stmt| {
                 stmt.execute(params![
@@ -528,6 +546,7 @@ impl StateStore for SqliteStore {
                     rec.dest_uidvalidity.map(|v| v.0),
                     modseq,
                     rec.updated_at,
+                    rec.selection,
                 ])
             })
             .map_err(ctx.sql("store folder"))?;
@@ -541,7 +560,8 @@ impl StateStore for SqliteStore {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT folder, source_uidvalidity, dest_folder, dest_uidvalidity, \
-                 highest_modseq, updated_at FROM folder WHERE account = ?1 ORDER BY folder",
+                 highest_modseq, updated_at, selection FROM folder WHERE account = ?1 \
+                 ORDER BY folder",
             )
             .map_err(ctx.sql("list folders"))?;
         let mut rows = stmt

@@ -57,6 +57,7 @@ fn folder_rec(validity: u32) -> FolderRecord {
         dest_uidvalidity: Some(UidValidity(77)),
         highest_modseq: Some(1234),
         updated_at: 1_700_000_000,
+        selection: Some("since=2020-01-01 before=- on=internaldate max=-".to_string()),
     }
 }
 
@@ -120,6 +121,7 @@ fn folder_records_round_trip_and_replace() {
         dest_uidvalidity: None,
         highest_modseq: None,
         updated_at: -1,
+        selection: None,
         ..folder_rec(6)
     };
     s.put_folder(ACCOUNT, INBOX, &newer).unwrap();
@@ -652,7 +654,7 @@ fn schema_newer_than_this_build_is_refused_untouched() {
             supported,
         } => {
             assert_eq!(path, db.path());
-            assert_eq!((*found, *supported), (99, 1));
+            assert_eq!((*found, *supported), (99, 2));
         }
         other => panic!("unexpected {other}"),
     }
@@ -662,6 +664,40 @@ fn schema_newer_than_this_build_is_refused_untouched() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, 99);
+}
+
+#[test]
+fn a_version_1_file_is_upgraded_in_place() {
+    let db = TempDb::new("v1");
+    drop(SqliteStore::open(db.path()).unwrap());
+    // Make it what version 1 wrote: no `selection` column, one folder row.
+    {
+        let conn = rusqlite::Connection::open(db.path()).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE folder DROP COLUMN selection;
+             INSERT INTO folder (account, folder, source_uidvalidity, dest_folder,
+                 dest_uidvalidity, highest_modseq, updated_at)
+                 VALUES ('a', 'INBOX', 7, 'INBOX', 9, 1234, 1700000000);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let s = SqliteStore::open(db.path()).unwrap();
+    let rec = s.folder("a", "INBOX").unwrap().expect("the row survives");
+    assert_eq!(rec.highest_modseq, Some(1234));
+    assert_eq!(rec.selection, None);
+    let put = FolderRecord {
+        selection: Some("since=- before=- on=- max=-".into()),
+        ..rec
+    };
+    s.put_folder("a", "INBOX", &put).unwrap();
+    assert_eq!(s.folder("a", "INBOX").unwrap(), Some(put));
+    drop(s);
+    let conn = rusqlite::Connection::open(db.path()).unwrap();
+    let v: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 2);
 }
 
 #[test]

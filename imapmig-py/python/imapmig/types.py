@@ -96,6 +96,9 @@ class FolderReport(TypedDict):
     bytes: int
     seconds: float
     unchanged: bool
+    # Messages whose metadata this pass read: all, or (CONDSTORE) only those changed since.
+    listed: int
+    listed_all: bool
     notes: List[str]
 
 
