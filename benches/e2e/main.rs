@@ -536,6 +536,22 @@ async fn run(cfg: Settings) {
                     .await;
                 }
             }
+            // 1 % new in large folders: what a pass of the incremental window costs.
+            let new_n = (n / 100).max(1);
+            let more = mailbox::specs(cfg.seed ^ n, mailbox::small_only(), n, new_n);
+            let added = mailbox::fill(&s.account(), &more).await;
+            let counts_now = check::counts(&s.account()).await;
+            for tool in &incremental_tools {
+                cx.incremental(
+                    &format!("{n} small msgs: 1 % new"),
+                    tool,
+                    &s,
+                    &format!("{tool}-{user}"),
+                    &counts_now,
+                    (added.messages, added.bytes),
+                )
+                .await;
+            }
         }
     }
 
