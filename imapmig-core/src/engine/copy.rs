@@ -112,7 +112,11 @@ pub(super) async fn run(
     let mut order: Vec<(usize, PlanEntry)> = plan.entries.iter().cloned().enumerate().collect();
     order.sort_by_key(|(_, e)| std::cmp::Reverse(counts.get(&e.source.raw).copied().unwrap_or(0)));
     let queue: Arc<Mutex<VecDeque<(usize, PlanEntry)>>> = Arc::new(Mutex::new(order.into()));
-    let workers = ctx.options.connections.clamp(1, plan.entries.len().max(1));
+    let workers = if light_pass(&ctx, &plan.entries, &counts)? {
+        1
+    } else {
+        ctx.options.connections.clamp(1, plan.entries.len().max(1))
+    };
     let mut tasks = tokio::task::JoinSet::new();
     let mut first = Some((src, dst));
     let active = Arc::new(AtomicUsize::new(workers));
@@ -144,6 +148,38 @@ pub(super) async fn run(
     report.bytes = report.folders.iter().map(|f| f.bytes).sum();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// At most this many messages to look at (on the source, not yet copied): one connection.
+const LIGHT_PASS: u64 = 256;
+
+/// Whether the pass has so little to do that one connection a side serves it as fast as more:
+/// a small account, or an incremental pass with a little new mail. Each further connection
+/// costs both servers a login (on Dovecot, a process) for nothing; over thousands of accounts
+/// that is most of their work. Needs the source's message counts (IMAP LIST-STATUS);
+/// without them the configured connections are used.
+fn light_pass(
+    ctx: &Ctx,
+    entries: &[PlanEntry],
+    counts: &HashMap<String, u32>,
+) -> Result<bool, EngineError> {
+    if ctx.options.connections <= 1 || entries.len() <= 1 {
+        return Ok(false);
+    }
+    let mut todo = 0u64;
+    for e in entries {
+        let Some(&n) = counts.get(&e.source.raw) else {
+            return Ok(false);
+        };
+        let copied = ctx
+            .state
+            .copied_count(&ctx.options.account_key, &e.source.name)?;
+        todo += u64::from(n).saturating_sub(copied);
+        if todo > LIGHT_PASS {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Messages whose flags become the same set on the destination: one STORE for all of them.
