@@ -750,3 +750,41 @@ async fn dropped_connections_are_reopened_and_the_copy_resumes() {
         "{v:#?}"
     );
 }
+
+/// The source's CHANGEDSINCE read hands out exactly what changed since a HIGHESTMODSEQ: nothing
+/// for the current one, the new message for the one before it arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changedsince_hands_out_only_what_changed() {
+    use imapmig::source::{ImapSource, MigrationSource};
+    let d = Dovecot::start(Flavour::Slash);
+    let acct = account(&d, &d.user("cs"));
+    fill(
+        &acct,
+        &[
+            seed("INBOX", message("one", 2), "", None),
+            seed("INBOX", message("two", 2), "\\Seen", None),
+        ],
+    )
+    .await;
+    let mut src = ImapSource::open(&acct).await.unwrap();
+    let list = src.list_folders().await.unwrap();
+    let inbox = list.folders.iter().find(|f| f.name == "INBOX").unwrap();
+    let opened = src.open_folder(inbox).await.unwrap();
+    let modseq = opened.highest_modseq.expect("Dovecot has CONDSTORE");
+    // What changed since the folder's current state: nothing.
+    assert_eq!(
+        src.messages_changed_since(modseq).await.unwrap(),
+        Some(Vec::new())
+    );
+    // A message arrives: since that state, it alone has changed.
+    fill(&acct, &[seed("INBOX", message("three", 2), "", None)]).await;
+    src.open_folder(inbox).await.unwrap();
+    let all = src.messages().await.unwrap();
+    assert_eq!(all.len(), 3);
+    let changed = src.messages_changed_since(modseq).await.unwrap().unwrap();
+    assert_eq!(
+        changed.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![all[2].uid]
+    );
+    src.close().await;
+}

@@ -135,7 +135,13 @@ impl MigrationSource for ImapSource {
         if sel.exists == 0 {
             return Ok(Some(Vec::new()));
         }
-        Ok(Some(self.session.fetch_meta("1:*", Some(modseq)).await?))
+        match self.session.fetch_meta("1:*", Some(modseq)).await {
+            Ok(metas) => Ok(Some(metas)),
+            // A server that announces CONDSTORE but refuses CHANGEDSINCE (NO or BAD, the
+            // connection still in step) is read in full rather than failing every pass.
+            Err(ImapError::Refused { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn select_dates(&mut self, range: &DateRange) -> Result<HashSet<Uid>, AccessError> {
