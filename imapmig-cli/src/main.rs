@@ -399,6 +399,9 @@ fn print_analysis(out: &engine::Analysis, filter: &engine::MessageFilter, json: 
             );
         }
         println!("total: {} messages, {} bytes", out.messages, out.bytes);
+        if let (Some(n), Some(b)) = (out.in_date_range, out.in_date_range_bytes) {
+            println!("in the date range: {n} messages, {b} bytes");
+        }
         if filter.max_size.is_some() {
             println!("over the size limit: {}", out.over_size_limit);
         }

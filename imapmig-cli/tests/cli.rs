@@ -202,6 +202,27 @@ fn check_and_analyze_report_the_servers() {
         .unwrap()
         .clone();
     assert_eq!(sent["special_use"], "sent");
+    assert!(v["in_date_range"].is_null(), "{v}");
+
+    // With a date range: how much of the mail is in it ("one" arrived in 2015, the rest now).
+    let mut cmd = imapmig();
+    cmd.arg("analyze");
+    with_servers(&mut cmd, &s.src, &s.su, &s.dst, &s.du).args(["--before", "2020-01-01", "--json"]);
+    let v = json(&run(&mut cmd));
+    assert_eq!(v["messages"], 5);
+    assert_eq!(v["in_date_range"], 1, "{v}");
+    let inbox = v["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "INBOX")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (inbox["messages"].clone(), inbox["in_date_range"].clone()),
+        (2.into(), 1.into())
+    );
+    assert!(v["in_date_range_bytes"].as_u64().unwrap() < v["bytes"].as_u64().unwrap());
 }
 
 #[test]

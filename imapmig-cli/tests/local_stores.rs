@@ -174,6 +174,16 @@ async fn pop3_inbox_twice_then_an_mbox_archive() {
     ok(&out);
     assert_eq!(a["messages"], 2, "{a}");
     assert_eq!(a["folders"][0]["name"], "old", "{a}");
+    // A date range on a local store: the second message (2 Jan 2001) only.
+    let mut c = imapmig(&["analyze", "--json", "--since", "2001-01-02", "--src"]);
+    c.arg(format!("mbox:{}", archive.display()));
+    let (out, a) = run(c);
+    ok(&out);
+    assert_eq!(
+        (a["messages"].clone(), a["in_date_range"].clone()),
+        (2.into(), 1.into()),
+        "{a}"
+    );
     let mut c = imapmig(&["check", "--json", "--src-protocol", "pop3"]);
     server(&mut c, "src", &src, &su, src.pop3_port());
     let (out, checked) = run(c);

@@ -456,10 +456,11 @@ enum imapmig_status imapmig_check(const char *json_config,
                                   struct imapmig_error **err);
 
 // Looks at the `"source"` before a migration: `*out_json` is
-// `{"folders":[{"name","special_use","messages","bytes","largest"}],"messages","bytes",
-// "over_size_limit","plan","plan_notes":[...],"sample_read_mb_per_s","estimated_seconds"}`
-// (`plan` is the rendered folder plan when a `"destination"` is given, else null). Uses the
-// folder and message options. Blocks.
+// `{"folders":[{"name","special_use","messages","bytes","largest","in_date_range"}],
+// "messages","bytes","over_size_limit","in_date_range","in_date_range_bytes","plan",
+// "plan_notes":[...],"sample_read_mb_per_s","estimated_seconds"}` (`plan` is the rendered
+// folder plan when a `"destination"` is given, else null; the `in_date_range` counts are null
+// without a date range). Uses the folder and message options. Blocks.
 //
 // # Safety
 // As for `imapmig_check`.

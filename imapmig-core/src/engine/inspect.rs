@@ -3,15 +3,16 @@
 //! time). The CLI, the Python module and the C library all call these, so that their answers
 //! are the same fields computed the same way.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::imap::{ImapError, Session};
 use crate::mapping::PlanOptions;
-use crate::model::Uid;
+use crate::model::{Folder, MessageMeta, Uid};
 use crate::sink::{MigrationSink, SinkSpec};
-use crate::source::{MigrationSource, Pop3Source, Pop3Spec, SourceSpec};
+use crate::source::{date_keys, MigrationSource, Pop3Source, Pop3Spec, SourceSpec};
 
 use super::{Account, EngineError, MessageFilter, Side};
 
@@ -125,13 +126,19 @@ pub struct Analysis {
     pub bytes: u64,
     /// Messages over the filter's size limit (they would be skipped).
     pub over_size_limit: u64,
+    /// With a date range: the messages in it, over all folders (what a migration would copy,
+    /// size limit aside). `None` without a range.
+    pub in_date_range: Option<u64>,
+    /// Their size, bytes.
+    pub in_date_range_bytes: Option<u64>,
     /// The folder plan, rendered, when a destination was given.
     pub plan: Option<String>,
     /// What the plan noted (folders skipped, names escaped...).
     pub plan_notes: Vec<String>,
     /// How fast the source handed out a sample of its messages (IMAP sources).
     pub sample_read_mb_per_s: Option<f64>,
-    /// `bytes` at that rate: a lower bound of the copy time.
+    /// What would be copied (`in_date_range_bytes` with a date range, else `bytes`) at that
+    /// rate: a lower bound of the copy time.
     pub estimated_seconds: Option<f64>,
 }
 
@@ -148,28 +155,39 @@ pub struct FolderAnalysis {
     pub bytes: u64,
     /// The size of the largest message.
     pub largest: u64,
+    /// With a date range: the messages in it. `None` without a range.
+    pub in_date_range: Option<u64>,
 }
 
 impl Analysis {
+    /// Adds a folder: its messages, and with a date range the UIDs the source found in it.
     fn add_folder(
         &mut self,
-        name: &str,
-        special_use: Option<String>,
-        sizes: impl Iterator<Item = u64> + Clone,
+        folder: &Folder,
+        metas: &[MessageMeta],
+        in_range: Option<&HashSet<Uid>>,
         filter: &MessageFilter,
     ) {
-        let (messages, bytes) = sizes.clone().fold((0, 0), |(n, b), s| (n + 1, b + s));
+        let bytes: u64 = metas.iter().map(|m| m.size).sum();
         if let Some(limit) = filter.max_size {
-            self.over_size_limit += sizes.clone().filter(|s| *s > limit).count() as u64;
+            self.over_size_limit += metas.iter().filter(|m| m.size > limit).count() as u64;
         }
-        self.messages += messages;
+        self.messages += metas.len() as u64;
         self.bytes += bytes;
+        let in_date_range = in_range.map(|set| {
+            let chosen = metas.iter().filter(|m| set.contains(&m.uid));
+            let (n, b) = chosen.fold((0u64, 0u64), |(n, b), m| (n + 1, b + m.size));
+            *self.in_date_range.get_or_insert(0) += n;
+            *self.in_date_range_bytes.get_or_insert(0) += b;
+            n
+        });
         self.folders.push(FolderAnalysis {
-            name: name.to_string(),
-            special_use,
-            messages,
+            name: folder.name.clone(),
+            special_use: folder.special_use.map(|u| u.name().to_string()),
+            messages: metas.len() as u64,
             bytes,
-            largest: sizes.max().unwrap_or(0),
+            largest: metas.iter().map(|m| m.size).max().unwrap_or(0),
+            in_date_range,
         });
     }
 }
@@ -215,12 +233,15 @@ async fn analyze_store(
     for f in list.folders.iter().filter(|f| f.selectable()) {
         s.open_folder(f).await.map_err(e)?;
         let metas = s.messages().await.map_err(e)?;
-        out.add_folder(
-            &f.name,
-            f.special_use.map(|u| u.name().to_string()),
-            metas.iter().map(|m| m.size),
-            filter,
-        );
+        let in_range = match filter.date_range() {
+            Some(range) => Some(s.select_dates(&range).await.map_err(e)?),
+            None => None,
+        };
+        out.add_folder(f, &metas, in_range.as_ref(), filter);
+    }
+    if out.in_date_range.is_none() && filter.date_range().is_some() {
+        out.in_date_range = Some(0);
+        out.in_date_range_bytes = Some(0);
     }
     s.close().await;
     Ok(())
@@ -249,12 +270,21 @@ async fn analyze_imap(
                 metas.iter().rev().take(SAMPLE).map(|m| m.uid).collect(),
             ));
         }
-        out.add_folder(
-            &f.name,
-            f.special_use.map(|u| u.name().to_string()),
-            metas.iter().map(|m| m.size),
-            filter,
-        );
+        let in_range = match filter.date_range() {
+            Some(range) => Some(
+                s.uid_search(&date_keys(&range))
+                    .await
+                    .map_err(&e)?
+                    .into_iter()
+                    .collect::<HashSet<Uid>>(),
+            ),
+            None => None,
+        };
+        out.add_folder(f, &metas, in_range.as_ref(), filter);
+    }
+    if out.in_date_range.is_none() && filter.date_range().is_some() {
+        out.in_date_range = Some(0);
+        out.in_date_range_bytes = Some(0);
     }
     if let Some((raw, uids)) = sample.filter(|(_, u)| !u.is_empty()) {
         s.examine(&raw).await.map_err(&e)?;
@@ -265,7 +295,8 @@ async fn analyze_imap(
         let rate = bytes as f64 / secs;
         if rate > 0.0 {
             out.sample_read_mb_per_s = Some(rate / 1e6);
-            out.estimated_seconds = Some(out.bytes as f64 / rate);
+            let to_copy = out.in_date_range_bytes.unwrap_or(out.bytes);
+            out.estimated_seconds = Some(to_copy as f64 / rate);
         }
     }
     s.logout().await;

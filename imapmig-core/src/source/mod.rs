@@ -16,8 +16,8 @@ mod pop3;
 
 use std::collections::HashSet;
 
-pub(crate) use self::imap::imap_list;
 pub use self::imap::ImapSource;
+pub(crate) use self::imap::{date_keys, imap_list};
 pub use self::maildir::{MaildirSource, MaildirSpec};
 pub use self::mbox::{MboxFlavor, MboxSource, MboxSpec};
 pub use self::pop3::{Pop3Source, Pop3Spec};

@@ -56,6 +56,8 @@ class FolderAnalysis(TypedDict):
     messages: int
     bytes: int
     largest: int
+    #: With a date range: the messages in it (else None).
+    in_date_range: Optional[int]
 
 
 class Analysis(TypedDict):
@@ -65,6 +67,9 @@ class Analysis(TypedDict):
     messages: int
     bytes: int
     over_size_limit: int
+    #: With a date range: the messages in it and their bytes (else None).
+    in_date_range: Optional[int]
+    in_date_range_bytes: Optional[int]
     #: The rendered folder plan, when a destination was given.
     plan: Optional[str]
     plan_notes: List[str]
