@@ -211,6 +211,11 @@ pub async fn analyze(
         s.close().await;
         d.close().await;
     }
+    if filter.date_range().is_some() {
+        // Counted per folder from here; zero when there are none.
+        out.in_date_range = Some(0);
+        out.in_date_range_bytes = Some(0);
+    }
     match source {
         SourceSpec::Imap(account) => analyze_imap(account, filter, &mut out).await?,
         other => analyze_store(other, filter, &mut out).await?,
@@ -238,10 +243,6 @@ async fn analyze_store(
             None => None,
         };
         out.add_folder(f, &metas, in_range.as_ref(), filter);
-    }
-    if out.in_date_range.is_none() && filter.date_range().is_some() {
-        out.in_date_range = Some(0);
-        out.in_date_range_bytes = Some(0);
     }
     s.close().await;
     Ok(())
@@ -281,10 +282,6 @@ async fn analyze_imap(
             None => None,
         };
         out.add_folder(f, &metas, in_range.as_ref(), filter);
-    }
-    if out.in_date_range.is_none() && filter.date_range().is_some() {
-        out.in_date_range = Some(0);
-        out.in_date_range_bytes = Some(0);
     }
     if let Some((raw, uids)) = sample.filter(|(_, u)| !u.is_empty()) {
         s.examine(&raw).await.map_err(&e)?;
