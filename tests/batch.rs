@@ -14,7 +14,7 @@ use imapmig::batch::{
     SchedulerOptions, Selection, Status, TaskSettings,
 };
 use imapmig::secret::Secret;
-use imapmig_testkit::{Dovecot, DovecotOptions, Flavour};
+use imapmig_testkit::{Dovecot, Flavour};
 use tokio_util::sync::CancellationToken;
 
 fn server(d: &Dovecot) -> ServerSettings {
@@ -261,16 +261,8 @@ async fn statuses_follow_credentials_pauses_and_incremental_passes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttling_source_gets_fewer_connections() {
-    // One connection per user and IP: an account that opens four is throttled by the server
-    // ("Maximum number of connections from user+IP exceeded"). (With two, logins at the same
-    // moment may all get in: Dovecot counts a connection once its login is done.)
-    let src = Dovecot::start_with(
-        Flavour::Slash,
-        DovecotOptions {
-            extra_config: Some("mail_max_userip_connections = 1\n".into()),
-            ..DovecotOptions::default()
-        },
-    );
+    // One connection per user and IP: an account that opens four is throttled by the server.
+    let src = one_connection_per_user();
     let dst = Dovecot::start(Flavour::Slash);
     let u = src.user("tom");
     let mut seeds = Vec::new();

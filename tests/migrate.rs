@@ -568,13 +568,7 @@ fn collecting_sink() -> (
 /// user sees no second attempt.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_light_pass_uses_one_connection() {
-    let src = Dovecot::start_with(
-        Flavour::Slash,
-        DovecotOptions {
-            extra_config: Some("mail_max_userip_connections = 1\n".into()),
-            ..DovecotOptions::default()
-        },
-    );
+    let src = one_connection_per_user();
     let dst = Dovecot::start(Flavour::Slash);
     let (sa, da) = (
         account(&src, &src.user("one")),
@@ -614,16 +608,8 @@ async fn a_light_pass_uses_one_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_limiting_connections_gets_fewer_and_the_migration_completes() {
-    // The source allows one connection per user: the planning connection. (With two, the
-    // test would depend on a race: Dovecot counts a connection only once its login is done, so
-    // logins at the same moment may all get in.)
-    let src = Dovecot::start_with(
-        Flavour::Slash,
-        DovecotOptions {
-            extra_config: Some("mail_max_userip_connections = 1\n".into()),
-            ..DovecotOptions::default()
-        },
-    );
+    // The source allows one connection per user: the planning connection.
+    let src = one_connection_per_user();
     let dst = Dovecot::start(Flavour::Slash);
     let (sa, da) = (
         account(&src, &src.user("lim")),

@@ -10,7 +10,7 @@ use imapmig::engine::{Account, MigrationOptions, MigrationReport};
 use imapmig::imap::{Credentials, Endpoint, Security, Session};
 use imapmig::model::{Flags, InternalDate};
 use imapmig::state::SqliteStore;
-use imapmig_testkit::{Dovecot, TestUser};
+use imapmig_testkit::{Dovecot, DovecotOptions, Flavour, TestUser};
 use tokio_util::sync::CancellationToken;
 
 /// A logged-in account on a testkit server, over cleartext on loopback.
@@ -21,6 +21,20 @@ pub fn account(d: &Dovecot, u: &TestUser) -> Account {
         endpoint,
         credentials: Credentials::password(u.name.clone(), u.password.clone()),
     }
+}
+
+/// A server that lets each user in from one connection at a time: a second login is refused
+/// ("Maximum number of connections from user+IP exceeded"). One, not two: Dovecot counts a
+/// connection only once its login is done, so logins at the same moment could all get past a
+/// limit of two.
+pub fn one_connection_per_user() -> Dovecot {
+    Dovecot::start_with(
+        Flavour::Slash,
+        DovecotOptions {
+            extra_config: Some("mail_max_userip_connections = 1\n".into()),
+            ..DovecotOptions::default()
+        },
+    )
 }
 
 /// One message to put in a folder.
