@@ -272,7 +272,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             } else {
                 print_report(&report);
             }
-            Ok(if report.is_complete() { 0 } else { 1 })
+            Ok(report_exit_code(&report))
         }
         Command::Verify {
             src,
@@ -503,6 +503,20 @@ impl Progress {
     }
 }
 
+/// A finished run's exit status: 0 when everything is there; when folders failed, the status
+/// of their gravest kind (3 a refused login, 4 a server unreachable after every retry); 1 for
+/// messages refused or skipped, anomalies, or folders failed for other reasons.
+fn report_exit_code(report: &MigrationReport) -> u8 {
+    if report.is_complete() {
+        return 0;
+    }
+    match report.failure_kind() {
+        Some(ErrorKind::Authentication) => 3,
+        Some(ErrorKind::Connection | ErrorKind::Tls) => 4,
+        _ => 1,
+    }
+}
+
 fn print_report(r: &MigrationReport) {
     if r.dry_run {
         println!("{}", r.plan);
@@ -533,9 +547,18 @@ fn print_report(r: &MigrationReport) {
         for n in &f.notes {
             println!("  note: {n}");
         }
+        for a in &f.anomalies {
+            match a.uid {
+                Some(uid) => println!("  anomaly, UID {uid}: {}", a.detail),
+                None => println!("  anomaly: {}", a.detail),
+            }
+        }
     }
-    for (folder, err) in &r.failed_folders {
-        println!("FAILED {folder}: {err}");
+    for f in &r.anomalies {
+        println!("  anomaly: {}", f.detail);
+    }
+    for f in &r.failed_folders {
+        println!("FAILED {}: {}", f.folder, f.message);
     }
     let mb = r.bytes as f64 / 1e6;
     println!(

@@ -830,16 +830,18 @@ fn judge(
         };
     }
     let mut transient: Option<(FailureCategory, String)> = None;
-    for (folder, error) in &report.failed_folders {
+    for failure in &report.failed_folders {
+        let error = &failure.message;
         let c = classify_text(error);
         if c.throttled {
-            throttled.push(if error.starts_with("destination") {
-                Side::Destination
-            } else {
-                Side::Source
-            });
+            throttled.push(failure.side.unwrap_or(Side::Source));
         }
-        let text = format!("folder {folder:?}: {error}");
+        // The engine's message names the folder already ("source, folder \"X\": ...").
+        let text = if error.contains(&format!("folder {:?}", failure.folder)) {
+            error.clone()
+        } else {
+            format!("folder {:?}: {error}", failure.folder)
+        };
         if !c.transient {
             return Verdict::Failed {
                 category: c.category,
@@ -865,7 +867,17 @@ fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{FolderReport, SkippedMessage};
+    use crate::engine::{FolderFailure, FolderReport, SkippedMessage};
+
+    fn failure(side: Side, message: &str) -> FolderFailure {
+        FolderFailure {
+            folder: "Work".into(),
+            side: Some(side),
+            kind: crate::engine::ErrorKind::Connection,
+            transient: true,
+            message: message.into(),
+        }
+    }
 
     fn folder(name: &str, refused: &[&str]) -> FolderReport {
         FolderReport {
@@ -905,9 +917,9 @@ mod tests {
             }
         ));
         let dropped = MigrationReport {
-            failed_folders: vec![(
-                "Work".into(),
-                "source, folder \"Work\": h closed the connection".into(),
+            failed_folders: vec![failure(
+                Side::Source,
+                "source, folder \"Work\": h closed the connection",
             )],
             ..MigrationReport::default()
         };
@@ -923,9 +935,9 @@ mod tests {
             }
         ));
         let throttled = MigrationReport {
-            failed_folders: vec![(
-                "Work".into(),
-                "destination, folder \"Work\": h refused APPEND: NO [LIMIT] slow down".into(),
+            failed_folders: vec![failure(
+                Side::Destination,
+                "destination, folder \"Work\": h refused APPEND: NO [LIMIT] slow down",
             )],
             ..MigrationReport::default()
         };

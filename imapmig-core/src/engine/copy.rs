@@ -9,12 +9,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::fingerprint::Fingerprinter;
 use super::{
-    EngineError, FolderReport, MigrationOptions, MigrationReport, ProgressEvent, ProgressSink,
-    Side, SkippedMessage,
+    EngineError, FolderFailure, FolderReport, MigrationOptions, MigrationReport, ProgressEvent,
+    ProgressSink, Side, SkippedMessage,
 };
 use crate::body::BodyEvent;
 use crate::imap::is_sendable_keyword;
-use crate::mapping::PlanEntry;
+use crate::mapping::{FolderPlan, PlanEntry};
 use crate::model::{Flags, MessageMeta, Uid, UidValidity};
 use crate::sink::{AnySink, MigrationSink, OpenedTarget, SinkSpec};
 use crate::source::{AccessError, AnySource, MigrationSource, SourceSpec};
@@ -53,8 +53,6 @@ pub(super) async fn run(
     cancel: CancellationToken,
 ) -> Result<MigrationReport, EngineError> {
     let started = Instant::now();
-    let (plan, counts, mut src, mut dst) =
-        super::plan_counted(source, destination, &options.plan).await?;
     let ctx = Arc::new(Ctx {
         source: source.clone(),
         destination: destination.clone(),
@@ -63,6 +61,7 @@ pub(super) async fn run(
         progress,
         cancel,
     });
+    let (plan, counts, mut src, mut dst) = plan_retrying(&ctx).await?;
     ctx.emit(ProgressEvent::Planned {
         folders: plan.entries.len(),
     });
@@ -74,20 +73,22 @@ pub(super) async fn run(
     };
     if options.dry_run {
         for entry in &plan.entries {
-            let opened =
-                src.open_folder(&entry.source)
-                    .await
-                    .map_err(|source| EngineError::Folder {
+            match src.open_folder(&entry.source).await {
+                Ok(opened) => report.folders.push(FolderReport {
+                    source: entry.source.name.clone(),
+                    target: entry.target.clone(),
+                    found: u64::from(opened.messages),
+                    ..FolderReport::default()
+                }),
+                Err(source) => report.failed_folders.push(FolderFailure::of(
+                    &entry.source.name,
+                    &EngineError::Folder {
                         side: Side::Source,
                         folder: entry.source.name.clone(),
                         source,
-                    })?;
-            report.folders.push(FolderReport {
-                source: entry.source.name.clone(),
-                target: entry.target.clone(),
-                found: u64::from(opened.messages),
-                ..FolderReport::default()
-            });
+                    },
+                )),
+            }
         }
         src.close().await;
         dst.close().await;
@@ -95,59 +96,174 @@ pub(super) async fn run(
         return Ok(report);
     }
     // Parents before children, so servers that do not create parents implicitly are served.
+    // A folder the destination will not create fails alone; every other folder goes on.
+    let mut uncreatable: HashMap<String, FolderFailure> = HashMap::new();
     let mut to_create: Vec<&PlanEntry> = plan.entries.iter().filter(|e| !e.exists).collect();
     to_create.sort_by_key(|e| e.target.len());
     for e in to_create {
-        dst.create_folder(&e.target_raw, e.special_use)
-            .await
-            .map_err(|source| EngineError::Folder {
+        if uncreatable.contains_key(&e.target_raw) {
+            continue;
+        }
+        if let Err(source) = dst.create_folder(&e.target_raw, e.special_use).await {
+            let err = EngineError::Folder {
                 side: Side::Destination,
                 folder: e.source.name.clone(),
                 source,
-            })?;
+            };
+            let mut failure = FolderFailure::of(&e.source.name, &err);
+            failure.message = format!(
+                "the destination would not create {:?}: {}",
+                e.target,
+                err.access().map(ToString::to_string).unwrap_or_default()
+            );
+            uncreatable.insert(e.target_raw.clone(), failure);
+        }
     }
 
     // Largest folders first: a big folder started last would run alone at the end while the
     // other connections idle. (Reports keep the plan's order.)
-    let mut order: Vec<(usize, PlanEntry)> = plan.entries.iter().cloned().enumerate().collect();
+    let mut outcomes: BTreeMap<usize, Outcome> = BTreeMap::new();
+    let mut order: Vec<(usize, PlanEntry)> = Vec::new();
+    for (idx, e) in plan.entries.iter().enumerate() {
+        match uncreatable.get(&e.target_raw) {
+            Some(f) => {
+                let mut f = f.clone();
+                f.folder = e.source.name.clone();
+                outcomes.insert(idx, Outcome::Failed(f));
+            }
+            None => order.push((idx, e.clone())),
+        }
+    }
     order.sort_by_key(|(_, e)| std::cmp::Reverse(counts.get(&e.source.raw).copied().unwrap_or(0)));
-    let queue: Arc<Mutex<VecDeque<(usize, PlanEntry)>>> = Arc::new(Mutex::new(order.into()));
+    let todo = order.len();
+    let pool = Arc::new(Pool {
+        queue: Mutex::new(order.into()),
+        active: AtomicUsize::new(0),
+        down: Mutex::new(None),
+    });
     let workers = if light_pass(&ctx, &plan.entries, &counts)? {
         1
     } else {
-        ctx.options.connections.clamp(1, plan.entries.len().max(1))
+        ctx.options.connections.clamp(1, todo.max(1))
     };
-    let mut tasks = tokio::task::JoinSet::new();
     let mut first = Some((src, dst));
-    let active = Arc::new(AtomicUsize::new(workers));
-    for _ in 0..workers {
-        let sessions = first.take();
-        let ctx = ctx.clone();
-        let queue = queue.clone();
-        tasks.spawn(worker(ctx, queue, sessions, active.clone()));
+    // Workers that leave when a server refuses them more connections hand their folder back;
+    // whatever is still queued when the pool has emptied gets a worker of its own, which never
+    // leaves, so no folder is left behind unaccounted for.
+    let mut round_workers = workers;
+    loop {
+        pool.active.store(round_workers, Ordering::SeqCst);
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..round_workers {
+            tasks.spawn(worker(ctx.clone(), pool.clone(), first.take()));
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let done = joined.map_err(|e| EngineError::Internal(e.to_string()))?;
+            outcomes.extend(done);
+        }
+        if pool.queue.lock().map_or(true, |q| q.is_empty()) {
+            break;
+        }
+        round_workers = 1;
     }
-    let mut results: BTreeMap<usize, FolderReport> = BTreeMap::new();
+    if let Some((s, d)) = first.take() {
+        s.close().await;
+        d.close().await;
+    }
     let mut cancelled = false;
-    while let Some(joined) = tasks.join_next().await {
-        let outcome = joined.map_err(|e| EngineError::Internal(e.to_string()))?;
-        for (idx, folder, res) in outcome {
-            match res {
-                Ok(r) => {
-                    results.insert(idx, r);
-                }
-                Err(EngineError::Cancelled) => cancelled = true,
-                Err(e) => report.failed_folders.push((folder, e.to_string())),
+    for (idx, entry) in plan.entries.iter().enumerate() {
+        match outcomes.remove(&idx) {
+            Some(Outcome::Done(r)) => report.folders.push(r),
+            Some(Outcome::Failed(f)) => report.failed_folders.push(f),
+            Some(Outcome::Cancelled) => cancelled = true,
+            None => {
+                // Never expected: said rather than dropped.
+                report.failed_folders.push(FolderFailure {
+                    folder: entry.source.name.clone(),
+                    side: None,
+                    kind: crate::source::ErrorKind::Internal,
+                    transient: true,
+                    message: "the folder was planned but never attempted; a re-run copies it"
+                        .into(),
+                });
             }
         }
     }
     if cancelled {
         return Err(EngineError::Cancelled);
     }
-    report.folders = results.into_values().collect();
     report.copied = report.folders.iter().map(|f| f.copied).sum();
     report.bytes = report.folders.iter().map(|f| f.bytes).sum();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Plans, retrying the first logins with backoff while a server is unreachable or throttling
+/// (as later connections are): a throttled first login is not a failed migration.
+async fn plan_retrying(
+    ctx: &Ctx,
+) -> Result<(FolderPlan, HashMap<String, u32>, AnySource, AnySink), EngineError> {
+    let mut attempt = 0u32;
+    loop {
+        match super::plan_counted(&ctx.source, &ctx.destination, &ctx.options.plan).await {
+            Err(e) if e.is_transient() && attempt < ctx.options.retries => {
+                attempt += 1;
+                backoff(ctx, "", attempt, &e).await;
+                if ctx.cancel.is_cancelled() {
+                    return Err(EngineError::Cancelled);
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+/// What happened to one planned folder.
+enum Outcome {
+    Done(FolderReport),
+    Failed(FolderFailure),
+    Cancelled,
+}
+
+/// The folders still to copy and the workers copying them.
+struct Pool {
+    queue: Mutex<VecDeque<(usize, PlanEntry)>>,
+    /// Workers still taking folders.
+    active: AtomicUsize,
+    /// Set when a server could not be reached at all after every retry: the folders still
+    /// queued fail at once with the same reason instead of each retrying on its own.
+    down: Mutex<Option<FolderFailure>>,
+}
+
+impl Pool {
+    fn pop(&self) -> Option<(usize, PlanEntry)> {
+        self.queue.lock().ok().and_then(|mut q| q.pop_front())
+    }
+
+    fn push_back(&self, item: (usize, PlanEntry)) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.push_front(item);
+        }
+    }
+
+    fn down(&self) -> Option<FolderFailure> {
+        self.down.lock().ok().and_then(|d| d.clone())
+    }
+
+    fn set_down(&self, f: &FolderFailure) {
+        if let Ok(mut d) = self.down.lock() {
+            d.get_or_insert_with(|| f.clone());
+        }
+    }
+
+    /// Leaves the pool if at least one other worker is still in it.
+    fn leave_if_others_remain(&self) -> bool {
+        self.active
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n > 1).then(|| n - 1)
+            })
+            .is_ok()
+    }
 }
 
 /// At most this many messages to look at (on the source, not yet copied): one connection.
@@ -186,20 +302,27 @@ fn light_pass(
 /// (target flags, destination UIDs, (source UID, source flags) to record).
 type FlagChange = (Flags, Vec<Uid>, Vec<(Uid, Flags)>);
 
-type FolderOutcome = (usize, String, Result<FolderReport, EngineError>);
-
 async fn worker(
     ctx: Arc<Ctx>,
-    queue: Arc<Mutex<VecDeque<(usize, PlanEntry)>>>,
+    pool: Arc<Pool>,
     mut sessions: Option<(AnySource, AnySink)>,
-    active: Arc<AtomicUsize>,
-) -> Vec<FolderOutcome> {
+) -> Vec<(usize, Outcome)> {
     let mut out = Vec::new();
-    loop {
-        let next = queue.lock().ok().and_then(|mut q| q.pop_front());
-        let Some((idx, entry)) = next else { break };
+    while let Some((idx, entry)) = pool.pop() {
         if ctx.cancel.is_cancelled() {
-            out.push((idx, entry.source.name.clone(), Err(EngineError::Cancelled)));
+            out.push((idx, Outcome::Cancelled));
+            continue;
+        }
+        let folder = entry.source.name.as_str();
+        if let Some(down) = pool.down() {
+            out.push((
+                idx,
+                Outcome::Failed(FolderFailure {
+                    folder: folder.to_string(),
+                    message: format!("not attempted: {}", down.message),
+                    ..down
+                }),
+            ));
             continue;
         }
         let mut attempt = 0u32;
@@ -211,20 +334,27 @@ async fn worker(
                         // A server that will not give us another connection (connection
                         // limits, throttling) gets fewer: while other workers are alive, this
                         // one hands its folder back to them and stops.
-                        if e.is_transient() && leave_if_others_remain(&active) {
-                            if let Ok(mut q) = queue.lock() {
-                                q.push_front((idx, entry.clone()));
-                            }
+                        if e.is_transient() && pool.leave_if_others_remain() {
+                            pool.push_back((idx, entry.clone()));
                             ctx.emit(ProgressEvent::ConnectionsReduced {
-                                workers: active.load(Ordering::SeqCst),
+                                workers: pool.active.load(Ordering::SeqCst),
                                 error: e.to_string(),
                             });
                             return out;
                         }
                         if e.is_transient() && attempt < ctx.options.retries {
                             attempt += 1;
-                            backoff(&ctx, &entry, attempt, &e).await;
+                            backoff(&ctx, folder, attempt, &e).await;
+                            if ctx.cancel.is_cancelled() {
+                                break Err(EngineError::Cancelled);
+                            }
                             continue;
+                        }
+                        // Not even a login after every retry: the server is down for this
+                        // account, not for this folder.
+                        let failure = FolderFailure::of(folder, &e);
+                        if failure.transient {
+                            pool.set_down(&failure);
                         }
                         break Err(e);
                     }
@@ -239,7 +369,10 @@ async fn worker(
                     // The connections may be half-way through a command: start afresh.
                     sessions = None;
                     attempt += 1;
-                    backoff(&ctx, &entry, attempt, &e).await;
+                    backoff(&ctx, folder, attempt, &e).await;
+                    if ctx.cancel.is_cancelled() {
+                        break Err(EngineError::Cancelled);
+                    }
                 }
                 Err(e) => {
                     if e.imap().is_some() {
@@ -249,11 +382,18 @@ async fn worker(
                 }
             }
         };
-        if let Ok(r) = &result {
-            ctx.emit(ProgressEvent::FolderDone(r.clone()));
-        }
-        out.push((idx, entry.source.name.clone(), result));
+        let outcome = match result {
+            Ok(r) => {
+                ctx.emit(ProgressEvent::FolderDone(r.clone()));
+                Outcome::Done(r)
+            }
+            Err(EngineError::Cancelled) => Outcome::Cancelled,
+            Err(e) => Outcome::Failed(FolderFailure::of(folder, &e)),
+        };
+        out.push((idx, outcome));
     }
+    // Done: no folder handed back by another worker can count on this one any more.
+    pool.active.fetch_sub(1, Ordering::SeqCst);
     if let Some((s, d)) = sessions {
         s.close().await;
         d.close().await;
@@ -261,23 +401,14 @@ async fn worker(
     out
 }
 
-/// Leaves the pool if at least one other worker is still in it.
-fn leave_if_others_remain(active: &AtomicUsize) -> bool {
-    active
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-            (n > 1).then(|| n - 1)
-        })
-        .is_ok()
-}
-
-async fn backoff(ctx: &Ctx, entry: &PlanEntry, attempt: u32, err: &EngineError) {
+async fn backoff(ctx: &Ctx, folder: &str, attempt: u32, err: &EngineError) {
     let base = ctx.options.backoff.saturating_mul(1 << attempt.min(10));
     let suggested = err
         .imap()
         .and_then(crate::imap::ImapError::suggested_backoff);
     let wait = suggested.unwrap_or(base).min(Duration::from_secs(60));
     ctx.emit(ProgressEvent::Retrying {
-        folder: entry.source.name.clone(),
+        folder: folder.to_string(),
         attempt,
         after_ms: wait.as_millis() as u64,
         error: err.to_string(),

@@ -219,6 +219,64 @@ pub struct FolderReport {
     pub listed_all: bool,
     /// Anything else worth knowing (UIDVALIDITY changes, recovered pending messages...).
     pub notes: Vec<String>,
+    /// What a server sent that was not asked for, could not be read, or was changed: never
+    /// applied, never dropped without a word.
+    pub anomalies: Vec<Anomaly>,
+}
+
+/// Something a server (or local store) sent that the migration did not ask for, could not
+/// read, or had to change: a FETCH for a UID that was not asked for, `BODY[] NIL`, an
+/// unreadable INTERNALDATE or UID. Reported with the folder, the UID where there is one, and
+/// what the server sent; a report with anomalies is not complete (exit status 1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Anomaly {
+    /// The source folder it concerns, when it concerns one.
+    pub folder: Option<String>,
+    /// The UID it concerns, when there is one.
+    pub uid: Option<u32>,
+    /// Which side sent it.
+    pub side: Side,
+    /// What was sent, and what was done about it.
+    pub detail: String,
+}
+
+/// A planned folder that was not copied, and why. Serialised as a `[folder, message]` pair,
+/// as the report always has been; the kind and side decide exit statuses and retries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FolderFailure {
+    /// The source folder (decoded).
+    pub folder: String,
+    /// Which side failed, when one did.
+    pub side: Option<Side>,
+    /// What kind of failure it is.
+    pub kind: ErrorKind,
+    /// Whether a later run may succeed (the server was unreachable or throttling).
+    pub transient: bool,
+    /// What happened, in words.
+    pub message: String,
+}
+
+impl FolderFailure {
+    /// The failure of a folder for this engine error.
+    pub fn of(folder: &str, e: &EngineError) -> FolderFailure {
+        let side = match e {
+            EngineError::Server { side, .. } | EngineError::Folder { side, .. } => Some(*side),
+            _ => None,
+        };
+        FolderFailure {
+            folder: folder.to_string(),
+            side,
+            kind: e.kind(),
+            transient: e.is_transient(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl Serialize for FolderFailure {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (&self.folder, &self.message).serialize(s)
+    }
 }
 
 /// What a migration did.
@@ -230,8 +288,12 @@ pub struct MigrationReport {
     pub plan: String,
     /// Notes from planning (escaped names, excluded virtual folders...).
     pub plan_notes: Vec<String>,
-    /// Folders that failed for good, with the error.
-    pub failed_folders: Vec<(String, String)>,
+    /// Planned folders that were not copied, with the error: every planned folder is either
+    /// in `folders` or here.
+    pub failed_folders: Vec<FolderFailure>,
+    /// Anomalies outside any one folder (a LIST entry that could not be read...). Those of a
+    /// folder are in its [`FolderReport::anomalies`].
+    pub anomalies: Vec<Anomaly>,
     /// Whether this was a dry run (nothing copied).
     pub dry_run: bool,
     /// Totals.
@@ -243,14 +305,28 @@ pub struct MigrationReport {
 }
 
 impl MigrationReport {
-    /// Whether every selected message is on the destination: no refusals, no oversize skips,
-    /// no failed folders.
+    /// Whether every selected message is on the destination and nothing odd happened: no
+    /// refusals, no oversize skips, no failed folders, no anomalies.
     pub fn is_complete(&self) -> bool {
         self.failed_folders.is_empty()
-            && self
-                .folders
-                .iter()
-                .all(|f| f.refused.is_empty() && f.too_large.is_empty())
+            && self.anomalies.is_empty()
+            && self.folders.iter().all(|f| {
+                f.refused.is_empty() && f.too_large.is_empty() && f.anomalies.is_empty()
+            })
+    }
+
+    /// What kind of failure the failed folders show, the gravest first: what an exit status is
+    /// chosen by when folders failed (`None` when none did).
+    pub fn failure_kind(&self) -> Option<ErrorKind> {
+        let kinds: Vec<ErrorKind> = self.failed_folders.iter().map(|f| f.kind).collect();
+        [
+            ErrorKind::Authentication,
+            ErrorKind::Connection,
+            ErrorKind::Tls,
+        ]
+        .into_iter()
+        .find(|k| kinds.contains(k))
+        .or_else(|| kinds.first().copied())
     }
 }
 
