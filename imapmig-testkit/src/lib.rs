@@ -28,12 +28,19 @@
 //! instances stop on their own: each runs under a small `sh` watchdog that
 //! ends the instance's process group when the pipe from the test process
 //! closes.
+//!
+//! For faults a real server will not show on demand, [`FaultProxy`] sits in
+//! front of an instance and cuts connections at an exact byte or pattern,
+//! plays dead for a while, or refuses logins in the server's place.
 
 #![deny(missing_docs)]
 
 mod config;
+mod proxy;
 mod sys;
 mod tls;
+
+pub use proxy::{Direction, FaultProxy};
 
 use std::collections::BTreeMap;
 use std::fs::File;
