@@ -28,12 +28,23 @@
 //! instances stop on their own: each runs under a small `sh` watchdog that
 //! ends the instance's process group when the pipe from the test process
 //! closes.
+//!
+//! For faults a real server will not show on demand, [`FaultProxy`] sits in
+//! front of an instance and cuts connections at an exact byte or pattern,
+//! plays dead for a while, or refuses logins in the server's place; and
+//! [`ScriptedServer`] plays a source server that misbehaves in ways scripted
+//! per message (wrong UIDs, missing bodies, malformed dates, 8-bit names).
 
 #![deny(missing_docs)]
 
 mod config;
+pub mod proxy;
+pub mod scripted;
 mod sys;
 mod tls;
+
+pub use proxy::{Direction, FaultProxy};
+pub use scripted::{BodyAnswer, Command, ScriptedFolder, ScriptedMessage, ScriptedServer};
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -41,7 +52,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -609,7 +620,7 @@ impl Dovecot {
     /// reported in the returned status.
     pub fn doveadm(&self, args: &[&str]) -> Output {
         let bins = binaries();
-        Command::new(&bins.doveadm)
+        std::process::Command::new(&bins.doveadm)
             .arg("-c")
             .arg(self.config_file())
             .args(args)
@@ -745,7 +756,7 @@ impl Dovecot {
         // The watchdog leads a new process group, which Dovecot joins. When
         // its stdin — a pipe from this process — reaches EOF (Drop, or this
         // process dying in any way), it sends SIGTERM to the whole group.
-        let mut watchdog = Command::new("/bin/sh")
+        let mut watchdog = std::process::Command::new("/bin/sh")
             .arg("-c")
             .arg("cat >/dev/null; kill -TERM 0")
             .arg("imapmig-dovecot-watchdog")
@@ -763,7 +774,7 @@ impl Dovecot {
         // containers whose init does not reap orphans that pid may still
         // exist (as a zombie): Dovecot would think it is still running.
         let _ = std::fs::remove_file(root.join("run").join("master.pid"));
-        let dovecot = Command::new(&bins.dovecot)
+        let dovecot = std::process::Command::new(&bins.dovecot)
             .arg("-F")
             .arg("-c")
             .arg(self.config_file())
