@@ -384,6 +384,13 @@ async fn dovecots_own_maildir_reads_with_its_uids() {
     let mut listed: Vec<String> = {
         let mut src = SourceSpec::Maildir(tree.clone()).open().await.unwrap();
         let l = src.list_folders().await.unwrap();
+        // Dovecot's own files (indexes, uidlists, subscriptions...) are not reported.
+        assert_eq!(src.take_skipped(), []);
+        for f in &l.folders {
+            src.open_folder(f).await.unwrap();
+            src.messages().await.unwrap();
+            assert_eq!(src.take_skipped(), [], "{}", f.name);
+        }
         src.close().await;
         l.folders.into_iter().map(|f| f.name).collect()
     };
@@ -492,4 +499,136 @@ async fn a_file_the_uidlist_missed_gets_the_next_uid_and_sources_write_nothing()
     assert_ne!(v3, v1);
     assert_eq!(view3.len(), 3);
     assert_eq!(ls(&plain), ["cur", "new", "tmp"]);
+}
+
+/// Regression: entries of a Maildir that the source passed over (subdirectories and links in
+/// cur/, hidden files, names that are not UTF-8, a second file for one message, folder
+/// directories without cur/, a tree in plain subdirectories) were dropped without a word.
+/// Each is now reported with its path and why; Dovecot's own files and tmp/ are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maildir_source_reports_every_entry_it_does_not_import() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("Maildir");
+    for d in [
+        "cur",
+        "new",
+        "tmp",
+        ".Good/cur",
+        ".Good/new",
+        ".Broken/new",
+        "Plain/cur",
+    ] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::create_dir_all(root.join("..Odd/cur")).unwrap();
+    std::fs::create_dir_all(root.join("sieve")).unwrap();
+    let m = |s: &str| message(s, 1);
+    std::fs::write(root.join("cur/100.a.h:2,S"), m("a")).unwrap();
+    std::fs::write(root.join("cur/200.dup.h:2,S"), m("dup")).unwrap();
+    std::fs::write(root.join(".Good/cur/300.g.h:2,"), m("g")).unwrap();
+    std::fs::write(root.join(".Good/maildirfolder"), "").unwrap();
+    std::fs::write(root.join(".Broken/new/400.b.h"), m("b")).unwrap();
+    // Not reported: deliveries that never finished, Dovecot's and the user's own files.
+    std::fs::write(root.join("tmp/500.t.h"), m("t")).unwrap();
+    std::fs::write(root.join("subscriptions"), "Good\n").unwrap();
+    std::fs::write(root.join("dovecot.index.log"), "").unwrap();
+    std::fs::write(root.join(".dovecot.lda-dupes"), "").unwrap();
+    // Reported.
+    let sub = root.join("cur/sub");
+    std::fs::create_dir(&sub).unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::write(&elsewhere, m("outside the tree")).unwrap();
+    let link = root.join("cur/600.link.h:2,S");
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+    let hidden = root.join("cur/.700.h.h:2,S");
+    std::fs::write(&hidden, m("hidden")).unwrap();
+    let socket = root.join("cur/sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let bad_name = root
+        .join("new")
+        .join(std::ffi::OsStr::from_bytes(b"800.\xff.h"));
+    std::fs::write(&bad_name, m("bad name")).unwrap();
+    let dup = root.join("new/200.dup.h");
+    std::fs::write(&dup, m("dup, again")).unwrap();
+    let gone = root.join(".Gone");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &gone).unwrap();
+    let (broken, plain, odd) = (root.join(".Broken"), root.join("Plain"), root.join("..Odd"));
+
+    let p = |path: &Path| path.display().to_string();
+    let by_path = |skipped: Vec<imapmig::source::SkippedEntry>| -> BTreeMap<String, String> {
+        skipped.into_iter().map(|s| (s.path, s.reason)).collect()
+    };
+    let mut src = SourceSpec::Maildir(MaildirSpec::new(&root))
+        .open()
+        .await
+        .unwrap();
+    let listed = src.list_folders().await.unwrap();
+    let names: Vec<&str> = listed.folders.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["INBOX", "Good"]);
+    let skipped = by_path(src.take_skipped());
+    let reason = |s: &BTreeMap<String, String>, path: &Path| {
+        s.get(&p(path))
+            .unwrap_or_else(|| panic!("{} not reported: {s:#?}", p(path)))
+            .clone()
+    };
+    assert!(
+        reason(&skipped, &broken).contains("no cur/"),
+        "{skipped:#?}"
+    );
+    assert!(reason(&skipped, &plain).contains("`.Name`"), "{skipped:#?}");
+    assert!(
+        reason(&skipped, &odd).contains("empty level"),
+        "{skipped:#?}"
+    );
+    assert!(
+        reason(&skipped, &gone).contains("cannot be read"),
+        "{skipped:#?}"
+    );
+    assert_eq!(skipped.len(), 4, "{skipped:#?}");
+
+    src.open_folder(&listed.folders[0]).await.unwrap();
+    let metas = src.messages().await.unwrap();
+    assert_eq!(metas.len(), 2, "{metas:?}");
+    let skipped = by_path(src.take_skipped());
+    assert!(reason(&skipped, &sub).contains("directory"), "{skipped:#?}");
+    assert!(reason(&skipped, &link).contains("link"), "{skipped:#?}");
+    assert!(reason(&skipped, &hidden).contains("`.`"), "{skipped:#?}");
+    assert!(
+        reason(&skipped, &socket).contains("not a regular file"),
+        "{skipped:#?}"
+    );
+    assert!(
+        reason(&skipped, &bad_name).contains("UTF-8"),
+        "{skipped:#?}"
+    );
+    assert!(
+        reason(&skipped, &dup).contains(&p(&root.join("cur/200.dup.h:2,S"))),
+        "{skipped:#?}"
+    );
+    assert_eq!(skipped.len(), 6, "{skipped:#?}");
+
+    // A message file that cannot be read when its turn comes is refused on its own, with its
+    // path and the reason, and the folder goes on.
+    let first = root.join("cur/100.a.h:2,S");
+    std::fs::remove_file(&first).unwrap();
+    std::os::unix::fs::symlink(&first, &first).unwrap();
+    let uids: Vec<Uid> = metas.iter().map(|m| m.uid).collect();
+    src.request_bodies(&uids).await.unwrap();
+    let (mut bodies, mut failed) = (0, Vec::new());
+    while let Some(ev) = src.next_body().await.unwrap() {
+        match ev {
+            BodyEvent::Body(_) => bodies += 1,
+            BodyEvent::Failed(_, status) => failed.push(status.text),
+            BodyEvent::Missing(uid) => panic!("{uid:?} missing"),
+        }
+    }
+    assert_eq!(bodies, 1);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].contains(&p(&first)), "{failed:?}");
+
+    src.open_folder(&listed.folders[1]).await.unwrap();
+    assert_eq!(src.messages().await.unwrap().len(), 1);
+    assert!(src.take_skipped().is_empty());
+    src.close().await;
 }

@@ -10,7 +10,7 @@ use common::*;
 use imapmig::engine::{self, MessageFilter, MigrationReport};
 use imapmig::model::InternalDate;
 use imapmig::sink::SinkSpec;
-use imapmig::source::{MaildirSpec, MboxSpec, SourceSpec};
+use imapmig::source::{MaildirSpec, MboxSpec, MigrationSource, SkippedEntry, SourceSpec};
 use imapmig_testkit::{Dovecot, Flavour};
 use tokio_util::sync::CancellationToken;
 
@@ -304,4 +304,113 @@ async fn a_directory_of_archives_and_an_archive_that_grows() {
         .await
         .unwrap();
     assert!(v.is_identical(), "{v:#?}");
+}
+
+/// Paths reported as passed over, each with its reason.
+fn skipped_by_path(skipped: &[SkippedEntry]) -> HashMap<String, String> {
+    skipped
+        .iter()
+        .map(|s| (s.path.clone(), s.reason.clone()))
+        .collect()
+}
+
+/// Regression: a directory source passed over files that do not start with `From ` (and
+/// hidden, unreadable, looping or clashing entries) without a word, while the same file given
+/// alone is an error. Every entry not taken is now reported with its path and why; index
+/// files that never hold mail are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_source_reports_every_file_it_does_not_import() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("Mail");
+    std::fs::create_dir_all(root.join("Projects.sbd")).unwrap();
+    let mbox = write_mbox(&[(SYNTHETIC_FROM.into(), message("one", 1))]);
+    std::fs::write(root.join("Inbox"), &mbox).unwrap();
+    std::fs::write(root.join("Projects.sbd/2019"), &mbox).unwrap();
+    // Not reported: indexes beside the archives, Finder's file.
+    std::fs::write(
+        root.join("Inbox.msf"),
+        "// <!-- <mdb:mork:z v=\"1.4\"/> -->",
+    )
+    .unwrap();
+    std::fs::write(root.join(".DS_Store"), "\0\0\0\x01Bud1").unwrap();
+    // Reported.
+    let notes = root.join("notes.txt");
+    std::fs::write(&notes, "Subject: not an mbox\n\nhello\n").unwrap();
+    let exported = root.join("Projects.sbd/exported.eml");
+    std::fs::write(&exported, message("an eml, not an mbox", 1)).unwrap();
+    let hidden = root.join(".Old");
+    std::fs::write(&hidden, &mbox).unwrap();
+    let clash = root.join("Inbox.mbox");
+    std::fs::write(&clash, &mbox).unwrap();
+    let looping = root.join("loop");
+    std::os::unix::fs::symlink(&looping, &looping).unwrap();
+    let back = root.join("Projects.sbd/up");
+    std::os::unix::fs::symlink(&root, &back).unwrap();
+    let dangling = root.join("gone");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+    let socket = root.join("sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let bad_name = root.join(std::ffi::OsStr::from_bytes(b"Caf\xe9"));
+    std::fs::write(&bad_name, &mbox).unwrap();
+
+    let mut src = SourceSpec::Mbox(MboxSpec::new(&root)).open().await.unwrap();
+    let listed = src.list_folders().await.unwrap();
+    let names: Vec<&str> = listed.folders.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["INBOX", "Projects/2019"]);
+    let skipped = skipped_by_path(&src.take_skipped());
+    let p = |path: &std::path::Path| path.display().to_string();
+    let reason = |path: &std::path::Path| {
+        skipped
+            .get(&p(path))
+            .unwrap_or_else(|| panic!("{} not reported: {skipped:#?}", p(path)))
+            .clone()
+    };
+    assert!(reason(&notes).contains("`From `"), "{skipped:#?}");
+    assert!(reason(&exported).contains("`From `"), "{skipped:#?}");
+    assert!(reason(&hidden).contains("hidden"), "{skipped:#?}");
+    assert!(reason(&clash).contains("INBOX"), "{skipped:#?}");
+    assert!(
+        reason(&clash).contains(&p(&root.join("Inbox"))),
+        "{skipped:#?}"
+    );
+    assert!(reason(&looping).contains("cannot be read"), "{skipped:#?}");
+    assert!(reason(&back).contains("already"), "{skipped:#?}");
+    assert!(reason(&dangling).contains("cannot be read"), "{skipped:#?}");
+    assert!(
+        reason(&socket).contains("not a regular file"),
+        "{skipped:#?}"
+    );
+    assert!(reason(&bad_name).contains("UTF-8"), "{skipped:#?}");
+    assert_eq!(skipped.len(), 9, "{skipped:#?}");
+    // Reported once: the next call has nothing new, nor has reading the folders.
+    assert!(src.take_skipped().is_empty());
+    for f in &listed.folders {
+        src.open_folder(f).await.unwrap();
+        assert_eq!(src.messages().await.unwrap().len(), 1);
+        assert!(src.take_skipped().is_empty());
+    }
+    src.close().await;
+}
+
+/// The same kind of file given alone stays a clear error naming the file and its first line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_file_that_is_not_an_mbox_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "Subject: not an mbox\n\nhello\n").unwrap();
+    let mut src = SourceSpec::Mbox(MboxSpec::new(&notes))
+        .open()
+        .await
+        .unwrap();
+    let err = src.list_folders().await.unwrap_err().to_string();
+    assert!(err.contains(&format!("{}:1", notes.display())), "{err}");
+    assert!(err.contains("not an mbox"), "{err}");
+    // A file that cannot be read says why, rather than "not an mbox".
+    let looping = dir.path().join("loop");
+    std::os::unix::fs::symlink(&looping, &looping).unwrap();
+    assert!(SourceSpec::Mbox(MboxSpec::new(&looping))
+        .open()
+        .await
+        .is_err());
 }

@@ -219,6 +219,24 @@ pub struct DateRange {
     pub field: DateField,
 }
 
+/// A file or directory entry of a local store that the source did not import, and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SkippedEntry {
+    /// The path, as the admin can find it.
+    pub path: String,
+    /// Why it was not imported, in plain words.
+    pub reason: String,
+}
+
+impl SkippedEntry {
+    pub(crate) fn at(path: &std::path::Path, reason: impl Into<String>) -> SkippedEntry {
+        SkippedEntry {
+            path: path.display().to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
 /// Where mail comes from.
 ///
 /// Calls come in this order: [`list_folders`](Self::list_folders), then per folder
@@ -253,6 +271,13 @@ pub trait MigrationSource {
     async fn request_bodies(&mut self, uids: &[Uid]) -> Result<(), AccessError>;
     /// The next requested body, or `None` when all requested ones were handed out.
     async fn next_body(&mut self) -> Result<Option<BodyEvent<'_>>, AccessError>;
+    /// Entries of a local store passed over since the last call (listing folders, opening a
+    /// folder, listing messages): files and directories that might hold mail but were not
+    /// taken, each with its path and why. The engine asks after listing the folders and after
+    /// each folder, so that nothing is left out of the report silently. Servers have none.
+    fn take_skipped(&mut self) -> Vec<SkippedEntry> {
+        Vec::new()
+    }
     /// Closes the connection or files.
     async fn close(self);
 }
@@ -356,6 +381,9 @@ impl MigrationSource for AnySource {
     }
     async fn next_body(&mut self) -> Result<Option<BodyEvent<'_>>, AccessError> {
         dispatch!(self, s => s.next_body().await)
+    }
+    fn take_skipped(&mut self) -> Vec<SkippedEntry> {
+        dispatch!(self, s => s.take_skipped())
     }
     async fn close(self) {
         dispatch!(self, s => s.close().await)

@@ -7,6 +7,17 @@
 //! keywords as letters named in `dovecot-keywords`, INTERNALDATE as the file's mtime (read to
 //! the second, in UTC: a file keeps the instant, not the zone it was given in).
 //!
+//! # What is not imported is reported
+//!
+//! Entries of `cur/` and `new/` that are not message files (directories, links, which are
+//! never followed, pipes, names starting with `.` or not UTF-8, a second file for one
+//! message) and directories at the root that might be folders but are not read as such are
+//! handed over by [`MigrationSource::take_skipped`] with their path and why. A message file
+//! that cannot be read when its body is asked for is refused on its own
+//! ([`BodyEvent::Failed`]) with its path and why. Not reported: `tmp/` (never delivered),
+//! Dovecot's and imapmig's own files, and what at the root cannot hold mail (see
+//! `store::read_folders`).
+//!
 //! # UIDs without writing anything
 //!
 //! Where a folder has a `dovecot-uidlist` (written by imapmig or Dovecot), its UIDs and
@@ -26,10 +37,11 @@ use std::path::{Path, PathBuf};
 
 use self::store::{Keywords, MessageFile};
 use super::headers;
-use super::{AccessError, DateRange, FolderList, MigrationSource, OpenedFolder};
+use super::{AccessError, DateRange, FolderList, MigrationSource, OpenedFolder, SkippedEntry};
 use crate::body::{BodyEvent, FetchedBody};
 use crate::engine::DateField;
 use crate::model::{Folder, MessageMeta, Uid};
+use crate::wire::{StatusKind, StatusResponse};
 
 /// Where a Maildir++ tree is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +69,8 @@ pub struct MaildirSource {
     root: PathBuf,
     open: Option<OpenFolder>,
     queue: VecDeque<Uid>,
+    /// Entries passed over and not yet taken by [`MigrationSource::take_skipped`].
+    skipped: Vec<SkippedEntry>,
 }
 
 /// Runs blocking file work off the async threads.
@@ -89,6 +103,7 @@ impl MaildirSource {
             root,
             open: None,
             queue: VecDeque::new(),
+            skipped: Vec::new(),
         })
     }
 
@@ -106,7 +121,8 @@ impl MigrationSource for MaildirSource {
 
     async fn list_folders(&mut self) -> Result<FolderList, AccessError> {
         let root = self.root.clone();
-        let folders = blocking(&self.root, move || store::list_folders(&root)).await?;
+        let (folders, skipped) = blocking(&self.root, move || store::read_folders(&root)).await?;
+        self.skipped.extend(skipped);
         Ok(FolderList {
             folders,
             prefix: String::new(),
@@ -125,6 +141,7 @@ impl MigrationSource for MaildirSource {
             Ok((scan, keywords))
         })
         .await?;
+        self.skipped.extend(scan.skipped);
         let mut messages = scan.messages;
         let mut validity = scan.validity;
         let mut next = scan.next_uid;
@@ -249,15 +266,30 @@ impl MigrationSource for MaildirSource {
                 None => return Ok(Some(BodyEvent::Missing(uid))),
             }
         }
-        let file = file.map_err(|e| store::io_error(&path, e))?;
-        let len = file
-            .metadata()
-            .await
-            .map_err(|e| store::io_error(&path, e))?
-            .len();
-        Ok(Some(BodyEvent::Body(FetchedBody::from_reader(
-            uid, len, file,
-        ))))
+        let opened = match file {
+            Ok(file) => file.metadata().await.map(|m| (file, m.len())),
+            Err(e) => Err(e),
+        };
+        match opened {
+            Ok((file, len)) => Ok(Some(BodyEvent::Body(FetchedBody::from_reader(
+                uid, len, file,
+            )))),
+            // One file that cannot be read (its permissions, a link loop put in its place) is
+            // refused on its own, with its path and why; the rest of the folder goes on.
+            Err(e) => Ok(Some(BodyEvent::Failed(
+                uid,
+                StatusResponse {
+                    tag: None,
+                    kind: StatusKind::No,
+                    code: None,
+                    text: format!("{}: cannot be read: {e}", path.display()),
+                },
+            ))),
+        }
+    }
+
+    fn take_skipped(&mut self) -> Vec<SkippedEntry> {
+        std::mem::take(&mut self.skipped)
     }
 
     async fn close(self) {}

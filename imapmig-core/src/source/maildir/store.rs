@@ -28,7 +28,7 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 
 use crate::model::{Flags, Folder, InternalDate, SpecialUse, Uid};
-use crate::source::AccessError;
+use crate::source::{AccessError, SkippedEntry};
 use crate::utf7;
 
 /// The UID list of a folder.
@@ -96,6 +96,39 @@ pub(crate) fn folder_dir(root: &Path, raw: &str) -> Result<PathBuf, AccessError>
 /// The folders of a Maildir++ tree: INBOX (the root), then every `.Name` directory that holds
 /// a `cur/`, sorted by name.
 pub(crate) fn list_folders(root: &Path) -> Result<Vec<Folder>, AccessError> {
+    read_folders(root).map(|(folders, _)| folders)
+}
+
+/// Whether a directory is a Maildir: it holds a `cur/` (Err when that cannot be told).
+fn has_cur(dir: &Path) -> std::io::Result<bool> {
+    match fs::metadata(dir.join("cur")) {
+        Ok(m) => Ok(m.is_dir()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a directory without `cur/` was meant as a Maildir folder: it has a `new/` or a
+/// `tmp/`, or Dovecot's marker or UID list.
+fn looks_like_folder(dir: &Path) -> bool {
+    ["new", "tmp", FOLDER_MARKER, UIDLIST]
+        .iter()
+        .any(|n| fs::symlink_metadata(dir.join(n)).is_ok())
+}
+
+/// The folders of a Maildir++ tree as [`list_folders`] finds them, and the directories at the
+/// root that might hold mail but are not read as folders, with why.
+///
+/// Reported: `.Name` entries that are not Maildir folders (a folder directory without `cur/`,
+/// unreadable, a link that leads nowhere, an empty level `..Name`, a name that is not UTF-8)
+/// and plain directories
+/// holding a `cur/` (a Maildir in a subdirectory, as Dovecot's `LAYOUT=fs` writes it, which
+/// this Maildir++ reader does not read). Not reported: files at the root (a Maildir keeps its
+/// mail only in `cur/` and `new/`; at the root are Dovecot's indexes, `subscriptions`,
+/// `maildirsize`, a home directory's dot-files), hidden directories that have nothing of a
+/// Maildir folder (a home directory's `.ssh`), and plain directories without `cur/` (`sieve/`,
+/// Courier's `courierimapkeywords/`).
+pub(crate) fn read_folders(root: &Path) -> Result<(Vec<Folder>, Vec<SkippedEntry>), AccessError> {
     let folder = |raw: String| {
         let special_use = if raw == "INBOX" {
             None
@@ -116,23 +149,58 @@ pub(crate) fn list_folders(root: &Path) -> Result<Vec<Folder>, AccessError> {
     };
     let mut out = vec![folder("INBOX".into())];
     let mut names = Vec::new();
+    let mut skipped = Vec::new();
     for entry in fs::read_dir(root).map_err(|e| io_error(root, e))? {
         let entry = entry.map_err(|e| io_error(root, e))?;
+        let path = entry.path();
         let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some(raw) = name.strip_prefix('.') else {
+        let hidden = name.as_encoded_bytes().starts_with(b".");
+        if !hidden {
+            if ["cur", "new", "tmp"].iter().any(|s| name == *s) {
+                continue;
+            }
+            if entry.file_type().is_ok_and(|t| t.is_dir()) && has_cur(&path).unwrap_or(false) {
+                skipped.push(SkippedEntry::at(
+                    &path,
+                    "a Maildir in a plain subdirectory (Dovecot's LAYOUT=fs?), not a Maildir++ \
+                     `.Name` folder, so it is not read",
+                ));
+            }
             continue;
+        }
+        let why = match fs::metadata(&path) {
+            Err(e) => format!("cannot be read: {e}"),
+            // Hidden files at the root are not mail (`.dovecot.lda-dupes`, a home's dot-files).
+            Ok(m) if !m.is_dir() => continue,
+            Ok(_) => match (name.to_str(), has_cur(&path)) {
+                (_, Err(e)) => format!("cannot be read: {e}"),
+                // A home directory's `.ssh` or `.cache` is not a folder that lost its cur/.
+                (_, Ok(false)) if !looks_like_folder(&path) => continue,
+                (_, Ok(false)) => {
+                    "a folder directory with no cur/, so it is not read as a Maildir folder".into()
+                }
+                (None, Ok(true)) => "a folder whose name is not valid UTF-8 (Maildir++ names \
+                                      are modified UTF-7); rename it to import it"
+                    .into(),
+                (Some(name), Ok(true)) => {
+                    let raw = &name[1..];
+                    if raw.starts_with('.') {
+                        "a folder name with an empty level (it starts with `..`); rename it to \
+                         import it"
+                            .into()
+                    } else {
+                        names.push(raw.to_string());
+                        continue;
+                    }
+                }
+            },
         };
-        if raw.is_empty() || raw == "." || raw.starts_with('.') {
-            continue;
-        }
-        if entry.path().join("cur").is_dir() {
-            names.push(raw.to_string());
-        }
+        skipped.push(SkippedEntry::at(&path, why));
     }
     names.sort();
+    skipped.sort_by(|a, b| a.path.cmp(&b.path));
     out.extend(names.into_iter().map(folder));
-    Ok(out)
+    Ok((out, skipped))
 }
 
 /// A file name's base (up to the info separator `:`) and its flags (after `:2,`).
@@ -317,10 +385,20 @@ pub(crate) struct Scan {
     pub messages: BTreeMap<Uid, MessageFile>,
     /// Files the uidlist does not know, sorted by name.
     pub unlisted: Vec<MessageFile>,
+    /// Entries of `cur/` and `new/` that are not read as messages, with why.
+    pub skipped: Vec<SkippedEntry>,
 }
 
-fn list_files(dir: &Path) -> Result<Vec<MessageFile>, AccessError> {
+/// The message files in a folder's `cur/` and `new/`, by name within each, and the entries
+/// there that are not message files, with why.
+///
+/// Links are reported, not followed: a link could bring in a file from outside the mail store
+/// (a user's link to another user's file, read by an admin's migration). `tmp/` is not read
+/// and not reported: what is there was never delivered (a delivery writes there first, then
+/// moves the file to `new/`), and the sender was told so.
+fn list_files(dir: &Path) -> Result<(Vec<MessageFile>, Vec<SkippedEntry>), AccessError> {
     let mut out = Vec::new();
+    let mut skipped = Vec::new();
     for sub in ["cur", "new"] {
         let d = dir.join(sub);
         let entries = match fs::read_dir(&d) {
@@ -328,28 +406,59 @@ fn list_files(dir: &Path) -> Result<Vec<MessageFile>, AccessError> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(io_error(&d, e)),
         };
+        let mut files = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| io_error(&d, e))?;
+            let path = entry.path();
             let Ok(name) = entry.file_name().into_string() else {
+                skipped.push(SkippedEntry::at(
+                    &path,
+                    "its name is not valid UTF-8, which no Maildir writer makes; rename it to \
+                     import it",
+                ));
                 continue;
             };
             if name.starts_with('.') {
+                skipped.push(SkippedEntry::at(
+                    &path,
+                    "its name starts with `.`, which marks a file that is not a message in a \
+                     Maildir; rename it to import it",
+                ));
                 continue;
             }
-            // A file removed meanwhile (expunged by a client) is simply not there.
-            let Ok(meta) = entry.metadata() else { continue };
-            if !meta.is_file() {
+            // Not followed: the entry itself.
+            let meta = match entry.metadata() {
+                Ok(m) => m,
+                // Removed meanwhile (expunged by a client): simply not there.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    skipped.push(SkippedEntry::at(&path, format!("cannot be read: {e}")));
+                    continue;
+                }
+            };
+            let t = meta.file_type();
+            let why = if t.is_symlink() {
+                "a symbolic link, not a message file; links are not followed (one could bring \
+                 in a file from outside the mail store): put the file itself here to import it"
+            } else if t.is_dir() {
+                "a directory, not a message file"
+            } else if !t.is_file() {
+                "not a regular file (a pipe, socket or device)"
+            } else {
+                files.push(MessageFile {
+                    sub,
+                    name,
+                    size: meta.len(),
+                    mtime: meta.modified().map_err(|e| io_error(&path, e))?,
+                });
                 continue;
-            }
-            out.push(MessageFile {
-                sub,
-                name,
-                size: meta.len(),
-                mtime: meta.modified().map_err(|e| io_error(&entry.path(), e))?,
-            });
+            };
+            skipped.push(SkippedEntry::at(&path, why));
         }
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        out.extend(files);
     }
-    Ok(out)
+    Ok((out, skipped))
 }
 
 /// Reads a folder: its uidlist (if any) and its files, matched by base name.
@@ -427,10 +536,27 @@ pub(crate) fn scan(dir: &Path) -> Result<Scan, AccessError> {
         Err(e) => return Err(io_error(&path, e)),
     }
     let mut by_base: HashMap<String, MessageFile> = HashMap::new();
-    for f in list_files(dir)? {
+    let (files, skipped) = list_files(dir)?;
+    scan.skipped = skipped;
+    for f in files {
         let base = split_name(&f.name).0.to_string();
-        // Two files with one base should not happen; the one in cur/ wins.
-        by_base.entry(base).or_insert(f);
+        // Two files with one base should not happen (a copy made by hand, a crashed client);
+        // the first in cur/ wins, and the other is reported.
+        match by_base.entry(base) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(f);
+            }
+            std::collections::hash_map::Entry::Occupied(o) => {
+                let kept = o.get().path(dir);
+                scan.skipped.push(SkippedEntry::at(
+                    &f.path(dir),
+                    format!(
+                        "the same message name as {}, which is imported in its place",
+                        kept.display()
+                    ),
+                ));
+            }
+        }
     }
     if scan.has_uidlist {
         for (uid, name) in records {
@@ -623,5 +749,56 @@ mod tests {
         fs::write(d.join(UIDLIST), "3 V42 N3\n2 :x\n1 :y\n").unwrap();
         let err = scan(d).unwrap_err().to_string();
         assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn entries_that_are_not_messages_or_folders_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for s in [
+            "cur",
+            "new",
+            "tmp",
+            ".A/cur",
+            ".NoCur/tmp",
+            ".ssh",
+            "fs/cur",
+            "sieve",
+        ] {
+            fs::create_dir_all(d.join(s)).unwrap();
+        }
+        fs::write(d.join(".NoCur/maildirfolder"), "").unwrap();
+        fs::write(d.join(".bashrc"), "").unwrap();
+        fs::write(d.join("dovecot-uidlist"), "3 V1 N1\n").unwrap();
+        fs::write(d.join("cur/1.a.h:2,S"), "x").unwrap();
+        fs::write(d.join("new/1.a.h"), "x, again").unwrap();
+        fs::write(d.join("tmp/2.b.h"), "never delivered").unwrap();
+        fs::create_dir(d.join("new/dir")).unwrap();
+        std::os::unix::fs::symlink(d.join("cur/1.a.h:2,S"), d.join("cur/3.c.h:2,")).unwrap();
+        let paths = |s: &[SkippedEntry]| -> Vec<String> {
+            s.iter()
+                .map(|e| {
+                    e.path
+                        .strip_prefix(&d.display().to_string())
+                        .unwrap()
+                        .into()
+                })
+                .collect()
+        };
+        let (folders, skipped) = read_folders(d).unwrap();
+        let names: Vec<&str> = folders.iter().map(|f| f.raw.as_str()).collect();
+        assert_eq!(names, ["INBOX", "A"]);
+        assert_eq!(paths(&skipped), ["/.NoCur", "/fs"], "{skipped:#?}");
+        let s = scan(d).unwrap();
+        assert_eq!(s.unlisted.len(), 1);
+        assert_eq!(s.unlisted[0].sub, "cur");
+        assert_eq!(
+            paths(&s.skipped),
+            ["/cur/3.c.h:2,", "/new/dir", "/new/1.a.h"],
+            "{:#?}",
+            s.skipped
+        );
+        assert!(s.skipped[0].reason.contains("symbolic link"));
+        assert!(s.skipped[2].reason.contains("/cur/1.a.h:2,S"));
     }
 }

@@ -6,8 +6,15 @@
 //! file, subdirectories as hierarchy, `/` between levels). A folder is named after its file,
 //! without an `.mbox` or `.mbx` extension; a top-level `Inbox` (any case) is INBOX. Thunderbird's
 //! `Name.sbd/` directories hold the children of `Name`, and an Apple Mail export's
-//! `Name.mbox/mbox` is the folder `Name`. In a directory, files that do not start with a
-//! `From ` line (indexes such as `.msf`, notes, hidden files) are not folders and are skipped.
+//! `Name.mbox/mbox` is the folder `Name`. Links are followed, each directory read once.
+//!
+//! Whatever in a directory is not taken as a folder is reported with its path and why
+//! ([`MigrationSource::take_skipped`]): files that do not start with a `From ` line, hidden
+//! entries, entries that cannot be read, pipes and sockets, names that are not UTF-8, links
+//! back to a directory already read, a second file for a folder name already taken. Not
+//! reported are the companions mail programs keep beside their archives that never hold mail
+//! (Thunderbird's `.msf` summaries, Apple Mail's `table_of_contents`, Finder's `.DS_Store`,
+//! Dovecot's `.imap` indexes: see `is_file_companion` and `is_hidden_companion`).
 //!
 //! # Messages
 //!
@@ -37,7 +44,7 @@ use self::unescape::UnescapeReader;
 use super::headers;
 use super::maildir::blocking;
 use super::maildir::store::derived_validity;
-use super::{AccessError, DateRange, FolderList, MigrationSource, OpenedFolder};
+use super::{AccessError, DateRange, FolderList, MigrationSource, OpenedFolder, SkippedEntry};
 use crate::body::{BodyEvent, FetchedBody};
 use crate::engine::DateField;
 use crate::model::{Folder, MessageMeta, Uid, UidValidity};
@@ -92,21 +99,18 @@ fn io_error(path: &Path, source: std::io::Error) -> AccessError {
 }
 
 /// Whether a file is an mbox: empty, or starting with `From `.
-fn looks_like_mbox(path: &Path) -> bool {
+fn looks_like_mbox(path: &Path) -> std::io::Result<bool> {
     use std::io::Read;
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return false;
-    };
+    let mut f = std::fs::File::open(path)?;
     let mut head = [0u8; 5];
     let mut n = 0;
     while n < 5 {
-        match f.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(_) => return false,
+        match f.read(&mut head[n..])? {
+            0 => break,
+            k => n += k,
         }
     }
-    n == 0 || &head[..n] == b"From "
+    Ok(n == 0 || &head[..n] == b"From ")
 }
 
 fn strip_extension(name: &str) -> &str {
@@ -130,11 +134,39 @@ fn folder_name(segments: &[String]) -> String {
     segs.join("/")
 }
 
-/// The folders of an archive: (folder name, file), sorted by name.
-fn discover(path: &Path) -> Result<Vec<(String, PathBuf)>, AccessError> {
+/// Hidden entries that mail programs keep beside their archives and that never hold mail:
+/// Finder's `.DS_Store` and AppleDouble `._*` files, Dovecot's index directory `.imap` and
+/// its `.subscriptions`. Every other hidden entry is reported.
+fn is_hidden_companion(name: &str) -> bool {
+    matches!(name, ".DS_Store" | ".imap" | ".subscriptions") || name.starts_with("._")
+}
+
+/// Files that are not mbox archives and that mail programs keep beside them, one per folder
+/// or account, never holding mail: Thunderbird's summaries (`Name.msf`), filters and POP
+/// state; an Apple Mail export's `table_of_contents` and `Info.plist`. Reporting them would
+/// bury what matters under one line per folder. Every other file that is not an mbox is
+/// reported (an `.eml`, notes, an archive in another format).
+fn is_file_companion(name: &str) -> bool {
+    name.ends_with(".msf")
+        || matches!(
+            name,
+            "msgFilterRules.dat" | "popstate.dat" | "table_of_contents" | "Info.plist"
+        )
+}
+
+/// What reading an archive found: its folders (name, file), sorted by name, and the entries
+/// of a directory that were passed over.
+#[derive(Debug, Default)]
+struct Discovered {
+    folders: Vec<(String, PathBuf)>,
+    skipped: Vec<SkippedEntry>,
+}
+
+/// The folders of an archive, and (for a directory) what was passed over.
+fn discover(path: &Path) -> Result<Discovered, AccessError> {
     let meta = std::fs::metadata(path).map_err(|e| io_error(path, e))?;
     if meta.is_file() {
-        if !looks_like_mbox(path) {
+        if !looks_like_mbox(path).map_err(|e| io_error(path, e))? {
             return Err(AccessError::Format {
                 path: format!("{}:1", path.display()),
                 detail: "not an mbox file: it does not start with a `From ` line".into(),
@@ -145,57 +177,145 @@ fn discover(path: &Path) -> Result<Vec<(String, PathBuf)>, AccessError> {
             .and_then(|n| n.to_str())
             .map(|n| strip_extension(n).to_string())
             .unwrap_or_else(|| "INBOX".into());
-        return Ok(vec![(folder_name(&[name]), path.to_path_buf())]);
+        return Ok(Discovered {
+            folders: vec![(folder_name(&[name]), path.to_path_buf())],
+            skipped: Vec::new(),
+        });
     }
-    let mut out = Vec::new();
-    walk(path, &mut Vec::new(), &mut out)?;
-    out.sort();
-    Ok(out)
+    let mut found = Discovered::default();
+    let mut walk = Walk {
+        segments: Vec::new(),
+        seen_dirs: HashSet::from([(meta.dev(), meta.ino())]),
+        found: &mut found,
+    };
+    let entries = std::fs::read_dir(path).map_err(|e| io_error(path, e))?;
+    walk.dir(path, entries);
+    found.folders.sort();
+    // Two files that make one folder name (`Inbox` and `Inbox.mbox`, `Name` and an Apple
+    // `Name.mbox/mbox`): the first by path is the folder, the others are reported, never
+    // listed twice under one name (the engine would read the first twice).
+    let mut folders: Vec<(String, PathBuf)> = Vec::with_capacity(found.folders.len());
+    for (name, file) in std::mem::take(&mut found.folders) {
+        match folders.last() {
+            Some((taken, first)) if *taken == name => found.skipped.push(SkippedEntry::at(
+                &file,
+                format!(
+                    "its folder name {name:?} is already taken by {}; rename one of them to \
+                     import both",
+                    first.display()
+                ),
+            )),
+            _ => folders.push((name, file)),
+        }
+    }
+    found.folders = folders;
+    Ok(found)
 }
 
-fn walk(
-    dir: &Path,
-    segments: &mut Vec<String>,
-    out: &mut Vec<(String, PathBuf)>,
-) -> Result<(), AccessError> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| io_error(dir, e))?
-        .filter_map(Result::ok)
-        .collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let Ok(name) = e.file_name().into_string() else {
-            continue;
-        };
-        if name.starts_with('.') {
-            continue;
+/// A walk through a directory of archives.
+struct Walk<'a> {
+    /// The folder names of the directories above.
+    segments: Vec<String>,
+    /// Directories read so far (device, inode): a link back up the tree is read once, not
+    /// until the path grows too long, importing the same archives under ever longer names.
+    seen_dirs: HashSet<(u64, u64)>,
+    found: &'a mut Discovered,
+}
+
+impl Walk<'_> {
+    fn skip(&mut self, path: &Path, reason: impl Into<String>) {
+        self.found.skipped.push(SkippedEntry::at(path, reason));
+    }
+
+    fn dir(&mut self, dir: &Path, entries: std::fs::ReadDir) {
+        let mut list = Vec::new();
+        for e in entries {
+            match e {
+                Ok(e) => list.push(e),
+                Err(err) => self.skip(dir, format!("an entry in it cannot be read: {err}")),
+            }
         }
-        let path = e.path();
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            let seg = name
-                .strip_suffix(".sbd")
-                .or_else(|| name.strip_suffix(".mbox"))
-                .filter(|s| !s.is_empty())
-                .unwrap_or(&name)
-                .to_string();
-            segments.push(seg);
-            walk(&path, segments, out)?;
-            segments.pop();
-        } else if meta.is_file() && looks_like_mbox(&path) {
-            // Apple Mail: `Name.mbox/mbox` is the folder `Name`.
-            if name == "mbox" && !segments.is_empty() {
-                out.push((folder_name(segments), path));
+        list.sort_by_key(|e| e.file_name());
+        for e in list {
+            let path = e.path();
+            let Ok(name) = e.file_name().into_string() else {
+                self.skip(
+                    &path,
+                    "its name is not valid UTF-8, so it cannot name a folder; rename it to \
+                     import it",
+                );
+                continue;
+            };
+            if name.starts_with('.') {
+                if !is_hidden_companion(&name) {
+                    self.skip(
+                        &path,
+                        "hidden (its name starts with `.`); rename it to import it",
+                    );
+                }
+                continue;
+            }
+            // Links are followed: an archive linked into the tree is imported.
+            let meta = match std::fs::metadata(&path) {
+                Ok(m) => m,
+                Err(err) => {
+                    self.skip(&path, format!("cannot be read: {err}"));
+                    continue;
+                }
+            };
+            if meta.is_dir() {
+                if !self.seen_dirs.insert((meta.dev(), meta.ino())) {
+                    self.skip(
+                        &path,
+                        "a link to a directory that is already read; not read twice",
+                    );
+                    continue;
+                }
+                let entries = match std::fs::read_dir(&path) {
+                    Ok(rd) => rd,
+                    Err(err) => {
+                        self.skip(&path, format!("cannot be read: {err}"));
+                        continue;
+                    }
+                };
+                let seg = name
+                    .strip_suffix(".sbd")
+                    .or_else(|| name.strip_suffix(".mbox"))
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or(&name)
+                    .to_string();
+                self.segments.push(seg);
+                self.dir(&path, entries);
+                self.segments.pop();
+            } else if !meta.is_file() {
+                self.skip(
+                    &path,
+                    "not a regular file or directory (a pipe, socket or device)",
+                );
             } else {
-                segments.push(strip_extension(&name).to_string());
-                out.push((folder_name(segments), path));
-                segments.pop();
+                match looks_like_mbox(&path) {
+                    Ok(true) => {
+                        // Apple Mail: `Name.mbox/mbox` is the folder `Name`.
+                        let folder = if name == "mbox" && !self.segments.is_empty() {
+                            folder_name(&self.segments)
+                        } else {
+                            self.segments.push(strip_extension(&name).to_string());
+                            let f = folder_name(&self.segments);
+                            self.segments.pop();
+                            f
+                        };
+                        self.found.folders.push((folder, path));
+                    }
+                    Ok(false) if is_file_companion(&name) => {}
+                    Ok(false) => self.skip(
+                        &path,
+                        "not an mbox file: it does not start with a `From ` line",
+                    ),
+                    Err(err) => self.skip(&path, format!("cannot be read: {err}")),
+                }
             }
         }
     }
-    Ok(())
 }
 
 struct OpenMbox {
@@ -211,6 +331,8 @@ pub struct MboxSource {
     folders: Option<Vec<(String, PathBuf)>>,
     open: Option<OpenMbox>,
     queue: VecDeque<Uid>,
+    /// Entries passed over and not yet taken by [`MigrationSource::take_skipped`].
+    skipped: Vec<SkippedEntry>,
 }
 
 fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
@@ -229,6 +351,7 @@ impl MboxSource {
             folders: None,
             open: None,
             queue: VecDeque::new(),
+            skipped: Vec::new(),
         })
     }
 
@@ -236,7 +359,8 @@ impl MboxSource {
         if self.folders.is_none() {
             let path = self.spec.path.clone();
             let found = blocking(&self.spec.path, move || discover(&path)).await?;
-            self.folders = Some(found);
+            self.folders = Some(found.folders);
+            self.skipped.extend(found.skipped);
         }
         Ok(self.folders.as_deref().unwrap_or_default())
     }
@@ -385,6 +509,10 @@ impl MigrationSource for MboxSource {
         Ok(Some(BodyEvent::Body(body)))
     }
 
+    fn take_skipped(&mut self) -> Vec<SkippedEntry> {
+        std::mem::take(&mut self.skipped)
+    }
+
     async fn close(self) {}
 }
 
@@ -405,11 +533,50 @@ mod tests {
         std::fs::create_dir_all(d.join("Archive.mbox")).unwrap();
         std::fs::write(d.join("Archive.mbox/mbox"), mbox).unwrap();
         std::fs::write(d.join(".hidden"), mbox).unwrap();
-        let names: Vec<String> = discover(d).unwrap().into_iter().map(|(n, _)| n).collect();
+        let found = discover(d).unwrap();
+        let names: Vec<&str> = found.folders.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["Archive", "INBOX", "INBOX/Sub", "Sent Items"]);
+        // The index is not reported; the hidden archive is.
+        let skipped: Vec<&str> = found.skipped.iter().map(|s| s.path.as_str()).collect();
+        assert_eq!(skipped, [d.join(".hidden").display().to_string()]);
         let one = discover(&d.join("Sent Items.mbox")).unwrap();
-        assert_eq!(one[0].0, "Sent Items");
+        assert_eq!(one.folders[0].0, "Sent Items");
         let err = discover(&d.join("Inbox.msf")).unwrap_err().to_string();
         assert!(err.contains("Inbox.msf:1"), "{err}");
+    }
+
+    #[test]
+    fn what_is_not_a_folder_is_reported_except_companions() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mbox = "From a Mon Jan  1 00:00:00 2001\n\nx\n";
+        std::fs::create_dir_all(d.join("Archive.mbox")).unwrap();
+        std::fs::write(d.join("Archive.mbox/mbox"), mbox).unwrap();
+        std::fs::write(d.join("Archive.mbox/table_of_contents"), "toc").unwrap();
+        std::fs::write(d.join("Archive.mbox/Info.plist"), "<plist/>").unwrap();
+        std::fs::write(d.join("Archive"), mbox).unwrap();
+        std::fs::write(d.join("msgFilterRules.dat"), "version=\"9\"").unwrap();
+        std::fs::write(d.join("._Archive"), "resource fork").unwrap();
+        std::fs::create_dir(d.join(".imap")).unwrap();
+        std::fs::write(d.join("old.eml"), "Subject: x\n\ny\n").unwrap();
+        std::fs::create_dir(d.join("empty.sbd")).unwrap();
+        let found = discover(d).unwrap();
+        let names: Vec<&str> = found.folders.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["Archive"]);
+        assert_eq!(found.folders[0].1, d.join("Archive"));
+        let skipped: Vec<(String, &str)> = found
+            .skipped
+            .iter()
+            .map(|s| (s.path.clone(), s.reason.as_str()))
+            .collect();
+        assert_eq!(skipped.len(), 2, "{skipped:#?}");
+        assert_eq!(skipped[0].0, d.join("old.eml").display().to_string());
+        assert!(skipped[0].1.contains("`From `"), "{skipped:#?}");
+        // Sorted by name, then path: the plain file wins over the Apple export.
+        assert_eq!(
+            skipped[1].0,
+            d.join("Archive.mbox/mbox").display().to_string()
+        );
+        assert!(skipped[1].1.contains("already taken by"), "{skipped:#?}");
     }
 }
