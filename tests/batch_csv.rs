@@ -223,3 +223,49 @@ fn malformed_files_are_refused_with_their_line_numbers() {
     assert_eq!(a[0].target, "ann@new.example");
     assert_eq!(a[1].source, "admin@old.example/cy");
 }
+
+/// The exactly-once issue's CSV case: a stray quote on line 7,777 of 10,000 rows used to swallow
+/// every row after it ("imported 7,775, skipped 1"). A record never spans lines: the line with
+/// the stray quote is a bad row named by its number, and the rows after it are read as usual.
+#[test]
+fn a_stray_quote_costs_its_own_line_and_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir);
+    let mut csv = String::from("target,source,password\n");
+    for line in 2..=10_001 {
+        if line == 7_777 {
+            csv.push_str(&format!("u{line}@new.example,u{line},\"stray-pw\n"));
+        } else {
+            csv.push_str(&format!("u{line}@new.example,u{line},pw-{line}\n"));
+        }
+    }
+    let file = write(&dir, "stray.csv", csv.as_bytes());
+
+    // Without --skip-bad-rows: exactly the one bad line is named, nothing is imported.
+    let e = import_err(&s, &file);
+    assert!(e.contains("1 bad row(s), nothing imported"), "{e}");
+    assert!(
+        e.contains("line 7777: a quoted value runs over the end of the line"),
+        "{e}"
+    );
+    assert!(!e.contains("stray-pw"), "a password leaked: {e}");
+
+    // With it: every row is either imported or named.
+    let r = s
+        .import_csv(
+            "big",
+            &file,
+            ImportOptions {
+                skip_bad_rows: true,
+                ..ImportOptions::default()
+            },
+        )
+        .unwrap();
+    let lines: Vec<u64> = r.skipped.iter().map(|e| e.line).collect();
+    assert_eq!(lines, vec![7_777]);
+    assert_eq!(r.added + r.skipped.len() as u64, 10_000);
+    let accounts = s.accounts("big").unwrap();
+    assert_eq!(accounts.len(), 9_999);
+    assert!(accounts.iter().any(|a| a.target == "u7778@new.example"));
+    assert!(accounts.iter().any(|a| a.target == "u10001@new.example"));
+}

@@ -9,8 +9,9 @@
 //! With a header, columns are found by name in any order and unknown columns are ignored (a note
 //! says so). Without one, columns are positional. The delimiter is a comma, or a semicolon or
 //! tab when the first line has no comma (spreadsheets in many locales write `;`). A UTF-8 BOM
-//! and CRLF line ends are accepted; UTF-16 and other non-UTF-8 files are refused with the line
-//! where the first bad byte is, since a wrongly decoded password would only fail at login.
+//! and CRLF line ends are accepted. One line is one row: a quoted value cannot span lines, so a
+//! stray quote spoils its own line only. UTF-16 and other non-UTF-8 files are refused with the
+//! line where the first bad byte is, since a wrongly decoded password would only fail at login.
 //!
 //! The source column may hold `admin/user` (log in as the admin, act for user) or `user*master`
 //! (Dovecot master user); see [`SourceLogin`]. An empty password means the account waits for
@@ -78,10 +79,9 @@ pub enum RowProblem {
     },
     /// The source login cannot be used.
     BadLogin(LoginError),
-    /// A quote was opened and never closed: the rest of the file would be one value.
+    /// A quote was opened and not closed on the same line. A value never spans lines, so the
+    /// line is bad and the next line is read as a fresh row.
     UnclosedQuote,
-    /// A quoted value spans several lines: almost always a stray quote.
-    MultilineValue,
     /// Text follows a closing quote (`"abc"def`): a quote inside a value must be doubled.
     TextAfterQuote,
     /// The same source and target were already given.
@@ -117,10 +117,7 @@ impl fmt::Display for RowProblem {
             }
             RowProblem::BadLogin(e) => write!(f, "{e}"),
             RowProblem::UnclosedQuote => f.write_str(
-                "a quoted value runs over the end of the line: a quote was opened and never closed",
-            ),
-            RowProblem::MultilineValue => f.write_str(
-                "a quoted value spans several lines: check for a stray quote",
+                "a quoted value runs over the end of the line: a quote was opened and never closed (a value cannot span lines)",
             ),
             RowProblem::TextAfterQuote => f.write_str(
                 "text follows a closing quote: a quote inside a quoted value must be doubled (\"\")",
@@ -515,9 +512,6 @@ fn row(
     c: Columns,
     target_password_required: bool,
 ) -> Result<AccountRow, RowProblem> {
-    if record.iter().any(|cell| cell.contains(['\n', '\r'])) {
-        return Err(RowProblem::MultilineValue);
-    }
     if let Some(max) = c.max {
         // Trailing empty cells (a spreadsheet's "a,b,c,,") are harmless.
         let used = (0..record.len())
@@ -569,7 +563,9 @@ fn row(
 
 /// A small RFC 4180 reader that knows on which line every record starts (the `csv` crate's
 /// positions drift with CRLF and blank lines). Records end at CR, LF or CRLF; values may be
-/// quoted, with `""` for a quote; lines starting with `#` are comments.
+/// quoted, with `""` for a quote; lines starting with `#` are comments. Unlike RFC 4180, a quoted
+/// value never spans lines: no address, login or password holds a line break, and a stray quote
+/// must cost its own line, never every line after it.
 struct Records<'a> {
     text: &'a [u8],
     delim: u8,
@@ -627,15 +623,21 @@ impl<'a> Records<'a> {
             if t.get(self.at) == Some(&b'"') {
                 self.at += 1;
                 let mut value = String::new();
+                // A value never spans lines (addresses, logins and passwords hold no line
+                // break): a quote still open at the end of the line spoils that line only, and
+                // the next line is a fresh record.
+                let eol =
+                    memchr::memchr2(b'\r', b'\n', &t[self.at..]).map_or(t.len(), |i| self.at + i);
                 loop {
-                    let Some(q) = memchr::memchr(b'"', &t[self.at..]).map(|i| self.at + i) else {
-                        self.at = t.len();
+                    let Some(q) = memchr::memchr(b'"', &t[self.at..eol]).map(|i| self.at + i)
+                    else {
+                        self.at = eol;
+                        self.skip_line();
                         return Some(Err(RowError {
                             line: start_line,
                             problem: RowProblem::UnclosedQuote,
                         }));
                     };
-                    self.line += memchr::memchr_iter(b'\n', &t[self.at..q]).count() as u64;
                     value.push_str(&self.text_of(self.at, q));
                     self.at = q + 1;
                     if t.get(self.at) == Some(&b'"') {
@@ -803,11 +805,23 @@ mod tests {
     }
 
     #[test]
-    fn an_unclosed_quote_is_caught() {
-        let p = parse(b"u1@new.example,u1,\"pw\nu2@new.example,u2,pw\n");
-        assert_eq!(p.rows.len(), 0);
-        assert_eq!(p.errors[0].line, 1);
-        assert_eq!(p.errors[0].problem, RowProblem::UnclosedQuote);
+    fn an_unclosed_quote_spoils_its_own_line_only() {
+        let p = parse(b"u1@new.example,u1,\"pw\nu2@new.example,u2,pw\r\nu3@new.example,\"u3\r\nu4@new.example,u4,\"pw\"\n");
+        assert_eq!(
+            p.errors,
+            vec![
+                RowError {
+                    line: 1,
+                    problem: RowProblem::UnclosedQuote
+                },
+                RowError {
+                    line: 3,
+                    problem: RowProblem::UnclosedQuote
+                }
+            ]
+        );
+        let lines: Vec<u64> = p.rows.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![2, 4]);
     }
 
     #[test]
@@ -820,13 +834,16 @@ mod tests {
                 problem: RowProblem::TextAfterQuote
             }
         );
+        // A value spanning two lines is two bad lines, each named.
         assert_eq!(
             p.errors[1],
             RowError {
                 line: 2,
-                problem: RowProblem::MultilineValue
+                problem: RowProblem::UnclosedQuote
             }
         );
+        assert_eq!(p.errors[2].line, 3);
+        assert_eq!(p.errors.len(), 3);
         assert_eq!(p.rows.len(), 1);
         assert_eq!(p.rows[0].line, 4);
     }
