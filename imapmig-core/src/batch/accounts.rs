@@ -8,7 +8,7 @@ use rusqlite::{params, Row, Transaction};
 
 use super::audit::AuditEvent;
 use super::error::BatchError;
-use super::import::{parse_accounts, AccountRow, CsvLayout, ParsedCsv, RowError, RowProblem};
+use super::import::{read_accounts, AccountRow, CsvLayout, ParsedCsv, RowError, RowProblem};
 use super::login::{needs_own_secret, SourceLogin};
 use super::report::{AccountReport, TaskSummary};
 use super::status::{next, Facts, FailureCategory, Status, Transition};
@@ -231,20 +231,21 @@ impl BatchStore {
         options: ImportOptions,
     ) -> Result<ImportReport, BatchError> {
         let t = self.task(task)?;
-        let bytes = std::fs::read(file).map_err(|source| super::import::CsvError::Io {
+        // Read a line at a time: a file must not make the import hold it whole.
+        let reader = std::fs::File::open(file).map_err(|source| super::import::CsvError::Io {
             path: file.to_path_buf(),
             source,
         })?;
-        let parsed = parse_accounts(
+        let parsed = read_accounts(
             file,
-            &bytes,
+            std::io::BufReader::with_capacity(64 * 1024, reader),
             t.settings.shared_targets_allowed(),
             t.settings.destination.auth.per_account(),
         )?;
         self.import_rows(task, file, parsed, options)
     }
 
-    /// Imports rows already read with [`parse_accounts`]; `file` names them in errors.
+    /// Imports rows already read with [`super::import::read_accounts`]; `file` names them in errors.
     pub fn import_rows(
         &self,
         task: &str,
@@ -704,7 +705,7 @@ mod tests {
         options: ImportOptions,
     ) -> Result<ImportReport, BatchError> {
         let t = s.task("t").unwrap();
-        let parsed = parse_accounts(
+        let parsed = super::super::import::parse_accounts(
             Path::new("a.csv"),
             text.as_bytes(),
             t.settings.shared_targets_allowed(),
