@@ -274,7 +274,7 @@ macro_rules! server_flags {
         pub struct $name {
             #[arg(id = concat!($p, "-host"), long = concat!($p, "-host"), help = concat!("The ", $side, " server's host name or address."))]
             host: Option<String>,
-            #[arg(id = concat!($p, "-port"), long = concat!($p, "-port"), help = "Port [default: 993 with tls, 143 otherwise; POP3 995/110].")]
+            #[arg(id = concat!($p, "-port"), long = concat!($p, "-port"), value_parser = clap::value_parser!(u16).range(1..), help = "Port [default: 993 with tls, 143 otherwise; POP3 995/110].")]
             port: Option<u16>,
             #[arg(id = concat!($p, "-tls"), long = concat!($p, "-tls"), value_enum, help = "Connection security [default: tls].")]
             tls: Option<TlsFlag>,
@@ -608,6 +608,10 @@ impl TaskFlags {
         if let Some(v) = &self.retry_max {
             s.retry.max = duration_flag("retry-max", v)?;
         }
+        // The settings as they will be (for an edit, with what the task had): a bad glob, rename
+        // or date range is refused now, naming its flag, rather than failing every account.
+        crate::args::check_plan(&s.plan_options("mailbox@example"))?;
+        crate::args::check_dates(s.messages.since, s.messages.before)?;
         Ok((src_secret, dst_secret))
     }
 }

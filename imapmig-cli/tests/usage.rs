@@ -77,3 +77,149 @@ fn a_fifty_megabyte_csv_line_is_named_briefly_in_bounded_memory() {
         .expect("the peak RSS from /usr/bin/time");
     assert!(peak_kb < 40 * 1024, "peak RSS {peak_kb} kB");
 }
+
+/// Runs `imapmig ARGS` and asserts a usage error: exit 2, a message naming `flag`, no panic.
+fn assert_usage(args: &[&str], envs: &[(&str, &Path)], flag: &str) {
+    let mut cmd = imapmig();
+    cmd.args(args)
+        .env("IMAPMIG_SRC_PASSWORD", "src-secret")
+        .env("IMAPMIG_DST_PASSWORD", "dst-secret");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = run(&mut cmd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{args:?} should be a usage error: {stderr}"
+    );
+    assert!(
+        stderr.contains(flag),
+        "{args:?}: {flag} not named in {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("secret"), "{stderr}");
+}
+
+/// The exactly-once issue's usage errors: a bad --map or --include glob exited 5 (a failure
+/// of the run), port 0 and an empty date range were accepted. Each is a usage error (2)
+/// naming its flag, before anything is contacted, in every command that takes the flag.
+#[test]
+fn bad_flags_are_usage_errors_that_name_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("src");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    let src = format!("maildir:{}", maildir.display());
+    let dst = format!("maildir:{}", dir.path().join("dst").display());
+    let state = dir.path().join("state.sqlite");
+    let state_flag = state.to_str().unwrap();
+    let local = |extra: &[&'static str]| -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            "migrate".into(),
+            "--src".into(),
+            src.clone(),
+            "--dst".into(),
+            dst.clone(),
+            "--state".into(),
+            state_flag.into(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let servers = |cmd: &'static str, extra: &[&'static str]| -> Vec<String> {
+        let mut v: Vec<String> = [cmd, "--src-host", "127.0.0.1", "--src-user", "u"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if cmd != "analyze" {
+            v.extend(
+                ["--dst-host", "127.0.0.1", "--dst-user", "u"]
+                    .iter()
+                    .map(|s| s.to_string()),
+            );
+        }
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let check = |args: Vec<String>, flag: &str| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_usage(&a, &[], flag);
+    };
+
+    check(local(&["--map", "=x"]), "--map");
+    check(local(&["--map", "Old="]), "--map");
+    check(local(&["--include", "["]), "--include");
+    check(local(&["--exclude", "a/{b"]), "--exclude");
+    check(
+        local(&["--mode", "unified", "--unified-root", "a//b"]),
+        "--unified-root",
+    );
+    check(
+        local(&["--since", "2024-02-01", "--before", "2024-01-01"]),
+        "--since",
+    );
+    check(
+        local(&["--since", "2024-01-01", "--before", "2024-01-01"]),
+        "--before",
+    );
+    for cmd in ["migrate", "verify", "analyze", "check"] {
+        check(servers(cmd, &["--src-port", "0"]), "--src-port");
+    }
+    for cmd in ["migrate", "verify", "check"] {
+        check(servers(cmd, &["--dst-port", "0"]), "--dst-port");
+    }
+    check(servers("verify", &["--include", "["]), "--include");
+    check(
+        servers(
+            "analyze",
+            &["--since", "2030-01-01", "--before", "2020-01-01"],
+        ),
+        "--since",
+    );
+
+    // The task commands take the same flags.
+    let store = dir.path().join("task.sqlite");
+    let env: &[(&str, &Path)] = &[("IMAPMIG_STATE", &store)];
+    fn create<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec![
+            "task",
+            "create",
+            "--src-host",
+            "old.example",
+            "--dst-host",
+            "new.example",
+        ];
+        v.extend_from_slice(extra);
+        v
+    }
+    assert_usage(&create(&["--src-port", "0"]), env, "--src-port");
+    assert_usage(&create(&["--dst-port", "0"]), env, "--dst-port");
+    assert_usage(&create(&["--map", "=x"]), env, "--map");
+    assert_usage(&create(&["--include", "["]), env, "--include");
+    assert_usage(
+        &create(&["--since", "2024-02-01", "--before", "2024-01-01"]),
+        env,
+        "--since",
+    );
+    // Nothing was created by the refused commands; a good one works, and edits are checked
+    // against what the task already has.
+    task(&store);
+    fn edit<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec!["task", "edit"];
+        v.extend_from_slice(extra);
+        v
+    }
+    let out = run(imapmig().env("IMAPMIG_STATE", &store).args([
+        "task",
+        "edit",
+        "--before",
+        "2024-01-01",
+    ]));
+    assert!(out.status.success());
+    assert_usage(&edit(&["--since", "2024-01-01"]), env, "--since");
+    assert_usage(&edit(&["--exclude", "["]), env, "--exclude");
+    assert_usage(&edit(&["--dst-port", "0"]), env, "--dst-port");
+}
