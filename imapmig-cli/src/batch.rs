@@ -15,6 +15,8 @@
 //! * 6: another `imapmig run` is running this task.
 //! * 130: interrupted (SIGINT); passes stop at a message boundary and a new `run` resumes them.
 //!   SIGTERM stops the same way and exits 0.
+//! * 141: standard output or error was closed by its reader (`imapmig status | head`): the
+//!   command ends quietly, as SIGPIPE ends other tools.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -72,7 +74,8 @@ pub enum BatchCommand {
     /// task; 5 state file failure; 6 another `imapmig run` holds the task; 130 interrupted by
     /// SIGINT (SIGTERM exits 0). The other batch commands exit 0 on success, 1 when an import
     /// skipped bad rows, 2 for bad usage, an invalid CSV (nothing imported) or an unknown task
-    /// or account (nothing changed), 5 for a state file failure.
+    /// or account (nothing changed), 5 for a state file failure. Every command exits 141,
+    /// quietly, when its output is closed by its reader (`imapmig status | head`).
     Run {
         #[command(flatten)]
         at: TaskRef,
@@ -667,7 +670,7 @@ pub async fn run(cmd: BatchCommand) -> Result<u8, CliError> {
         Ok(code) => Ok(code),
         Err(Failure::Cli(e)) => Err(e),
         Err(Failure::Batch(e)) => {
-            eprintln!("imapmig: {e}");
+            errln!("imapmig: {e}");
             Ok(exit_code(&e))
         }
     }
@@ -699,12 +702,12 @@ async fn dispatch(cmd: BatchCommand) -> Result<u8, Failure> {
                 },
             )?;
             for n in &r.notes {
-                eprintln!("note: {n}");
+                errln!("note: {n}");
             }
             for e in &r.skipped {
-                eprintln!("skipped {}: {e}", file.display());
+                errln!("skipped {}: {e}", file.display());
             }
-            println!(
+            outln!(
                 "imported {} account(s) ({} waiting for credentials), updated {}, skipped {} bad row(s)",
                 r.added,
                 r.waiting_for_credentials,
@@ -730,8 +733,8 @@ async fn dispatch(cmd: BatchCommand) -> Result<u8, Failure> {
                 store.accounts_named(&at.task, &accounts)?
             };
             match format {
-                Format::Csv => print!("{}", to_csv(&list)),
-                Format::Json => println!("{}", to_json(&list)),
+                Format::Csv => out!("{}", to_csv(&list)),
+                Format::Json => outln!("{}", to_json(&list)),
                 Format::Table => print_table(&list),
             }
             Ok(0)
@@ -750,7 +753,7 @@ async fn dispatch(cmd: BatchCommand) -> Result<u8, Failure> {
                     Ok(v) => Secret::new(v),
                     Err(_) => {
                         if std::io::stdin().is_terminal() {
-                            eprint!("password for {account}: ");
+                            err!("password for {account}: ");
                             let _ = std::io::stderr().flush();
                         }
                         let mut line = String::new();
@@ -768,13 +771,12 @@ async fn dispatch(cmd: BatchCommand) -> Result<u8, Failure> {
             };
             let store = open(&at)?;
             for (id, status) in store.supply_credentials(&at.task, &account, secret)? {
-                println!("#{id}: {status}");
+                outln!("#{id}: {status}");
             }
             Ok(0)
         }
         BatchCommand::Audit { at, after, limit } => {
             let store = open(&at)?;
-            let mut out = std::io::stdout().lock();
             let mut after = after;
             let mut left = limit;
             while left > 0 {
@@ -783,9 +785,7 @@ async fn dispatch(cmd: BatchCommand) -> Result<u8, Failure> {
                     break;
                 }
                 for r in &page {
-                    if writeln!(out, "{}", r.to_json_line()).is_err() {
-                        return Ok(0);
-                    }
+                    outln!("{}", r.to_json_line());
                 }
                 left -= page.len();
                 after = page.last().map(|r| r.id);
@@ -809,7 +809,7 @@ fn task(action: TaskAction) -> Result<u8, Failure> {
             let (ss, ds) = flags.apply(&mut settings)?;
             let store = open(&at)?;
             store.create_task(&at.task, &settings, ss, ds)?;
-            println!("task {:?} created in {}", at.task, store.path().display());
+            outln!("task {:?} created in {}", at.task, store.path().display());
             Ok(0)
         }
         TaskAction::Edit {
@@ -826,9 +826,9 @@ fn task(action: TaskAction) -> Result<u8, Failure> {
             };
             let changed = store.edit_task(&at.task, &settings, ss, ds, scope)?;
             if changed.is_empty() {
-                println!("nothing changed");
+                outln!("nothing changed");
             } else {
-                println!("changed: {}", changed.join(", "));
+                outln!("changed: {}", changed.join(", "));
             }
             Ok(0)
         }
@@ -836,7 +836,7 @@ fn task(action: TaskAction) -> Result<u8, Failure> {
             let store = open(&at)?;
             let t = store.task(&at.task)?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&t.settings).unwrap_or_default()
                 );
@@ -851,7 +851,7 @@ fn task(action: TaskAction) -> Result<u8, Failure> {
                     t.destination_secret.is_some(),
                 ),
             ] {
-                println!(
+                outln!(
                     "{side}: {}:{} {:?} {:?}, auth {:?}{}, certificate {:?}, timeout {}",
                     srv.host,
                     srv.port,
@@ -863,9 +863,9 @@ fn task(action: TaskAction) -> Result<u8, Failure> {
                     format_duration(srv.timeout)
                 );
             }
-            println!("folders: {:?}", s.folders);
-            println!("messages: {:?}", s.messages);
-            println!(
+            outln!("folders: {:?}", s.folders);
+            outln!("messages: {:?}", s.messages);
+            outln!(
                 "schedule: start {}, window {}, interval {}",
                 s.schedule
                     .start_at
@@ -876,14 +876,14 @@ fn task(action: TaskAction) -> Result<u8, Failure> {
                 format_duration(s.schedule.window),
                 format_duration(s.schedule.interval)
             );
-            println!(
+            outln!(
                 "limits: {} accounts, {} connections per source host, {} per destination host, {} per account",
                 s.limits.accounts,
                 s.limits.per_source_host,
                 s.limits.per_destination_host,
                 s.limits.connections_per_account
             );
-            println!(
+            outln!(
                 "retries: {} attempts, pauses from {} up to {}",
                 s.retry.max_attempts,
                 format_duration(s.retry.base),
@@ -907,7 +907,7 @@ fn control(c: Control, what: &str) -> Result<u8, Failure> {
         "stop" => store.stop(&c.at.task, sel)?,
         _ => store.resume(&c.at.task, sel)?,
     };
-    println!(
+    outln!(
         "{what}: {} account(s) changed, {} running ones asked to {what} at the next message boundary, {} unchanged",
         r.changed, r.requested, r.unchanged
     );
@@ -930,7 +930,7 @@ fn human_bytes(b: u64) -> String {
 }
 
 fn print_table(list: &[AccountReport]) {
-    println!(
+    outln!(
         "{:>5}  {:<32} {:<28} {:<32} {:>7} {:>8} {:>7} {:>4}  {:<19}  {:<19}  error",
         "id",
         "target",
@@ -953,7 +953,7 @@ fn print_table(list: &[AccountReport]) {
         if err.chars().count() > 80 {
             err = err.chars().take(77).collect::<String>() + "...";
         }
-        println!(
+        outln!(
             "{:>5}  {:<32} {:<28} {:<32} {:>7} {:>8} {:>7} {:>4}  {:<19}  {:<19}  {}",
             a.id,
             a.target,
@@ -977,7 +977,7 @@ fn print_summary(s: &TaskSummary) {
         .filter(|st| s.count(**st) > 0)
         .map(|st| format!("{} {st}", s.count(*st)))
         .collect();
-    println!(
+    outln!(
         "{} account(s): {}; {} message(s), {} on the destination, {} refused",
         s.accounts,
         if parts.is_empty() {
@@ -1022,7 +1022,7 @@ async fn run_scheduler(at: TaskRef, until_idle: bool, json: bool) -> Result<u8, 
         let (c, i) = (cancel.clone(), interrupted.clone());
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("imapmig: stopping: passes end at the next message boundary...");
+                errln!("imapmig: stopping: passes end at the next message boundary...");
                 i.store(true, std::sync::atomic::Ordering::Relaxed);
                 c.cancel();
             }
@@ -1062,7 +1062,7 @@ async fn run_scheduler(at: TaskRef, until_idle: bool, json: bool) -> Result<u8, 
                 if let Ok(mut l) = last.lock() {
                     if l.elapsed() >= Duration::from_secs(30) {
                         *l = std::time::Instant::now();
-                        eprintln!("{}", live_line(s));
+                        errln!("{}", live_line(s));
                     }
                 }
             }
@@ -1082,7 +1082,7 @@ async fn run_scheduler(at: TaskRef, until_idle: bool, json: bool) -> Result<u8, 
     let summary = result?;
     print_run_summary(&summary);
     if json {
-        println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+        outln!("{}", serde_json::to_string(&summary).unwrap_or_default());
     }
     if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
         return Ok(130);
@@ -1093,7 +1093,7 @@ async fn run_scheduler(at: TaskRef, until_idle: bool, json: bool) -> Result<u8, 
 }
 
 fn print_run_summary(s: &RunSummary) {
-    eprintln!(
+    errln!(
         "{} pass(es): {} synced, {} retried, {} failed, {} interrupted; {} put back after a crash",
         s.passes,
         s.passes_synced,
@@ -1102,7 +1102,7 @@ fn print_run_summary(s: &RunSummary) {
         s.passes_cancelled,
         s.recovered
     );
-    eprintln!(
+    errln!(
         "copied {} message(s), {} in {:.1} s ({:.1} msg/s, {:.2} MB/s); at most {} accounts at once",
         s.copied,
         human_bytes(s.bytes),
@@ -1112,9 +1112,15 @@ fn print_run_summary(s: &RunSummary) {
         s.peak_accounts
     );
     for h in &s.hosts {
-        eprintln!(
+        errln!(
             "  {} {}: peak {} of {} connection(s) (now {}), {} pass(es), throttled {} time(s)",
-            h.side, h.host, h.peak, h.configured, h.limit, h.passes, h.throttle_events
+            h.side,
+            h.host,
+            h.peak,
+            h.configured,
+            h.limit,
+            h.passes,
+            h.throttle_events
         );
     }
     let statuses: Vec<String> = s
@@ -1122,5 +1128,5 @@ fn print_run_summary(s: &RunSummary) {
         .iter()
         .map(|(st, n)| format!("{n} {st}"))
         .collect();
-    eprintln!("accounts: {}", statuses.join(", "));
+    errln!("accounts: {}", statuses.join(", "));
 }

@@ -223,3 +223,77 @@ fn bad_flags_are_usage_errors_that_name_the_flag() {
     assert_usage(&edit(&["--exclude", "["]), env, "--exclude");
     assert_usage(&edit(&["--dst-port", "0"]), env, "--dst-port");
 }
+
+/// Runs `imapmig ARGS` with its standard output a pipe that the reader closes at once (as
+/// `| head` does once it has its lines).
+fn into_closed_pipe(args: &[&str], state: &Path) -> Output {
+    use std::process::Stdio;
+    let mut child = imapmig()
+        .args(args)
+        .env("IMAPMIG_STATE", state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start imapmig");
+    drop(child.stdout.take());
+    child.wait_with_output().expect("wait for imapmig")
+}
+
+/// The exactly-once issue's `imapmig status … | head`: a closed pipe made the CLI panic with a
+/// backtrace. Every command that prints much ends quietly, with status 141 (as if SIGPIPE had
+/// ended it, what a shell reports for `… | head` under `set -o pipefail`).
+#[test]
+fn a_closed_pipe_ends_every_long_output_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.sqlite");
+    task(&state);
+    let mut csv = String::from("target,source,password,target_password\n");
+    for i in 0..2_000 {
+        csv.push_str(&format!("user{i}@new.example,user{i},pw-{i},tpw-{i}\n"));
+    }
+    let file = dir.path().join("accounts.csv");
+    std::fs::write(&file, csv).unwrap();
+    let out = run(imapmig()
+        .env("IMAPMIG_STATE", &state)
+        .args(["accounts", "import"])
+        .arg(&file));
+    assert!(out.status.success());
+    // Two thousand audit records.
+    let out = run(imapmig()
+        .env("IMAPMIG_STATE", &state)
+        .args(["pause", "--all"]));
+    assert!(out.status.success());
+    // A source of two thousand folders, for `analyze`.
+    let maildir = dir.path().join("maildir");
+    for name in std::iter::once(String::new()).chain((0..2_000).map(|i| format!(".Folder {i:04}")))
+    {
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(maildir.join(&name).join(sub)).unwrap();
+        }
+    }
+    let src = format!("maildir:{}", maildir.display());
+
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["status"],
+        vec!["status", "--format", "csv"],
+        vec!["status", "--format", "json"],
+        vec!["audit"],
+        vec!["analyze", "--src", &src],
+        vec!["analyze", "--src", &src, "--json"],
+    ];
+    for args in &commands {
+        // The output is larger than a pipe's buffer, so a write is sure to meet the closed end.
+        let whole = run(imapmig().args(args).env("IMAPMIG_STATE", &state));
+        assert!(whole.status.success(), "{args:?}");
+        assert!(
+            whole.stdout.len() > 128 * 1024,
+            "{args:?} printed only {} bytes",
+            whole.stdout.len()
+        );
+        let cut = into_closed_pipe(args, &state);
+        let stderr = String::from_utf8_lossy(&cut.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(stderr, "", "{args:?}: nothing is said on a closed pipe");
+        assert_eq!(cut.status.code(), Some(141), "{args:?}");
+    }
+}
