@@ -502,3 +502,60 @@ async fn a_message_left_behind_stays_reported_through_later_passes() {
     assert_eq!((a.messages, a.refused), (5, 1), "{a:#?}");
     assert!(a.passes >= 3, "{a:#?}");
 }
+
+/// The exactly-once issue: an account whose *source* refused to open a folder was filed under
+/// `destination_refused`, sending the admin to the wrong server. Here the source's Dovecot
+/// cannot read one folder (its maildir directory is mode 000), so it refuses EXAMINE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_the_source_refuses_is_a_source_refusal() {
+    use std::os::unix::fs::PermissionsExt;
+    let src = Dovecot::start(Flavour::Slash);
+    let dst = Dovecot::start(Flavour::Slash);
+    let u = src.user("rex");
+    fill(
+        &account(&src, &u),
+        &[
+            seed("INBOX", message("inbox", 3), "", None),
+            seed("Locked", message("locked", 3), "", None),
+        ],
+    )
+    .await;
+    let locked = src.maildir_of("rex").join("Locked");
+    assert!(locked.is_dir(), "{} is not there", locked.display());
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    dst.user("rex@x.example");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(BatchStore::open(&dir.path().join("state.sqlite")).unwrap());
+    store
+        .create_task(
+            "t",
+            &settings(&src, &dst),
+            None,
+            Some(Secret::new(dst.master_user().password)),
+        )
+        .unwrap();
+    let file = dir.path().join("a.csv");
+    std::fs::write(&file, format!("rex@x.example,rex,{}\n", u.password)).unwrap();
+    store
+        .import_csv("t", &file, ImportOptions::default())
+        .unwrap();
+    Scheduler::new(store.clone(), "t")
+        .with_options(SchedulerOptions {
+            until_idle: true,
+            ..fast()
+        })
+        .run(CancellationToken::new(), None)
+        .await
+        .unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let list = store.accounts("t").unwrap();
+    let a = by_target(&list, "rex@x.example");
+    eprintln!("the account: {a:#?}");
+    assert_eq!(a.status, Status::Failed, "{a:#?}");
+    assert_eq!(a.failure, Some(FailureCategory::SourceRefused), "{a:#?}");
+    let error = a.last_error.as_deref().unwrap_or("");
+    assert!(
+        error.contains("source") && error.contains("Locked"),
+        "{a:#?}"
+    );
+}

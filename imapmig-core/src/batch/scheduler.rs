@@ -28,7 +28,9 @@ use super::error::BatchError;
 use super::login::{account, SourceLogin};
 use super::passes::{PassResult, PassTicket, Progress, Refusal, Verdict};
 use super::slots::{Grant, HostUsage, Slots};
-use super::status::{classify, classify_text, text_is_throttling, FailureCategory, Status};
+use super::status::{
+    classify, classify_text, text_is_throttling, text_side, FailureCategory, Status,
+};
 use super::store::{BatchStore, LEASE_STALE_SECS};
 use super::task::{Protocol, Task};
 use crate::engine::{
@@ -833,11 +835,7 @@ fn judge(
     for (folder, error) in &report.failed_folders {
         let c = classify_text(error);
         if c.throttled {
-            throttled.push(if error.starts_with("destination") {
-                Side::Destination
-            } else {
-                Side::Source
-            });
+            throttled.push(text_side(error).unwrap_or(Side::Source));
         }
         let text = format!("folder {folder:?}: {error}");
         if !c.transient {
