@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use imapmig_core::batch::report::{to_csv, to_json};
+use imapmig_core::batch::seal::StateKey;
 use imapmig_core::batch::task::{
     format_duration, parse_duration, Auth, CertificateCheck, FolderMode, PasswordMechanism,
     Protocol, ServerSettings, TokenMechanism, Transport,
@@ -50,6 +51,11 @@ pub struct TaskRef {
     /// The task's name.
     #[arg(long, env = "IMAPMIG_TASK", default_value = "default")]
     task: String,
+    /// A file holding the key that encrypts the passwords kept in the state file (any random
+    /// text: `head -c 32 /dev/urandom | base64 > key`). Default: $IMAPMIG_STATE_KEY. Without
+    /// either, passwords are kept unencrypted (the file is private to its owner).
+    #[arg(long)]
+    state_key_file: Option<PathBuf>,
 }
 
 /// The batch commands, flattened into the top-level command list.
@@ -640,8 +646,7 @@ fn state_path(at: &TaskRef) -> Result<PathBuf, CliError> {
     };
     if let Some(dir) = p.parent() {
         if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| usage(format!("cannot create {}: {e}", dir.display())))?;
+            crate::create_private_dir(dir)?;
         }
     }
     Ok(p)
@@ -676,8 +681,42 @@ pub async fn run(cmd: BatchCommand) -> Result<u8, CliError> {
     }
 }
 
+/// The key from --state-key-file or $IMAPMIG_STATE_KEY, if any. Its text is never printed.
+fn state_key(at: &TaskRef) -> Result<Option<StateKey>, CliError> {
+    let (text, from) = match &at.state_key_file {
+        Some(p) => {
+            let from = format!("--state-key-file {}", p.display());
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| usage(format!("{from}: cannot read it: {e}")))?;
+            (Secret::new(text), from)
+        }
+        None => match std::env::var("IMAPMIG_STATE_KEY") {
+            Ok(v) => (Secret::new(v), "$IMAPMIG_STATE_KEY".to_string()),
+            Err(std::env::VarError::NotPresent) => return Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(usage("$IMAPMIG_STATE_KEY is not UTF-8 text"))
+            }
+        },
+    };
+    StateKey::from_text(text.expose())
+        .map(Some)
+        .map_err(|e| usage(format!("{from}: {e}")))
+}
+
 fn open(at: &TaskRef) -> Result<BatchStore, Failure> {
-    Ok(BatchStore::open(&state_path(at)?)?)
+    let key = state_key(at)?;
+    Ok(BatchStore::open_with_key(&state_path(at)?, key)?)
+}
+
+/// Says once, where passwords were just stored, that they are kept unencrypted.
+fn warn_if_clear(store: &BatchStore) {
+    if !store.seals_secrets() {
+        errln!(
+            "warning: passwords are kept unencrypted in {} (readable by its owner only); set \
+             $IMAPMIG_STATE_KEY or give --state-key-file to encrypt them",
+            store.path().display()
+        );
+    }
 }
 
 async fn dispatch(cmd: BatchCommand) -> Result<u8, Failure> {
@@ -703,6 +742,9 @@ async fn dispatch(cmd: BatchCommand) -> Result<u8, Failure> {
             )?;
             for n in &r.notes {
                 errln!("note: {n}");
+            }
+            if r.added + r.updated > r.waiting_for_credentials {
+                warn_if_clear(&store);
             }
             for e in &r.skipped {
                 errln!("skipped {}: {e}", file.display());
@@ -773,6 +815,7 @@ async fn dispatch(cmd: BatchCommand) -> Result<u8, Failure> {
             for (id, status) in store.supply_credentials(&at.task, &account, secret)? {
                 outln!("#{id}: {status}");
             }
+            warn_if_clear(&store);
             Ok(0)
         }
         BatchCommand::Audit { at, after, limit } => {
@@ -808,7 +851,11 @@ fn task(action: TaskAction) -> Result<u8, Failure> {
             );
             let (ss, ds) = flags.apply(&mut settings)?;
             let store = open(&at)?;
+            let secrets = ss.is_some() || ds.is_some();
             store.create_task(&at.task, &settings, ss, ds)?;
+            if secrets {
+                warn_if_clear(&store);
+            }
             outln!("task {:?} created in {}", at.task, store.path().display());
             Ok(0)
         }
@@ -824,7 +871,11 @@ fn task(action: TaskAction) -> Result<u8, Failure> {
                 ApplyTo::NotStarted => EditScope::NotStarted,
                 ApplyTo::All => EditScope::All,
             };
+            let secrets = ss.is_some() || ds.is_some();
             let changed = store.edit_task(&at.task, &settings, ss, ds, scope)?;
+            if secrets {
+                warn_if_clear(&store);
+            }
             if changed.is_empty() {
                 outln!("nothing changed");
             } else {

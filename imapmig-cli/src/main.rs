@@ -241,9 +241,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             let destination = args::sink_spec(dst.as_ref(), &dst_where)?;
             if let Some(dir) = state_path.parent() {
                 if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        CliError::Usage(format!("cannot create {}: {e}", dir.display()))
-                    })?;
+                    create_private_dir(dir)?;
                 }
             }
             let store = SqliteStore::open(&state_path)
@@ -299,6 +297,18 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             Ok(if v.is_identical() { 0 } else { 1 })
         }
     }
+}
+
+/// Creates `dir` and the parents it lacks, readable by their owner only (0700): the state
+/// files in them say whose mail went where. Directories that exist are left as they are.
+fn create_private_dir(dir: &std::path::Path) -> Result<(), CliError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| CliError::Usage(format!("cannot create {}: {e}", dir.display())))
 }
 
 fn default_state_path() -> Result<PathBuf, CliError> {

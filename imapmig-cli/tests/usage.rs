@@ -297,3 +297,139 @@ fn a_closed_pipe_ends_every_long_output_quietly() {
         assert_eq!(cut.status.code(), Some(141), "{args:?}");
     }
 }
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn holds(p: &Path, needle: &str) -> bool {
+    ["", "-wal", "-shm"].iter().any(|suffix| {
+        let mut f = p.as_os_str().to_owned();
+        f.push(suffix);
+        std::fs::read(std::path::PathBuf::from(f))
+            .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+    })
+}
+
+/// The state files and the directory imapmig creates for them are its owner's only: the sync
+/// state of `migrate` (made 0644 in a 0755 directory before) as well as the batch store.
+#[test]
+fn state_files_are_private_to_their_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("src");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    let xdg = dir.path().join("xdg");
+    let out = run(imapmig()
+        .env("XDG_STATE_HOME", &xdg)
+        .env_remove("IMAPMIG_STATE")
+        .arg("migrate")
+        .arg(format!("--src=maildir:{}", maildir.display()))
+        .arg(format!(
+            "--dst=maildir:{}",
+            dir.path().join("dst").display()
+        )));
+    assert!(out.status.success());
+    let state = xdg.join("imapmig/state.sqlite");
+    assert_eq!(mode(&xdg.join("imapmig")), 0o700);
+    assert_eq!(mode(&xdg), 0o700);
+    assert_eq!(mode(&state), 0o600);
+    // The batch commands create theirs the same way.
+    let nested = dir.path().join("a/b/task.sqlite");
+    task(&nested);
+    assert_eq!(mode(&dir.path().join("a/b")), 0o700);
+    assert_eq!(mode(&nested), 0o600);
+}
+
+/// Secrets at rest through the CLI: with $IMAPMIG_STATE_KEY (or --state-key-file) no password
+/// is in the store; without the key the store does not open and says which key it needs;
+/// without any key the admin is warned that passwords are kept as written.
+#[test]
+fn the_state_key_keeps_passwords_out_of_the_store_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.sqlite");
+    let key = "kq3S2sNqv1v9f0yQk2mJm0xU4o8tq7Qy2hJ3rN6wz8E=";
+    let secrets = ["admin-pw-4f1c", "user-pw-77aa", "target-pw-9e0b"];
+    let out = run(imapmig()
+        .env("IMAPMIG_STATE", &state)
+        .env("IMAPMIG_STATE_KEY", key)
+        .env("IMAPMIG_DST_ADMIN_PASSWORD", secrets[0])
+        .args(["task", "create", "--src-host", "old.example"])
+        .args(["--dst-host", "new.example", "--dst-auth", "master"])
+        .args(["--dst-admin", "master"]));
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+    let csv = dir.path().join("a.csv");
+    std::fs::write(
+        &csv,
+        format!("u@new.example,u,{}\nv@new.example,v,\n", secrets[1]),
+    )
+    .unwrap();
+    let out = run(imapmig()
+        .env("IMAPMIG_STATE", &state)
+        .env("IMAPMIG_STATE_KEY", key)
+        .args(["accounts", "import"])
+        .arg(&csv));
+    assert!(out.status.success());
+    let out = run(imapmig()
+        .env("IMAPMIG_STATE", &state)
+        .env("IMAPMIG_STATE_KEY", key)
+        .env("IMAPMIG_PASSWORD", secrets[2])
+        .args(["credentials", "v@new.example"]));
+    assert!(out.status.success());
+    for s in secrets {
+        assert!(!holds(&state, s), "{s} is in the store file");
+    }
+    assert!(holds(&state, "imapmig-sealed:v1:"));
+
+    // Without the key: exit 2, the variable and the flag named, no secret.
+    let out = run(imapmig().env("IMAPMIG_STATE", &state).arg("status"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("IMAPMIG_STATE_KEY") && stderr.contains("--state-key-file"),
+        "{stderr}"
+    );
+    // A wrong key: the same.
+    let out = run(imapmig()
+        .env("IMAPMIG_STATE", &state)
+        .env("IMAPMIG_STATE_KEY", "not the key")
+        .arg("status"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another key"));
+    // The key from a file (as `head -c 32 /dev/urandom | base64 > key` writes it).
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    let out = run(imapmig()
+        .env("IMAPMIG_STATE", &state)
+        .arg("status")
+        .arg("--state-key-file")
+        .arg(&key_file));
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("u@new.example"));
+    let out = run(imapmig()
+        .env("IMAPMIG_STATE", &state)
+        .arg("status")
+        .arg("--state-key-file")
+        .arg(dir.path().join("missing")));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--state-key-file"));
+
+    // No key at all: stored as written, and said so.
+    let clear = dir.path().join("clear.sqlite");
+    task(&clear);
+    let csv = dir.path().join("b.csv");
+    std::fs::write(&csv, "w@new.example,w,pw,target-pw\n").unwrap();
+    let out = run(imapmig()
+        .env("IMAPMIG_STATE", &clear)
+        .args(["accounts", "import"])
+        .arg(&csv));
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning") && stderr.contains("IMAPMIG_STATE_KEY"),
+        "{stderr}"
+    );
+}

@@ -72,7 +72,9 @@ pub(super) struct StoredAccount {
     pub(super) id: i64,
     pub(super) source: String,
     pub(super) target: String,
+    /// As stored: sealed when the store has a key (opened with [`BatchStore::open_secret`]).
     pub(super) password: Option<Secret>,
+    /// As stored, like `password`.
     pub(super) target_password: Option<Secret>,
     pub(super) status: String,
     pub(super) failure: Option<String>,
@@ -349,8 +351,12 @@ impl BatchStore {
                             row.source.to_string(),
                             row.source.mailbox(),
                             row.target,
-                            row.password.as_ref().map(Secret::expose),
-                            row.target_password.as_ref().map(Secret::expose),
+                            row.password
+                                .as_ref()
+                                .map(|p| self.seal_secret("batch_account", "password", p)),
+                            row.target_password
+                                .as_ref()
+                                .map(|p| self.seal_secret("batch_account", "target_password", p)),
                             status.as_str(),
                             i64::try_from(row.line).unwrap_or(i64::MAX),
                             when
@@ -366,7 +372,7 @@ impl BatchStore {
                 if let Some(secret) = &row.target_password {
                     tx.execute(
                         "UPDATE batch_account SET target_password = ?2, updated_at = ?3 WHERE id = ?1",
-                        params![id, secret.expose(), when],
+                        params![id, self.seal_secret("batch_account", "target_password", secret), when],
                     )
                     .map_err(self.sql("import accounts", task, Some(&row.target)))?;
                 }
@@ -649,7 +655,11 @@ impl BatchStore {
             .ok_or_else(|| self.corrupt(name, None, format!("account #{id} vanished")))?;
         tx.execute(
             "UPDATE batch_account SET password = ?2, updated_at = ?3 WHERE id = ?1",
-            params![id, secret.expose(), when],
+            params![
+                id,
+                self.seal_secret("batch_account", "password", secret),
+                when
+            ],
         )
         .map_err(self.sql("supply credentials", name, Some(&a.target)))?;
         self.audit_in(tx, name, Some(id), &AuditEvent::CredentialsSupplied, when)?;
