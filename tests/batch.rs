@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use imapmig::batch::task::{Auth, ServerSettings, Transport};
 use imapmig::batch::{
-    AccountReport, BatchStore, FailureCategory, ImportOptions, LiveSnapshot, RunSummary, Scheduler,
-    SchedulerOptions, Selection, Status, TaskSettings,
+    AccountReport, BatchError, BatchStore, FailureCategory, ImportOptions, LiveSnapshot,
+    RunSummary, Scheduler, SchedulerOptions, Selection, Status, TaskSettings,
 };
 use imapmig::secret::Secret;
 use imapmig_testkit::{Dovecot, Flavour};
@@ -501,4 +501,200 @@ async fn a_message_left_behind_stays_reported_through_later_passes() {
     let a = ola();
     assert_eq!((a.messages, a.refused), (5, 1), "{a:#?}");
     assert!(a.passes >= 3, "{a:#?}");
+}
+
+/// The exactly-once issue: an account whose *source* refused to open a folder was filed under
+/// `destination_refused`, sending the admin to the wrong server. Here the source's Dovecot
+/// cannot read one folder (its maildir directory is mode 000), so it refuses EXAMINE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_the_source_refuses_is_a_source_refusal() {
+    use std::os::unix::fs::PermissionsExt;
+    let src = Dovecot::start(Flavour::Slash);
+    let dst = Dovecot::start(Flavour::Slash);
+    let u = src.user("rex");
+    fill(
+        &account(&src, &u),
+        &[
+            seed("INBOX", message("inbox", 3), "", None),
+            seed("Locked", message("locked", 3), "", None),
+        ],
+    )
+    .await;
+    let locked = src.maildir_of("rex").join("Locked");
+    assert!(locked.is_dir(), "{} is not there", locked.display());
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    dst.user("rex@x.example");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(BatchStore::open(&dir.path().join("state.sqlite")).unwrap());
+    store
+        .create_task(
+            "t",
+            &settings(&src, &dst),
+            None,
+            Some(Secret::new(dst.master_user().password)),
+        )
+        .unwrap();
+    let file = dir.path().join("a.csv");
+    std::fs::write(&file, format!("rex@x.example,rex,{}\n", u.password)).unwrap();
+    store
+        .import_csv("t", &file, ImportOptions::default())
+        .unwrap();
+    Scheduler::new(store.clone(), "t")
+        .with_options(SchedulerOptions {
+            until_idle: true,
+            ..fast()
+        })
+        .run(CancellationToken::new(), None)
+        .await
+        .unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let list = store.accounts("t").unwrap();
+    let a = by_target(&list, "rex@x.example");
+    eprintln!("the account: {a:#?}");
+    assert_eq!(a.status, Status::Failed, "{a:#?}");
+    assert_eq!(a.failure, Some(FailureCategory::SourceRefused), "{a:#?}");
+    let error = a.last_error.as_deref().unwrap_or("");
+    assert!(
+        error.contains("source") && error.contains("Locked"),
+        "{a:#?}"
+    );
+}
+
+/// Whether `needle` is anywhere in the store file or its WAL companions.
+fn file_holds(path: &std::path::Path, needle: &str) -> bool {
+    ["", "-wal", "-shm"].iter().any(|suffix| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        std::fs::read(std::path::PathBuf::from(p))
+            .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+    })
+}
+
+/// Secrets at rest (the exactly-once issue's last item): with a key, no password or admin
+/// password is in the store file or its WAL, the migration still runs, and the store does not
+/// open without the key or with another one. A store written without a key is sealed the
+/// first time a key is given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_state_key_no_password_is_in_the_store_file() {
+    use imapmig::batch::seal::StateKey;
+    use std::os::unix::fs::PermissionsExt;
+    let src = Dovecot::start(Flavour::Slash);
+    let dst = Dovecot::start(Flavour::Slash);
+    let (ann, bob) = (src.user("ann"), src.user("bob"));
+    for u in [&ann, &bob] {
+        fill(
+            &account(&src, u),
+            &[seed(
+                "INBOX",
+                message(&format!("{} hi", u.name), 3),
+                "",
+                None,
+            )],
+        )
+        .await;
+        dst.user(&format!("{}@x.example", u.name));
+    }
+    let master = dst.master_user().password;
+    let secrets = [
+        ann.password.as_str(),
+        bob.password.as_str(),
+        master.as_str(),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    let key = || StateKey::from_text("9vJ0rj5b2m3cQ1yX7bVvV0w0eQ2rW1o8dT6pYk3sX2U=").unwrap();
+    let store = Arc::new(BatchStore::open_with_key(&path, Some(key())).unwrap());
+    assert!(store.seals_secrets());
+    store
+        .create_task(
+            "t",
+            &settings(&src, &dst),
+            None,
+            Some(Secret::new(master.clone())),
+        )
+        .unwrap();
+    let file = dir.path().join("a.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "ann@x.example,ann,{}\nbob@x.example,bob,{}\n",
+            ann.password, bob.password
+        ),
+    )
+    .unwrap();
+    store
+        .import_csv("t", &file, ImportOptions::default())
+        .unwrap();
+    assert!(
+        file_holds(&path, "imapmig-sealed:v1:"),
+        "nothing was sealed"
+    );
+    for s in secrets {
+        assert!(!file_holds(&path, s), "a password is in the store file");
+    }
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    Scheduler::new(store.clone(), "t")
+        .with_options(SchedulerOptions {
+            until_idle: true,
+            ..fast()
+        })
+        .run(CancellationToken::new(), None)
+        .await
+        .unwrap();
+    let list = store.accounts("t").unwrap();
+    for a in &list {
+        assert_eq!((a.status, a.messages), (Status::Synced, 1), "{a:#?}");
+    }
+    for s in secrets {
+        assert!(!file_holds(&path, s), "a password is in the store file");
+    }
+    drop(list);
+    drop(store);
+
+    // Without the key, or with another: a clear error that names the key and holds no secret.
+    let e = BatchStore::open(&path).unwrap_err();
+    assert!(matches!(e, BatchError::StateKeyNeeded { .. }), "{e}");
+    let e =
+        BatchStore::open_with_key(&path, Some(StateKey::from_text("other").unwrap())).unwrap_err();
+    assert!(matches!(e, BatchError::WrongStateKey { .. }), "{e}");
+    for e in [
+        BatchStore::open(&path).unwrap_err().to_string(),
+        e.to_string(),
+    ] {
+        assert!(e.contains("IMAPMIG_STATE_KEY"), "{e}");
+        assert!(!secrets.iter().any(|s| e.contains(s)), "{e}");
+    }
+    BatchStore::open_with_key(&path, Some(key())).unwrap();
+
+    // A store written without a key: its passwords are sealed the first time a key is given,
+    // and no copy in clear is left behind in the file.
+    let old = dir.path().join("old.sqlite");
+    {
+        let s = BatchStore::open(&old).unwrap();
+        assert!(!s.seals_secrets());
+        s.create_task(
+            "t",
+            &settings(&src, &dst),
+            None,
+            Some(Secret::new(master.clone())),
+        )
+        .unwrap();
+        s.import_csv("t", &file, ImportOptions::default()).unwrap();
+    }
+    assert!(
+        file_holds(&old, &ann.password),
+        "the test needs a clear store"
+    );
+    let s = BatchStore::open_with_key(&old, Some(key())).unwrap();
+    for secret in secrets {
+        assert!(!file_holds(&old, secret), "a password stayed in clear");
+    }
+    assert_eq!(
+        s.task("t").unwrap().destination_secret.unwrap().expose(),
+        master
+    );
 }

@@ -223,3 +223,119 @@ fn malformed_files_are_refused_with_their_line_numbers() {
     assert_eq!(a[0].target, "ann@new.example");
     assert_eq!(a[1].source, "admin@old.example/cy");
 }
+
+/// The exactly-once issue's CSV case: a stray quote on line 7,777 of 10,000 rows used to swallow
+/// every row after it ("imported 7,775, skipped 1"). A record never spans lines: the line with
+/// the stray quote is a bad row named by its number, and the rows after it are read as usual.
+#[test]
+fn a_stray_quote_costs_its_own_line_and_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir);
+    let mut csv = String::from("target,source,password\n");
+    for line in 2..=10_001 {
+        if line == 7_777 {
+            csv.push_str(&format!("u{line}@new.example,u{line},\"stray-pw\n"));
+        } else {
+            csv.push_str(&format!("u{line}@new.example,u{line},pw-{line}\n"));
+        }
+    }
+    let file = write(&dir, "stray.csv", csv.as_bytes());
+
+    // Without --skip-bad-rows: exactly the one bad line is named, nothing is imported.
+    let e = import_err(&s, &file);
+    assert!(e.contains("1 bad row(s), nothing imported"), "{e}");
+    assert!(
+        e.contains("line 7777: a quoted value runs over the end of the line"),
+        "{e}"
+    );
+    assert!(!e.contains("stray-pw"), "a password leaked: {e}");
+
+    // With it: every row is either imported or named.
+    let r = s
+        .import_csv(
+            "big",
+            &file,
+            ImportOptions {
+                skip_bad_rows: true,
+                ..ImportOptions::default()
+            },
+        )
+        .unwrap();
+    let lines: Vec<u64> = r.skipped.iter().map(|e| e.line).collect();
+    assert_eq!(lines, vec![7_777]);
+    assert_eq!(r.added + r.skipped.len() as u64, 10_000);
+    let accounts = s.accounts("big").unwrap();
+    assert_eq!(accounts.len(), 9_999);
+    assert!(accounts.iter().any(|a| a.target == "u7778@new.example"));
+    assert!(accounts.iter().any(|a| a.target == "u10001@new.example"));
+}
+
+/// The process's peak resident memory so far, in bytes (Linux).
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/self/status");
+    kb * 1024
+}
+
+/// The exactly-once issue's 50 MB line: it used to be read whole, copied, and echoed whole into
+/// the error (50 MB of stderr, 155 MB RSS). A line over the limit is a bad row named by its
+/// number and length limit, read with a bounded buffer; errors quote a short excerpt only.
+#[test]
+fn a_fifty_megabyte_line_is_a_bad_row_and_costs_no_memory() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir);
+    let path = dir.path().join("huge.csv");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        f.write_all(b"target,source,password\na@new.example,a,pw-a\n")
+            .unwrap();
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..50 {
+            f.write_all(&chunk).unwrap();
+        }
+        f.write_all(b",huge,secret-pw\nb@new.example,b,pw-b\n")
+            .unwrap();
+        // A long but legal line is named with a clipped excerpt, not in full.
+        f.write_all(&vec![b'y'; 10_000]).unwrap();
+        f.write_all(b"@new.example,c,pw-c\n").unwrap();
+    }
+    let before = peak_rss();
+
+    let e = import_err(&s, &path);
+    let after = peak_rss();
+    // Held whole, the line alone would add 50 MB (and its copies more); the other tests of this
+    // file run beside this one, so leave them room.
+    assert!(
+        after < before + (24 << 20),
+        "peak RSS grew from {} MB to {} MB",
+        before >> 20,
+        after >> 20
+    );
+    assert!(e.len() < 2_000, "the error is {} bytes long", e.len());
+    assert!(
+        e.contains("line 3: the line is longer than 65536 bytes"),
+        "{e}"
+    );
+    assert!(e.contains("line 5: target \"yyyy"), "{e}");
+    assert!(!e.contains("secret-pw"), "{e}");
+
+    let r = s
+        .import_csv(
+            "big",
+            &path,
+            ImportOptions {
+                skip_bad_rows: true,
+                ..ImportOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(r.added, 2);
+    let lines: Vec<u64> = r.skipped.iter().map(|e| e.line).collect();
+    assert_eq!(lines, vec![3, 5]);
+    assert!(peak_rss() < before + (24 << 20));
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use imapmig_core::engine::{Account, DateField, MessageFilter};
 use imapmig_core::imap::{AuthMethod, Credentials, Endpoint, Security, TlsVerify};
-use imapmig_core::mapping::{Mode, PlanOptions};
+use imapmig_core::mapping::{Mode, PlanError, PlanOptions, Planner};
 use imapmig_core::model::SpecialUse;
 use imapmig_core::secret::Secret;
 use imapmig_core::sink::SinkSpec;
@@ -54,7 +54,7 @@ macro_rules! server_args {
             #[arg(id = concat!($p, "-host"), long = concat!($p, "-host"), required = false, help = concat!("The ", $side, " server's host name or address."))]
             pub host: String,
             #[doc = "Port (default: 993 with tls, 143 otherwise; for POP3 995 and 110)."]
-            #[arg(id = concat!($p, "-port"), long = concat!($p, "-port"))]
+            #[arg(id = concat!($p, "-port"), long = concat!($p, "-port"), value_parser = clap::value_parser!(u16).range(1..))]
             pub port: Option<u16>,
             #[doc = "Login name (for an admin login, the admin)."]
             #[arg(id = concat!($p, "-user"), long = concat!($p, "-user"), required = false)]
@@ -399,6 +399,38 @@ pub struct PlanArgs {
     pub max_size: Option<u64>,
 }
 
+/// Checks folder options as the flags gave them, before anything is contacted; the error
+/// names the flag at fault (`--include`, `--exclude`, `--map`, `--unified-root`).
+pub fn check_plan(opts: &PlanOptions) -> Result<(), CliError> {
+    Planner::new(opts).map(drop).map_err(|e| {
+        let flag = match &e {
+            PlanError::InvalidPattern { pattern, .. } => {
+                if opts.include.contains(pattern) {
+                    "--include"
+                } else {
+                    "--exclude"
+                }
+            }
+            PlanError::InvalidRename { .. } => "--map",
+            PlanError::InvalidRoot { .. } => "--unified-root",
+            PlanError::EmptyAddress => "--unified-address",
+            _ => "folder options",
+        };
+        CliError::Usage(format!("{flag}: {e}"))
+    })
+}
+
+/// Checks that `--since` comes before `--before` (the range includes `since` and stops before
+/// `before`, so equal days select nothing).
+pub fn check_dates(since: Option<time::Date>, before: Option<time::Date>) -> Result<(), CliError> {
+    match (since, before) {
+        (Some(s), Some(b)) if s >= b => Err(CliError::Usage(format!(
+            "--since {s} is not before --before {b}: no message would be copied"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn parse_day(flag: &str, value: &str) -> Result<time::Date, CliError> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
     time::Date::parse(value, &fmt)
@@ -434,29 +466,34 @@ impl PlanArgs {
             })?;
             renames.push((from.to_string(), to.to_string()));
         }
-        Ok(PlanOptions {
+        let opts = PlanOptions {
             mode,
             include: self.include.clone(),
             exclude: self.exclude.clone(),
             exclude_special,
             renames,
             ..PlanOptions::default()
-        })
+        };
+        check_plan(&opts)?;
+        Ok(opts)
     }
 
     /// The message filter.
     pub fn filter(&self) -> Result<MessageFilter, CliError> {
+        let since = self
+            .since
+            .as_deref()
+            .map(|v| parse_day("since", v))
+            .transpose()?;
+        let before = self
+            .before
+            .as_deref()
+            .map(|v| parse_day("before", v))
+            .transpose()?;
+        check_dates(since, before)?;
         Ok(MessageFilter {
-            since: self
-                .since
-                .as_deref()
-                .map(|v| parse_day("since", v))
-                .transpose()?,
-            before: self
-                .before
-                .as_deref()
-                .map(|v| parse_day("before", v))
-                .transpose()?,
+            since,
+            before,
             date_field: match self.date_field {
                 DateFieldFlag::Internal => DateField::Internal,
                 DateFieldFlag::Header => DateField::Header,

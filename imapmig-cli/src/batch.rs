@@ -15,6 +15,8 @@
 //! * 6: another `imapmig run` is running this task.
 //! * 130: interrupted (SIGINT); passes stop at a message boundary and a new `run` resumes them.
 //!   SIGTERM stops the same way and exits 0.
+//! * 141: standard output or error was closed by its reader (`imapmig status | head`): the
+//!   command ends quietly, as SIGPIPE ends other tools.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -23,6 +25,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use imapmig_core::batch::report::{to_csv, to_json};
+use imapmig_core::batch::seal::StateKey;
 use imapmig_core::batch::task::{
     format_duration, parse_duration, Auth, CertificateCheck, FolderMode, PasswordMechanism,
     Protocol, ServerSettings, TokenMechanism, Transport,
@@ -48,6 +51,11 @@ pub struct TaskRef {
     /// The task's name.
     #[arg(long, env = "IMAPMIG_TASK", default_value = "default")]
     task: String,
+    /// A file holding the key that encrypts the passwords kept in the state file (any random
+    /// text: `head -c 32 /dev/urandom | base64 > key`). Default: $IMAPMIG_STATE_KEY. Without
+    /// either, passwords are kept unencrypted (the file is private to its owner).
+    #[arg(long)]
+    state_key_file: Option<PathBuf>,
 }
 
 /// The batch commands, flattened into the top-level command list.
@@ -72,7 +80,8 @@ pub enum BatchCommand {
     /// task; 5 state file failure; 6 another `imapmig run` holds the task; 130 interrupted by
     /// SIGINT (SIGTERM exits 0). The other batch commands exit 0 on success, 1 when an import
     /// skipped bad rows, 2 for bad usage, an invalid CSV (nothing imported) or an unknown task
-    /// or account (nothing changed), 5 for a state file failure.
+    /// or account (nothing changed), 5 for a state file failure. Every command exits 141,
+    /// quietly, when its output is closed by its reader (`imapmig status | head`).
     Run {
         #[command(flatten)]
         at: TaskRef,
@@ -274,7 +283,7 @@ macro_rules! server_flags {
         pub struct $name {
             #[arg(id = concat!($p, "-host"), long = concat!($p, "-host"), help = concat!("The ", $side, " server's host name or address."))]
             host: Option<String>,
-            #[arg(id = concat!($p, "-port"), long = concat!($p, "-port"), help = "Port [default: 993 with tls, 143 otherwise; POP3 995/110].")]
+            #[arg(id = concat!($p, "-port"), long = concat!($p, "-port"), value_parser = clap::value_parser!(u16).range(1..), help = "Port [default: 993 with tls, 143 otherwise; POP3 995/110].")]
             port: Option<u16>,
             #[arg(id = concat!($p, "-tls"), long = concat!($p, "-tls"), value_enum, help = "Connection security [default: tls].")]
             tls: Option<TlsFlag>,
@@ -608,6 +617,10 @@ impl TaskFlags {
         if let Some(v) = &self.retry_max {
             s.retry.max = duration_flag("retry-max", v)?;
         }
+        // The settings as they will be (for an edit, with what the task had): a bad glob, rename
+        // or date range is refused now, naming its flag, rather than failing every account.
+        crate::args::check_plan(&s.plan_options("mailbox@example"))?;
+        crate::args::check_dates(s.messages.since, s.messages.before)?;
         Ok((src_secret, dst_secret))
     }
 }
@@ -633,8 +646,7 @@ fn state_path(at: &TaskRef) -> Result<PathBuf, CliError> {
     };
     if let Some(dir) = p.parent() {
         if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| usage(format!("cannot create {}: {e}", dir.display())))?;
+            crate::create_private_dir(dir)?;
         }
     }
     Ok(p)
@@ -663,14 +675,48 @@ pub async fn run(cmd: BatchCommand) -> Result<u8, CliError> {
         Ok(code) => Ok(code),
         Err(Failure::Cli(e)) => Err(e),
         Err(Failure::Batch(e)) => {
-            eprintln!("imapmig: {e}");
+            errln!("imapmig: {e}");
             Ok(exit_code(&e))
         }
     }
 }
 
+/// The key from --state-key-file or $IMAPMIG_STATE_KEY, if any. Its text is never printed.
+fn state_key(at: &TaskRef) -> Result<Option<StateKey>, CliError> {
+    let (text, from) = match &at.state_key_file {
+        Some(p) => {
+            let from = format!("--state-key-file {}", p.display());
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| usage(format!("{from}: cannot read it: {e}")))?;
+            (Secret::new(text), from)
+        }
+        None => match std::env::var("IMAPMIG_STATE_KEY") {
+            Ok(v) => (Secret::new(v), "$IMAPMIG_STATE_KEY".to_string()),
+            Err(std::env::VarError::NotPresent) => return Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(usage("$IMAPMIG_STATE_KEY is not UTF-8 text"))
+            }
+        },
+    };
+    StateKey::from_text(text.expose())
+        .map(Some)
+        .map_err(|e| usage(format!("{from}: {e}")))
+}
+
 fn open(at: &TaskRef) -> Result<BatchStore, Failure> {
-    Ok(BatchStore::open(&state_path(at)?)?)
+    let key = state_key(at)?;
+    Ok(BatchStore::open_with_key(&state_path(at)?, key)?)
+}
+
+/// Says once, where passwords were just stored, that they are kept unencrypted.
+fn warn_if_clear(store: &BatchStore) {
+    if !store.seals_secrets() {
+        errln!(
+            "warning: passwords are kept unencrypted in {} (readable by its owner only); set \
+             $IMAPMIG_STATE_KEY or give --state-key-file to encrypt them",
+            store.path().display()
+        );
+    }
 }
 
 async fn dispatch(cmd: BatchCommand) -> Result<u8, Failure> {
@@ -695,12 +741,15 @@ async fn dispatch(cmd: BatchCommand) -> Result<u8, Failure> {
                 },
             )?;
             for n in &r.notes {
-                eprintln!("note: {n}");
+                errln!("note: {n}");
+            }
+            if r.added + r.updated > r.waiting_for_credentials {
+                warn_if_clear(&store);
             }
             for e in &r.skipped {
-                eprintln!("skipped {}: {e}", file.display());
+                errln!("skipped {}: {e}", file.display());
             }
-            println!(
+            outln!(
                 "imported {} account(s) ({} waiting for credentials), updated {}, skipped {} bad row(s)",
                 r.added,
                 r.waiting_for_credentials,
@@ -726,8 +775,8 @@ async fn dispatch(cmd: BatchCommand) -> Result<u8, Failure> {
                 store.accounts_named(&at.task, &accounts)?
             };
             match format {
-                Format::Csv => print!("{}", to_csv(&list)),
-                Format::Json => println!("{}", to_json(&list)),
+                Format::Csv => out!("{}", to_csv(&list)),
+                Format::Json => outln!("{}", to_json(&list)),
                 Format::Table => print_table(&list),
             }
             Ok(0)
@@ -746,7 +795,7 @@ async fn dispatch(cmd: BatchCommand) -> Result<u8, Failure> {
                     Ok(v) => Secret::new(v),
                     Err(_) => {
                         if std::io::stdin().is_terminal() {
-                            eprint!("password for {account}: ");
+                            err!("password for {account}: ");
                             let _ = std::io::stderr().flush();
                         }
                         let mut line = String::new();
@@ -764,13 +813,13 @@ async fn dispatch(cmd: BatchCommand) -> Result<u8, Failure> {
             };
             let store = open(&at)?;
             for (id, status) in store.supply_credentials(&at.task, &account, secret)? {
-                println!("#{id}: {status}");
+                outln!("#{id}: {status}");
             }
+            warn_if_clear(&store);
             Ok(0)
         }
         BatchCommand::Audit { at, after, limit } => {
             let store = open(&at)?;
-            let mut out = std::io::stdout().lock();
             let mut after = after;
             let mut left = limit;
             while left > 0 {
@@ -779,9 +828,7 @@ async fn dispatch(cmd: BatchCommand) -> Result<u8, Failure> {
                     break;
                 }
                 for r in &page {
-                    if writeln!(out, "{}", r.to_json_line()).is_err() {
-                        return Ok(0);
-                    }
+                    outln!("{}", r.to_json_line());
                 }
                 left -= page.len();
                 after = page.last().map(|r| r.id);
@@ -804,8 +851,12 @@ fn task(action: TaskAction) -> Result<u8, Failure> {
             );
             let (ss, ds) = flags.apply(&mut settings)?;
             let store = open(&at)?;
+            let secrets = ss.is_some() || ds.is_some();
             store.create_task(&at.task, &settings, ss, ds)?;
-            println!("task {:?} created in {}", at.task, store.path().display());
+            if secrets {
+                warn_if_clear(&store);
+            }
+            outln!("task {:?} created in {}", at.task, store.path().display());
             Ok(0)
         }
         TaskAction::Edit {
@@ -820,11 +871,15 @@ fn task(action: TaskAction) -> Result<u8, Failure> {
                 ApplyTo::NotStarted => EditScope::NotStarted,
                 ApplyTo::All => EditScope::All,
             };
+            let secrets = ss.is_some() || ds.is_some();
             let changed = store.edit_task(&at.task, &settings, ss, ds, scope)?;
+            if secrets {
+                warn_if_clear(&store);
+            }
             if changed.is_empty() {
-                println!("nothing changed");
+                outln!("nothing changed");
             } else {
-                println!("changed: {}", changed.join(", "));
+                outln!("changed: {}", changed.join(", "));
             }
             Ok(0)
         }
@@ -832,7 +887,7 @@ fn task(action: TaskAction) -> Result<u8, Failure> {
             let store = open(&at)?;
             let t = store.task(&at.task)?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&t.settings).unwrap_or_default()
                 );
@@ -847,7 +902,7 @@ fn task(action: TaskAction) -> Result<u8, Failure> {
                     t.destination_secret.is_some(),
                 ),
             ] {
-                println!(
+                outln!(
                     "{side}: {}:{} {:?} {:?}, auth {:?}{}, certificate {:?}, timeout {}",
                     srv.host,
                     srv.port,
@@ -859,9 +914,9 @@ fn task(action: TaskAction) -> Result<u8, Failure> {
                     format_duration(srv.timeout)
                 );
             }
-            println!("folders: {:?}", s.folders);
-            println!("messages: {:?}", s.messages);
-            println!(
+            outln!("folders: {:?}", s.folders);
+            outln!("messages: {:?}", s.messages);
+            outln!(
                 "schedule: start {}, window {}, interval {}",
                 s.schedule
                     .start_at
@@ -872,14 +927,14 @@ fn task(action: TaskAction) -> Result<u8, Failure> {
                 format_duration(s.schedule.window),
                 format_duration(s.schedule.interval)
             );
-            println!(
+            outln!(
                 "limits: {} accounts, {} connections per source host, {} per destination host, {} per account",
                 s.limits.accounts,
                 s.limits.per_source_host,
                 s.limits.per_destination_host,
                 s.limits.connections_per_account
             );
-            println!(
+            outln!(
                 "retries: {} attempts, pauses from {} up to {}",
                 s.retry.max_attempts,
                 format_duration(s.retry.base),
@@ -903,7 +958,7 @@ fn control(c: Control, what: &str) -> Result<u8, Failure> {
         "stop" => store.stop(&c.at.task, sel)?,
         _ => store.resume(&c.at.task, sel)?,
     };
-    println!(
+    outln!(
         "{what}: {} account(s) changed, {} running ones asked to {what} at the next message boundary, {} unchanged",
         r.changed, r.requested, r.unchanged
     );
@@ -926,7 +981,7 @@ fn human_bytes(b: u64) -> String {
 }
 
 fn print_table(list: &[AccountReport]) {
-    println!(
+    outln!(
         "{:>5}  {:<32} {:<28} {:<32} {:>7} {:>8} {:>7} {:>4}  {:<19}  {:<19}  error",
         "id",
         "target",
@@ -949,7 +1004,7 @@ fn print_table(list: &[AccountReport]) {
         if err.chars().count() > 80 {
             err = err.chars().take(77).collect::<String>() + "...";
         }
-        println!(
+        outln!(
             "{:>5}  {:<32} {:<28} {:<32} {:>7} {:>8} {:>7} {:>4}  {:<19}  {:<19}  {}",
             a.id,
             a.target,
@@ -973,7 +1028,7 @@ fn print_summary(s: &TaskSummary) {
         .filter(|st| s.count(**st) > 0)
         .map(|st| format!("{} {st}", s.count(*st)))
         .collect();
-    println!(
+    outln!(
         "{} account(s): {}; {} message(s), {} on the destination, {} refused",
         s.accounts,
         if parts.is_empty() {
@@ -1018,7 +1073,7 @@ async fn run_scheduler(at: TaskRef, until_idle: bool, json: bool) -> Result<u8, 
         let (c, i) = (cancel.clone(), interrupted.clone());
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("imapmig: stopping: passes end at the next message boundary...");
+                errln!("imapmig: stopping: passes end at the next message boundary...");
                 i.store(true, std::sync::atomic::Ordering::Relaxed);
                 c.cancel();
             }
@@ -1058,7 +1113,7 @@ async fn run_scheduler(at: TaskRef, until_idle: bool, json: bool) -> Result<u8, 
                 if let Ok(mut l) = last.lock() {
                     if l.elapsed() >= Duration::from_secs(30) {
                         *l = std::time::Instant::now();
-                        eprintln!("{}", live_line(s));
+                        errln!("{}", live_line(s));
                     }
                 }
             }
@@ -1078,7 +1133,7 @@ async fn run_scheduler(at: TaskRef, until_idle: bool, json: bool) -> Result<u8, 
     let summary = result?;
     print_run_summary(&summary);
     if json {
-        println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+        outln!("{}", serde_json::to_string(&summary).unwrap_or_default());
     }
     if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
         return Ok(130);
@@ -1089,7 +1144,7 @@ async fn run_scheduler(at: TaskRef, until_idle: bool, json: bool) -> Result<u8, 
 }
 
 fn print_run_summary(s: &RunSummary) {
-    eprintln!(
+    errln!(
         "{} pass(es): {} synced, {} retried, {} failed, {} interrupted; {} put back after a crash",
         s.passes,
         s.passes_synced,
@@ -1098,7 +1153,7 @@ fn print_run_summary(s: &RunSummary) {
         s.passes_cancelled,
         s.recovered
     );
-    eprintln!(
+    errln!(
         "copied {} message(s), {} in {:.1} s ({:.1} msg/s, {:.2} MB/s); at most {} accounts at once",
         s.copied,
         human_bytes(s.bytes),
@@ -1108,9 +1163,15 @@ fn print_run_summary(s: &RunSummary) {
         s.peak_accounts
     );
     for h in &s.hosts {
-        eprintln!(
+        errln!(
             "  {} {}: peak {} of {} connection(s) (now {}), {} pass(es), throttled {} time(s)",
-            h.side, h.host, h.peak, h.configured, h.limit, h.passes, h.throttle_events
+            h.side,
+            h.host,
+            h.peak,
+            h.configured,
+            h.limit,
+            h.passes,
+            h.throttle_events
         );
     }
     let statuses: Vec<String> = s
@@ -1118,5 +1179,5 @@ fn print_run_summary(s: &RunSummary) {
         .iter()
         .map(|(st, n)| format!("{n} {st}"))
         .collect();
-    eprintln!("accounts: {}", statuses.join(", "));
+    errln!("accounts: {}", statuses.join(", "));
 }

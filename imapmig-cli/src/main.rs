@@ -5,9 +5,14 @@
 //! Exit status: 0 done (every selected message is on the destination; for `verify`, no
 //! difference); 1 finished but incomplete (messages refused or skipped, or differences found);
 //! 2 bad usage or configuration; 3 authentication refused; 4 connection or TLS failure;
-//! 5 any other failure (state store, protocol); 130 interrupted (a re-run resumes).
+//! 5 any other failure (state store, protocol); 130 interrupted (a re-run resumes); 141 standard
+//! output or error closed by its reader (`| head`): the command ends quietly (see `output`).
 #![forbid(unsafe_code)]
+// Printing goes through `output` (a closed pipe ends the command quietly, never in a panic).
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
+#[macro_use]
+mod output;
 mod args;
 mod batch;
 
@@ -173,14 +178,14 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("imapmig: cannot start: {e}");
+            errln!("imapmig: cannot start: {e}");
             return ExitCode::from(5);
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("imapmig: {}", e.message());
+            errln!("imapmig: {}", e.message());
             ExitCode::from(e.exit_code())
         }
     }
@@ -191,7 +196,7 @@ fn interrupt_token() -> CancellationToken {
     let t = token.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("imapmig: stopping at the next message boundary...");
+            errln!("imapmig: stopping at the next message boundary...");
             t.cancel();
         }
     });
@@ -236,9 +241,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             let destination = args::sink_spec(dst.as_ref(), &dst_where)?;
             if let Some(dir) = state_path.parent() {
                 if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        CliError::Usage(format!("cannot create {}: {e}", dir.display()))
-                    })?;
+                    create_private_dir(dir)?;
                 }
             }
             let store = SqliteStore::open(&state_path)
@@ -296,6 +299,18 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
     }
 }
 
+/// Creates `dir` and the parents it lacks, readable by their owner only (0700): the state
+/// files in them say whose mail went where. Directories that exist are left as they are.
+fn create_private_dir(dir: &std::path::Path) -> Result<(), CliError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| CliError::Usage(format!("cannot create {}: {e}", dir.display())))
+}
+
 fn default_state_path() -> Result<PathBuf, CliError> {
     if let Some(d) = std::env::var_os("XDG_STATE_HOME") {
         return Ok(PathBuf::from(d).join("imapmig/state.sqlite"));
@@ -310,8 +325,8 @@ fn default_state_path() -> Result<PathBuf, CliError> {
 
 fn print_json<T: Serialize>(value: &T) {
     match serde_json::to_string(value) {
-        Ok(s) => println!("{s}"),
-        Err(e) => eprintln!("imapmig: cannot write JSON: {e}"),
+        Ok(s) => outln!("{s}"),
+        Err(e) => errln!("imapmig: cannot write JSON: {e}"),
     }
 }
 
@@ -340,7 +355,7 @@ async fn check(
         print_json(&results);
     } else {
         for r in &results {
-            println!(
+            outln!(
                 "{}: {}:{} {}, logged in as {}, {} folders (separator {}, prefix {:?}), {:.2} s",
                 r.side,
                 r.host,
@@ -352,8 +367,8 @@ async fn check(
                 r.namespace_prefix,
                 r.seconds
             );
-            println!("  greeting: {}", r.greeting);
-            println!("  capabilities: {}", r.capabilities.join(" "));
+            outln!("  greeting: {}", r.greeting);
+            outln!("  capabilities: {}", r.capabilities.join(" "));
         }
     }
     Ok(0)
@@ -384,12 +399,15 @@ fn print_analysis(out: &engine::Analysis, filter: &engine::MessageFilter, json: 
     if json {
         print_json(out);
     } else {
-        println!(
+        outln!(
             "{:<40} {:>10} {:>12} {:>10}  special use",
-            "folder", "messages", "bytes", "largest"
+            "folder",
+            "messages",
+            "bytes",
+            "largest"
         );
         for f in &out.folders {
-            println!(
+            outln!(
                 "{:<40} {:>10} {:>12} {:>10}  {}",
                 f.name,
                 f.messages,
@@ -398,18 +416,18 @@ fn print_analysis(out: &engine::Analysis, filter: &engine::MessageFilter, json: 
                 f.special_use.as_deref().unwrap_or("")
             );
         }
-        println!("total: {} messages, {} bytes", out.messages, out.bytes);
+        outln!("total: {} messages, {} bytes", out.messages, out.bytes);
         if let (Some(n), Some(b)) = (out.in_date_range, out.in_date_range_bytes) {
-            println!("in the date range: {n} messages, {b} bytes");
+            outln!("in the date range: {n} messages, {b} bytes");
         }
         if filter.max_size.is_some() {
-            println!("over the size limit: {}", out.over_size_limit);
+            outln!("over the size limit: {}", out.over_size_limit);
         }
         if let (Some(r), Some(t)) = (out.sample_read_mb_per_s, out.estimated_seconds) {
-            println!("source reads at about {r:.1} MB/s on a sample: estimated {t:.0} s to copy");
+            outln!("source reads at about {r:.1} MB/s on a sample: estimated {t:.0} s to copy");
         }
         if let Some(p) = &out.plan {
-            println!("\n{p}");
+            outln!("\n{p}");
         }
     }
 }
@@ -449,7 +467,7 @@ impl Progress {
                     b.inc_length(*to_copy);
                     b.set_message(folder.clone());
                 } else if plain && *to_copy > 0 {
-                    eprintln!("{folder}: copying {to_copy} message(s)");
+                    errln!("{folder}: copying {to_copy} message(s)");
                 }
             }
             ProgressEvent::MessageCopied { .. } => {
@@ -465,7 +483,7 @@ impl Progress {
                 let line = format!("{folder}: UID {uid} not copied: {reason}");
                 match &bar {
                     Some(b) => b.println(line),
-                    None if plain => eprintln!("{line}"),
+                    None if plain => errln!("{line}"),
                     None => {}
                 }
             }
@@ -478,12 +496,12 @@ impl Progress {
                 let line = format!("{folder}: retry {attempt} in {after_ms} ms after: {error}");
                 match &bar {
                     Some(b) => b.println(line),
-                    None if plain => eprintln!("{line}"),
+                    None if plain => errln!("{line}"),
                     None => {}
                 }
             }
             ProgressEvent::FolderDone(r) if plain && !r.unchanged => {
-                eprintln!(
+                errln!(
                     "{} -> {}: {} copied, {} already there, {} refused",
                     r.source,
                     r.target,
@@ -519,17 +537,17 @@ fn report_exit_code(report: &MigrationReport) -> u8 {
 
 fn print_report(r: &MigrationReport) {
     if r.dry_run {
-        println!("{}", r.plan);
+        outln!("{}", r.plan);
         for n in &r.plan_notes {
-            println!("note: {n}");
+            outln!("note: {n}");
         }
         for f in &r.folders {
-            println!("{:<40} {:>8} message(s)", f.source, f.found);
+            outln!("{:<40} {:>8} message(s)", f.source, f.found);
         }
         return;
     }
     for f in &r.folders {
-        println!(
+        outln!(
             "{} -> {}: {} found, {} copied, {} already there, {} outside the dates, {} too large, {} refused{}",
             f.source,
             f.target,
@@ -542,26 +560,26 @@ fn print_report(r: &MigrationReport) {
             if f.unchanged { " (unchanged)" } else { "" }
         );
         for m in f.refused.iter().chain(&f.too_large) {
-            println!("  UID {} ({} bytes): {}", m.uid, m.size, m.reason);
+            outln!("  UID {} ({} bytes): {}", m.uid, m.size, m.reason);
         }
         for n in &f.notes {
-            println!("  note: {n}");
+            outln!("  note: {n}");
         }
         for a in &f.anomalies {
             match a.uid {
-                Some(uid) => println!("  anomaly, UID {uid}: {}", a.detail),
-                None => println!("  anomaly: {}", a.detail),
+                Some(uid) => outln!("  anomaly, UID {uid}: {}", a.detail),
+                None => outln!("  anomaly: {}", a.detail),
             }
         }
     }
     for f in &r.anomalies {
-        println!("  anomaly: {}", f.detail);
+        outln!("  anomaly: {}", f.detail);
     }
     for f in &r.failed_folders {
-        println!("FAILED {}: {}", f.folder, f.message);
+        outln!("FAILED {}: {}", f.folder, f.message);
     }
     let mb = r.bytes as f64 / 1e6;
-    println!(
+    outln!(
         "copied {} message(s), {:.1} MB in {:.1} s ({:.1} msg/s, {:.2} MB/s)",
         r.copied,
         mb,
@@ -573,7 +591,7 @@ fn print_report(r: &MigrationReport) {
 
 fn print_verification(v: &Verification) {
     for f in &v.folders {
-        println!(
+        outln!(
             "{} -> {}: {} on source, {} on destination, {} identical, {} extra on destination, {} difference(s)",
             f.source,
             f.target,
@@ -584,12 +602,12 @@ fn print_verification(v: &Verification) {
             f.differences.len()
         );
         for d in &f.differences {
-            println!("  {d:?}");
+            outln!("  {d:?}");
         }
     }
     if v.is_identical() {
-        println!("verified: every source message is on the destination, byte for byte, with its flags and date");
+        outln!("verified: every source message is on the destination, byte for byte, with its flags and date");
     } else {
-        println!("{} difference(s) found", v.difference_count());
+        outln!("{} difference(s) found", v.difference_count());
     }
 }

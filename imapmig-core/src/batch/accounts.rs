@@ -8,7 +8,7 @@ use rusqlite::{params, Row, Transaction};
 
 use super::audit::AuditEvent;
 use super::error::BatchError;
-use super::import::{parse_accounts, AccountRow, CsvLayout, ParsedCsv, RowError, RowProblem};
+use super::import::{read_accounts, AccountRow, CsvLayout, ParsedCsv, RowError, RowProblem};
 use super::login::{needs_own_secret, SourceLogin};
 use super::report::{AccountReport, TaskSummary};
 use super::status::{next, Facts, FailureCategory, Status, Transition};
@@ -72,7 +72,9 @@ pub(super) struct StoredAccount {
     pub(super) id: i64,
     pub(super) source: String,
     pub(super) target: String,
+    /// As stored: sealed when the store has a key (opened with [`BatchStore::open_secret`]).
     pub(super) password: Option<Secret>,
+    /// As stored, like `password`.
     pub(super) target_password: Option<Secret>,
     pub(super) status: String,
     pub(super) failure: Option<String>,
@@ -231,20 +233,21 @@ impl BatchStore {
         options: ImportOptions,
     ) -> Result<ImportReport, BatchError> {
         let t = self.task(task)?;
-        let bytes = std::fs::read(file).map_err(|source| super::import::CsvError::Io {
+        // Read a line at a time: a file must not make the import hold it whole.
+        let reader = std::fs::File::open(file).map_err(|source| super::import::CsvError::Io {
             path: file.to_path_buf(),
             source,
         })?;
-        let parsed = parse_accounts(
+        let parsed = read_accounts(
             file,
-            &bytes,
+            std::io::BufReader::with_capacity(64 * 1024, reader),
             t.settings.shared_targets_allowed(),
             t.settings.destination.auth.per_account(),
         )?;
         self.import_rows(task, file, parsed, options)
     }
 
-    /// Imports rows already read with [`parse_accounts`]; `file` names them in errors.
+    /// Imports rows already read with [`super::import::read_accounts`]; `file` names them in errors.
     pub fn import_rows(
         &self,
         task: &str,
@@ -348,8 +351,12 @@ impl BatchStore {
                             row.source.to_string(),
                             row.source.mailbox(),
                             row.target,
-                            row.password.as_ref().map(Secret::expose),
-                            row.target_password.as_ref().map(Secret::expose),
+                            row.password
+                                .as_ref()
+                                .map(|p| self.seal_secret("batch_account", "password", p)),
+                            row.target_password
+                                .as_ref()
+                                .map(|p| self.seal_secret("batch_account", "target_password", p)),
                             status.as_str(),
                             i64::try_from(row.line).unwrap_or(i64::MAX),
                             when
@@ -365,7 +372,7 @@ impl BatchStore {
                 if let Some(secret) = &row.target_password {
                     tx.execute(
                         "UPDATE batch_account SET target_password = ?2, updated_at = ?3 WHERE id = ?1",
-                        params![id, secret.expose(), when],
+                        params![id, self.seal_secret("batch_account", "target_password", secret), when],
                     )
                     .map_err(self.sql("import accounts", task, Some(&row.target)))?;
                 }
@@ -648,7 +655,11 @@ impl BatchStore {
             .ok_or_else(|| self.corrupt(name, None, format!("account #{id} vanished")))?;
         tx.execute(
             "UPDATE batch_account SET password = ?2, updated_at = ?3 WHERE id = ?1",
-            params![id, secret.expose(), when],
+            params![
+                id,
+                self.seal_secret("batch_account", "password", secret),
+                when
+            ],
         )
         .map_err(self.sql("supply credentials", name, Some(&a.target)))?;
         self.audit_in(tx, name, Some(id), &AuditEvent::CredentialsSupplied, when)?;
@@ -704,7 +715,7 @@ mod tests {
         options: ImportOptions,
     ) -> Result<ImportReport, BatchError> {
         let t = s.task("t").unwrap();
-        let parsed = parse_accounts(
+        let parsed = super::super::import::parse_accounts(
             Path::new("a.csv"),
             text.as_bytes(),
             t.settings.shared_targets_allowed(),

@@ -128,6 +128,27 @@ pub enum BatchError {
         #[source]
         source: NotAllowed,
     },
+    /// The store keeps its passwords sealed with a key, and none was given. Give the key the
+    /// store was sealed with.
+    #[error(
+        "the batch store {} keeps its passwords encrypted: give its key in $IMAPMIG_STATE_KEY \
+         or with --state-key-file",
+        path.display()
+    )]
+    StateKeyNeeded {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The key given is not the one the store's passwords are sealed with.
+    #[error(
+        "the key given ($IMAPMIG_STATE_KEY or --state-key-file) does not open the batch store \
+         {}: its passwords were encrypted with another key",
+        path.display()
+    )]
+    WrongStateKey {
+        /// The file.
+        path: PathBuf,
+    },
     /// An internal task of the scheduler failed (a bug). The store is consistent; run again.
     #[error("internal error: {0}")]
     Internal(String),

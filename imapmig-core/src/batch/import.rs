@@ -9,8 +9,9 @@
 //! With a header, columns are found by name in any order and unknown columns are ignored (a note
 //! says so). Without one, columns are positional. The delimiter is a comma, or a semicolon or
 //! tab when the first line has no comma (spreadsheets in many locales write `;`). A UTF-8 BOM
-//! and CRLF line ends are accepted; UTF-16 and other non-UTF-8 files are refused with the line
-//! where the first bad byte is, since a wrongly decoded password would only fail at login.
+//! and CRLF line ends are accepted. One line is one row: a quoted value cannot span lines, so a
+//! stray quote spoils its own line only. UTF-16 and other non-UTF-8 files are refused with the
+//! line where the first bad byte is, since a wrongly decoded password would only fail at login.
 //!
 //! The source column may hold `admin/user` (log in as the admin, act for user) or `user*master`
 //! (Dovecot master user); see [`SourceLogin`]. An empty password means the account waits for
@@ -73,15 +74,19 @@ pub enum RowProblem {
     NotAnAddress {
         /// The column's name.
         column: &'static str,
-        /// The value (never a password).
+        /// A short excerpt of the value (never a password).
         value: String,
     },
-    /// The source login cannot be used.
+    /// The source login cannot be used (it quotes a short excerpt of the login).
     BadLogin(LoginError),
-    /// A quote was opened and never closed: the rest of the file would be one value.
+    /// A quote was opened and not closed on the same line. A value never spans lines, so the
+    /// line is bad and the next line is read as a fresh row.
     UnclosedQuote,
-    /// A quoted value spans several lines: almost always a stray quote.
-    MultilineValue,
+    /// The line is longer than any row can be; it was skipped to its end without being held.
+    LineTooLong {
+        /// The limit, in bytes ([`MAX_LINE_BYTES`]).
+        limit: usize,
+    },
     /// Text follows a closing quote (`"abc"def`): a quote inside a value must be doubled.
     TextAfterQuote,
     /// The same source and target were already given.
@@ -117,10 +122,11 @@ impl fmt::Display for RowProblem {
             }
             RowProblem::BadLogin(e) => write!(f, "{e}"),
             RowProblem::UnclosedQuote => f.write_str(
-                "a quoted value runs over the end of the line: a quote was opened and never closed",
+                "a quoted value runs over the end of the line: a quote was opened and never closed (a value cannot span lines)",
             ),
-            RowProblem::MultilineValue => f.write_str(
-                "a quoted value spans several lines: check for a stray quote",
+            RowProblem::LineTooLong { limit } => write!(
+                f,
+                "the line is longer than {limit} bytes: no account row is that long, so it was skipped unread"
             ),
             RowProblem::TextAfterQuote => f.write_str(
                 "text follows a closing quote: a quote inside a quoted value must be doubled (\"\")",
@@ -291,44 +297,127 @@ pub fn is_address(s: &str) -> bool {
     })
 }
 
-/// The line a byte offset is on.
-fn line_of(bytes: &[u8], offset: usize) -> u64 {
-    1 + memchr::memchr_iter(b'\n', &bytes[..offset.min(bytes.len())]).count() as u64
+/// The longest line read. A longer line is a bad row ([`RowProblem::LineTooLong`]) and is
+/// skipped to its end without being held: no address, login or password comes near it, and a
+/// file must not be able to make the import hold it whole (a 50 MB line once did).
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// How many characters of a bad value an error quotes.
+const EXCERPT_CHARS: usize = 48;
+
+/// A short excerpt of a value for an error: its first characters and its length when it is
+/// longer. Never used on a password column.
+fn excerpt(value: &str) -> String {
+    match value.char_indices().nth(EXCERPT_CHARS) {
+        None => value.to_string(),
+        Some((cut, _)) => format!("{}… ({} bytes)", &value[..cut], value.len()),
+    }
 }
 
-/// Checks the encoding; returns the text without a BOM.
-fn decode<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str, CsvError> {
-    let enc = |line: u64, detail: &str| CsvError::Encoding {
+/// Lines of a byte stream, ended by CR, LF or CRLF, each held only while it is at most
+/// [`MAX_LINE_BYTES`] long; a longer one is read to its end in buffer-sized pieces and dropped.
+struct Lines<R> {
+    inner: R,
+    /// The number of the line returned last (1-based).
+    line: u64,
+    /// The last line ended with CR: an LF right after it belongs to it.
+    after_cr: bool,
+    limit: usize,
+}
+
+/// One line read by [`Lines`].
+enum Line {
+    /// The line's bytes are in the caller's buffer, without the line end.
+    Text,
+    /// The line was longer than the limit; the buffer is empty.
+    TooLong,
+}
+
+impl<R: std::io::BufRead> Lines<R> {
+    fn new(inner: R, limit: usize) -> Lines<R> {
+        Lines {
+            inner,
+            line: 0,
+            after_cr: false,
+            limit,
+        }
+    }
+
+    /// The next line and its number, or `None` at the end of the stream.
+    fn next_line(&mut self, buf: &mut Vec<u8>) -> std::io::Result<Option<(u64, Line)>> {
+        buf.clear();
+        let mut too_long = false;
+        let mut started = false;
+        loop {
+            let avail = self.inner.fill_buf()?;
+            if avail.is_empty() {
+                if !started {
+                    return Ok(None);
+                }
+                break;
+            }
+            if std::mem::take(&mut self.after_cr) && avail[0] == b'\n' {
+                self.inner.consume(1);
+                continue;
+            }
+            started = true;
+            let (piece, used, ended) = match memchr::memchr2(b'\r', b'\n', avail) {
+                Some(i) => {
+                    self.after_cr = avail[i] == b'\r';
+                    (&avail[..i], i + 1, true)
+                }
+                None => (avail, avail.len(), false),
+            };
+            if !too_long {
+                if buf.len() + piece.len() > self.limit {
+                    too_long = true;
+                    buf.clear();
+                    buf.shrink_to(self.limit);
+                } else {
+                    buf.extend_from_slice(piece);
+                }
+            }
+            self.inner.consume(used);
+            if ended {
+                break;
+            }
+        }
+        self.line += 1;
+        Ok(Some((
+            self.line,
+            if too_long { Line::TooLong } else { Line::Text },
+        )))
+    }
+}
+
+/// Checks one line's encoding; returns its text (without a BOM on the first line).
+fn decode<'a>(path: &Path, line: u64, bytes: &'a [u8]) -> Result<&'a str, CsvError> {
+    let enc = |detail: &str| CsvError::Encoding {
         path: path.to_path_buf(),
         line,
         detail: detail.to_string(),
     };
-    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
-        return Err(enc(
-            1,
-            "the file is UTF-16 (a spreadsheet's \"Unicode text\"): save it as \"CSV UTF-8\"",
-        ));
+    let mut body = bytes;
+    if line == 1 {
+        if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+            return Err(enc(
+                "the file is UTF-16 (a spreadsheet's \"Unicode text\"): save it as \"CSV UTF-8\"",
+            ));
+        }
+        body = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
     }
-    let body = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
-    if let Some(at) = memchr::memchr(0, body) {
+    if memchr::memchr(0, body).is_some() {
         return Err(enc(
-            line_of(body, at),
             "the file holds NUL bytes (UTF-16 without a byte order mark?): save it as \"CSV UTF-8\"",
         ));
     }
-    std::str::from_utf8(body).map_err(|e| {
-        enc(
-            line_of(body, e.valid_up_to()),
-            "not UTF-8 (perhaps Windows-1252 or Latin-1): save the file as \"CSV UTF-8\" so that names and passwords keep their characters",
-        )
+    std::str::from_utf8(body).map_err(|_| {
+        enc("not UTF-8 (perhaps Windows-1252 or Latin-1): save the file as \"CSV UTF-8\" so that names and passwords keep their characters")
     })
 }
 
-fn delimiter(text: &str) -> u8 {
-    let first = text
-        .lines()
-        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-        .unwrap_or("");
+/// The delimiter, from the first line that holds a row.
+fn delimiter(first: &str) -> u8 {
     if first.contains(',') {
         b','
     } else if first.contains(';') {
@@ -340,19 +429,28 @@ fn delimiter(text: &str) -> u8 {
     }
 }
 
-/// Reads and validates the accounts of a CSV file (see the module documentation).
-///
-/// `path` only names the file in errors. `shared_targets` allows several sources to feed one
-/// target (unified mode); `target_password_required` makes an empty `target_password` a row
-/// error (destinations where each account logs in itself).
+/// Reads and validates the accounts of a CSV file held in memory; see [`read_accounts`].
 pub fn parse_accounts(
     path: &Path,
     bytes: &[u8],
     shared_targets: bool,
     target_password_required: bool,
 ) -> Result<ParsedCsv, CsvError> {
-    let text = decode(path, bytes)?;
-    let delim = delimiter(text);
+    read_accounts(path, bytes, shared_targets, target_password_required)
+}
+
+/// Reads and validates the accounts of a CSV file (see the module documentation), one line at
+/// a time: a line is held only while it is at most [`MAX_LINE_BYTES`] long.
+///
+/// `path` only names the file in errors. `shared_targets` allows several sources to feed one
+/// target (unified mode); `target_password_required` makes an empty `target_password` a row
+/// error (destinations where each account logs in itself).
+pub fn read_accounts(
+    path: &Path,
+    reader: impl std::io::BufRead,
+    shared_targets: bool,
+    target_password_required: bool,
+) -> Result<ParsedCsv, CsvError> {
     let mut out = ParsedCsv {
         layout: CsvLayout::TargetSourcePassword,
         header: false,
@@ -360,21 +458,43 @@ pub fn parse_accounts(
         errors: Vec::new(),
         notes: Vec::new(),
     };
-    if delim != b',' {
-        out.notes.push(format!(
-            "the file uses {:?} between values",
-            char::from(delim)
-        ));
-    }
+    let mut delim: Option<u8> = None;
     let mut cols: Option<Columns> = None;
     let mut seen: HashMap<(String, String), u64> = HashMap::new();
     let mut by_target: HashMap<String, (String, u64)> = HashMap::new();
-    let mut reader = Records::new(text, delim);
-    while let Some(next) = reader.next_record() {
-        let (line, record) = match next {
+    let mut lines = Lines::new(reader, MAX_LINE_BYTES);
+    let mut buf = Vec::new();
+    loop {
+        let next = lines.next_line(&mut buf).map_err(|source| CsvError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let Some((line, read)) = next else { break };
+        if let Line::TooLong = read {
+            out.errors.push(RowError {
+                line,
+                problem: RowProblem::LineTooLong {
+                    limit: MAX_LINE_BYTES,
+                },
+            });
+            continue;
+        }
+        let text = decode(path, line, &buf)?;
+        if text.starts_with('#') || text.trim().is_empty() {
+            continue;
+        }
+        let delim = *delim.get_or_insert_with(|| {
+            let d = delimiter(text);
+            if d != b',' {
+                out.notes
+                    .push(format!("the file uses {:?} between values", char::from(d)));
+            }
+            d
+        });
+        let record = match split_record(text, delim) {
             Ok(r) => r,
-            Err(e) => {
-                out.errors.push(e);
+            Err(problem) => {
+                out.errors.push(RowError { line, problem });
                 continue;
             }
         };
@@ -473,14 +593,14 @@ fn header_columns(
         header(format!(
             "the header has no target column (one of {}); found {}",
             TARGET_NAMES.join(", "),
-            record.join(", ")
+            excerpt(&record.join(", "))
         ))
     })?;
     let source = find(&SOURCE_NAMES).ok_or_else(|| {
         header(format!(
             "the header has no source column (one of {}); found {}",
             SOURCE_NAMES.join(", "),
-            record.join(", ")
+            excerpt(&record.join(", "))
         ))
     })?;
     let password = find(&PASSWORD_NAMES);
@@ -515,9 +635,6 @@ fn row(
     c: Columns,
     target_password_required: bool,
 ) -> Result<AccountRow, RowProblem> {
-    if record.iter().any(|cell| cell.contains(['\n', '\r'])) {
-        return Err(RowProblem::MultilineValue);
-    }
     if let Some(max) = c.max {
         // Trailing empty cells (a spreadsheet's "a,b,c,,") are harmless.
         let used = (0..record.len())
@@ -539,14 +656,20 @@ fn row(
     if !is_address(target) {
         return Err(RowProblem::NotAnAddress {
             column: "target",
-            value: target.to_string(),
+            value: excerpt(target),
         });
     }
     let source_text = cell(c.source);
     if source_text.trim().is_empty() {
         return Err(RowProblem::MissingColumn { column: "source" });
     }
-    let source = SourceLogin::parse(source_text).map_err(RowProblem::BadLogin)?;
+    let source = SourceLogin::parse(source_text).map_err(|e| {
+        RowProblem::BadLogin(match e {
+            LoginError::BadCharacter(v) => LoginError::BadCharacter(excerpt(&v)),
+            LoginError::BadForm(v) => LoginError::BadForm(excerpt(&v)),
+            other => other,
+        })
+    })?;
     // Passwords are taken as written: leading and trailing spaces can be part of one.
     let secret = |i: Option<usize>| {
         i.map(cell)
@@ -567,114 +690,51 @@ fn row(
     })
 }
 
-/// A small RFC 4180 reader that knows on which line every record starts (the `csv` crate's
-/// positions drift with CRLF and blank lines). Records end at CR, LF or CRLF; values may be
-/// quoted, with `""` for a quote; lines starting with `#` are comments.
-struct Records<'a> {
-    text: &'a [u8],
-    delim: u8,
-    at: usize,
-    line: u64,
-}
-
-impl<'a> Records<'a> {
-    fn new(text: &'a str, delim: u8) -> Records<'a> {
-        Records {
-            text: text.as_bytes(),
-            delim,
-            at: 0,
-            line: 1,
-        }
-    }
-
-    /// Moves past the end of the current line (after a bad record).
-    fn skip_line(&mut self) {
-        while self.at < self.text.len() {
-            let b = self.text[self.at];
-            self.at += 1;
-            if b == b'\n' {
-                self.line += 1;
-                return;
-            }
-            if b == b'\r' {
-                if self.text.get(self.at) == Some(&b'\n') {
-                    self.at += 1;
-                }
-                self.line += 1;
-                return;
-            }
-        }
-    }
-
-    fn text_of(&self, from: usize, to: usize) -> String {
-        // Boundaries are ASCII bytes of valid UTF-8 text, so the slice is valid too.
-        String::from_utf8_lossy(&self.text[from..to]).into_owned()
-    }
-
-    /// The next record with its first line, or the problem that spoiled it.
-    fn next_record(&mut self) -> Option<Result<(u64, Vec<String>), RowError>> {
-        let t = self.text;
-        if self.at >= t.len() {
-            return None;
-        }
-        let start_line = self.line;
-        if t[self.at] == b'#' {
-            self.skip_line();
-            return Some(Ok((start_line, Vec::new())));
-        }
-        let mut fields = Vec::new();
-        loop {
-            if t.get(self.at) == Some(&b'"') {
-                self.at += 1;
-                let mut value = String::new();
-                loop {
-                    let Some(q) = memchr::memchr(b'"', &t[self.at..]).map(|i| self.at + i) else {
-                        self.at = t.len();
-                        return Some(Err(RowError {
-                            line: start_line,
-                            problem: RowProblem::UnclosedQuote,
-                        }));
-                    };
-                    self.line += memchr::memchr_iter(b'\n', &t[self.at..q]).count() as u64;
-                    value.push_str(&self.text_of(self.at, q));
-                    self.at = q + 1;
-                    if t.get(self.at) == Some(&b'"') {
-                        value.push('"');
-                        self.at += 1;
-                    } else {
-                        break;
-                    }
-                }
-                fields.push(value);
-                match t.get(self.at) {
-                    None | Some(b'\r' | b'\n') => {}
-                    Some(b) if *b == self.delim => {}
-                    Some(_) => {
-                        self.skip_line();
-                        return Some(Err(RowError {
-                            line: start_line,
-                            problem: RowProblem::TextAfterQuote,
-                        }));
-                    }
-                }
-            } else {
-                let from = self.at;
-                while self.at < t.len()
-                    && !matches!(t[self.at], b'\r' | b'\n')
-                    && t[self.at] != self.delim
-                {
-                    self.at += 1;
-                }
-                fields.push(self.text_of(from, self.at));
-            }
-            match t.get(self.at) {
-                Some(b) if *b == self.delim => self.at += 1,
-                None => return Some(Ok((start_line, fields))),
-                Some(_) => {
-                    self.skip_line();
-                    return Some(Ok((start_line, fields)));
+/// Splits one line into values: RFC 4180 quoting (`""` for a quote inside a quoted value),
+/// except that a quoted value never spans lines: no address, login or password holds a line
+/// break, and a stray quote must cost its own line, never every line after it. (The `csv`
+/// crate is not used: its positions drift with CRLF and blank lines, and it lets a quote run
+/// on to the end of the file.)
+fn split_record(line: &str, delim: u8) -> Result<Vec<String>, RowProblem> {
+    let t = line.as_bytes();
+    let mut at = 0;
+    let mut fields = Vec::new();
+    loop {
+        if t.get(at) == Some(&b'"') {
+            at += 1;
+            let mut value = String::new();
+            loop {
+                let Some(q) = memchr::memchr(b'"', &t[at..]).map(|i| at + i) else {
+                    return Err(RowProblem::UnclosedQuote);
+                };
+                // Quotes and delimiters are ASCII, so these are char boundaries.
+                value.push_str(&line[at..q]);
+                at = q + 1;
+                if t.get(at) == Some(&b'"') {
+                    value.push('"');
+                    at += 1;
+                } else {
+                    break;
                 }
             }
+            fields.push(value);
+            match t.get(at) {
+                None => {}
+                Some(b) if *b == delim => {}
+                Some(_) => return Err(RowProblem::TextAfterQuote),
+            }
+        } else {
+            let end = memchr::memchr(delim, &t[at..]).map_or(t.len(), |i| at + i);
+            fields.push(line[at..end].to_string());
+            at = end;
+        }
+        if at >= t.len() {
+            return Ok(fields);
+        }
+        at += 1; // the delimiter
+        if at == t.len() {
+            fields.push(String::new());
+            return Ok(fields);
         }
     }
 }
@@ -803,11 +863,23 @@ mod tests {
     }
 
     #[test]
-    fn an_unclosed_quote_is_caught() {
-        let p = parse(b"u1@new.example,u1,\"pw\nu2@new.example,u2,pw\n");
-        assert_eq!(p.rows.len(), 0);
-        assert_eq!(p.errors[0].line, 1);
-        assert_eq!(p.errors[0].problem, RowProblem::UnclosedQuote);
+    fn an_unclosed_quote_spoils_its_own_line_only() {
+        let p = parse(b"u1@new.example,u1,\"pw\nu2@new.example,u2,pw\r\nu3@new.example,\"u3\r\nu4@new.example,u4,\"pw\"\n");
+        assert_eq!(
+            p.errors,
+            vec![
+                RowError {
+                    line: 1,
+                    problem: RowProblem::UnclosedQuote
+                },
+                RowError {
+                    line: 3,
+                    problem: RowProblem::UnclosedQuote
+                }
+            ]
+        );
+        let lines: Vec<u64> = p.rows.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![2, 4]);
     }
 
     #[test]
@@ -820,13 +892,16 @@ mod tests {
                 problem: RowProblem::TextAfterQuote
             }
         );
+        // A value spanning two lines is two bad lines, each named.
         assert_eq!(
             p.errors[1],
             RowError {
                 line: 2,
-                problem: RowProblem::MultilineValue
+                problem: RowProblem::UnclosedQuote
             }
         );
+        assert_eq!(p.errors[2].line, 3);
+        assert_eq!(p.errors.len(), 3);
         assert_eq!(p.rows.len(), 1);
         assert_eq!(p.rows[0].line, 4);
     }
@@ -867,6 +942,69 @@ mod tests {
         assert_eq!(p.rows.len(), 1);
         assert_eq!(p.rows[0].target_password.as_ref().unwrap().expose(), "dpw");
         assert_eq!(p.errors[0].problem, RowProblem::MissingTargetPassword);
+    }
+
+    /// A reader that hands out one byte per `fill_buf`, to split every CRLF across reads.
+    struct ByteAtATime<'a>(&'a [u8]);
+
+    impl std::io::Read for ByteAtATime<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.len().min(out.len()).min(1);
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn byte_at_a_time_gives_the_same_rows_and_lines() {
+        let text =
+            b"target,source,password\r\na@b.c,a,pw\r\n\r\nb@b.c,b,\"p\"\"w\"\rc@b.c,c,pw\nbad,x,pw";
+        let whole = parse(text);
+        let slow = read_accounts(
+            Path::new("a.csv"),
+            std::io::BufReader::with_capacity(1, ByteAtATime(text)),
+            false,
+            false,
+        )
+        .unwrap();
+        let lines = |p: &ParsedCsv| p.rows.iter().map(|r| r.line).collect::<Vec<_>>();
+        assert_eq!(lines(&whole), vec![2, 4, 5]);
+        assert_eq!(lines(&slow), lines(&whole));
+        assert_eq!(slow.rows[1].password.as_ref().unwrap().expose(), "p\"w");
+        assert_eq!(problems(&slow), problems(&whole));
+        assert!(problems(&whole)[0].starts_with("line 6: target \"bad\""));
+    }
+
+    #[test]
+    fn an_overlong_line_is_named_and_the_next_one_read() {
+        let mut text = b"a@b.c,a,pw\n".to_vec();
+        text.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES + 1));
+        text.extend_from_slice(b",y,secret\nb@b.c,b,pw\n");
+        // Exactly the limit is still a line.
+        text.extend(std::iter::repeat_n(b'z', MAX_LINE_BYTES));
+        text.push(b'\n');
+        let p = parse(&text);
+        let e = problems(&p);
+        assert_eq!(p.rows.len(), 2);
+        assert_eq!(
+            e[0],
+            format!("line 2: the line is longer than {MAX_LINE_BYTES} bytes: no account row is that long, so it was skipped unread")
+        );
+        // The line at the limit is read, and its value quoted as an excerpt only.
+        assert!(e[1].starts_with("line 4: target \"zzzz"), "{e:?}");
+        assert!(e[1].contains(&format!("({MAX_LINE_BYTES} bytes)")), "{e:?}");
+        assert!(e[1].len() < 200, "{e:?}");
+    }
+
+    #[test]
+    fn bad_values_are_quoted_as_short_excerpts() {
+        let long = "é".repeat(300);
+        let p = parse(format!("a@b.c,{long} x,pw\n").as_bytes());
+        let e = problems(&p);
+        assert!(e[0].starts_with("line 1: the source login \"éé"), "{e:?}");
+        assert!(e[0].contains("… (602 bytes)"), "{e:?}");
+        assert!(e[0].len() < 300, "{e:?}");
     }
 
     #[test]

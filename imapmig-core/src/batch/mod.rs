@@ -33,8 +33,8 @@
 //!
 //! Passwords and tokens are [`crate::secret::Secret`]s everywhere in memory. They are stored in
 //! the store file (made private to its owner) because a task needs them for weeks of
-//! incremental passes; see [`BatchStore`]. They never reach a report, an audit event, an error
-//! or a log line.
+//! incremental passes, encrypted when the store is opened with a [`seal::StateKey`]; see
+//! [`BatchStore`]. They never reach a report, an audit event, an error or a log line.
 
 pub mod audit;
 mod backoff;
@@ -42,6 +42,7 @@ mod error;
 pub mod import;
 pub mod login;
 pub mod report;
+pub mod seal;
 pub mod slots;
 pub mod status;
 pub mod task;

@@ -332,12 +332,18 @@ impl BatchStore {
                 },
                 when,
             )?;
+            let open = |column, stored: &Option<Secret>| {
+                stored
+                    .as_ref()
+                    .map(|s| self.open_secret(task, Some(&a.target), "batch_account", column, s.expose()))
+                    .transpose()
+            };
             Ok(Some(PassTicket {
                 id,
                 target: a.target.clone(),
                 login: a.login(self, task)?,
-                password: a.password.clone(),
-                target_password: a.target_password.clone(),
+                password: open("password", &a.password)?,
+                target_password: open("target_password", &a.target_password)?,
                 source,
                 destination,
                 pass,

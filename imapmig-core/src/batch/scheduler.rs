@@ -28,7 +28,9 @@ use super::error::BatchError;
 use super::login::{account, SourceLogin};
 use super::passes::{PassResult, PassTicket, Progress, Refusal, Verdict};
 use super::slots::{Grant, HostUsage, Slots};
-use super::status::{classify, classify_text, text_is_throttling, FailureCategory, Status};
+use super::status::{
+    classify, classify_text, text_is_throttling, text_side, FailureCategory, Status,
+};
 use super::store::{BatchStore, LEASE_STALE_SECS};
 use super::task::{Protocol, Task};
 use crate::engine::{
@@ -834,7 +836,12 @@ fn judge(
         let error = &failure.message;
         let c = classify_text(error);
         if c.throttled {
-            throttled.push(failure.side.unwrap_or(Side::Source));
+            throttled.push(
+                failure
+                    .side
+                    .or_else(|| text_side(error))
+                    .unwrap_or(Side::Source),
+            );
         }
         // The engine's message names the folder already ("source, folder \"X\": ...").
         let text = if error.contains(&format!("folder {:?}", failure.folder)) {

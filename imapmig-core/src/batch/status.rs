@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{EngineError, ErrorKind};
+use crate::engine::{EngineError, ErrorKind, Side};
 use crate::imap::ImapError;
 use crate::wire::ResponseCode;
 
@@ -121,6 +121,9 @@ pub enum FailureCategory {
     /// The destination refused something that is not about size or quota (a folder it will
     /// not create, a command it rejects).
     DestinationRefused,
+    /// The source refused something (a folder it will not open, `NO [SERVERBUG]` to EXAMINE, a
+    /// command it rejects): look at that mailbox on the source, then resume the account.
+    SourceRefused,
     /// The settings do not fit this account: a folder plan collision that needs a rename, a
     /// server lacking something needed.
     Configuration,
@@ -138,6 +141,7 @@ impl FailureCategory {
             FailureCategory::Quota => "quota",
             FailureCategory::Throttled => "throttled",
             FailureCategory::DestinationRefused => "destination_refused",
+            FailureCategory::SourceRefused => "source_refused",
             FailureCategory::Configuration => "configuration",
             FailureCategory::Internal => "internal",
         }
@@ -152,6 +156,7 @@ impl FailureCategory {
             FailureCategory::Quota,
             FailureCategory::Throttled,
             FailureCategory::DestinationRefused,
+            FailureCategory::SourceRefused,
             FailureCategory::Configuration,
             FailureCategory::Internal,
         ]
@@ -276,10 +281,14 @@ pub struct Classified {
     pub throttled: bool,
 }
 
-/// Names the failure of a pass.
+/// Names the failure of a pass. A refusal is filed under the side the error carries.
 pub fn classify(error: &EngineError) -> Classified {
+    let side = match error {
+        EngineError::Server { side, .. } | EngineError::Folder { side, .. } => *side,
+        _ => Side::Destination,
+    };
     match error.imap() {
-        Some(e) => classify_imap(e),
+        Some(e) => classify_imap(e, side),
         None => match error {
             // A source or sink other than IMAP (POP3, local files): by the error's kind.
             EngineError::Server { .. } | EngineError::Folder { .. } => {
@@ -312,7 +321,15 @@ pub fn classify(error: &EngineError) -> Classified {
     }
 }
 
-fn classify_imap(e: &ImapError) -> Classified {
+/// The category of a refusal by `side`.
+fn refused_by(side: Side) -> FailureCategory {
+    match side {
+        Side::Source => FailureCategory::SourceRefused,
+        Side::Destination => FailureCategory::DestinationRefused,
+    }
+}
+
+fn classify_imap(e: &ImapError, side: Side) -> Classified {
     let throttled = is_throttling(e);
     let (category, transient) = match e {
         ImapError::AuthenticationFailed { .. } => (FailureCategory::Authentication, false),
@@ -328,10 +345,10 @@ fn classify_imap(e: &ImapError) -> Classified {
             Some(ResponseCode::AuthenticationFailed | ResponseCode::AuthorizationFailed) => {
                 (FailureCategory::Authentication, false)
             }
-            _ => (FailureCategory::DestinationRefused, false),
+            _ => (refused_by(side), false),
         },
         ImapError::MissingCapability { .. } => (FailureCategory::Configuration, false),
-        _ => (FailureCategory::DestinationRefused, e.is_transient()),
+        _ => (refused_by(side), e.is_transient()),
     };
     Classified {
         category,
@@ -371,10 +388,86 @@ pub fn text_is_throttling(text: &str) -> bool {
     .any(|p| lower.contains(p))
 }
 
-/// Names a folder failure the engine reported only as text (its `failed_folders`).
+/// An engine error's text, taken apart: the side it names, the folder's name as quoted there,
+/// and what follows (what the server said).
+struct SidedText<'a> {
+    side: Option<Side>,
+    quoted_folder: Option<&'a str>,
+    said: &'a str,
+}
+
+/// Takes an engine error's text apart. The engine writes `source: ...` / `destination: ...`
+/// for a server's failure and `source, folder "X": ...` / `destination, folder "X": ...` for
+/// one folder's, the folder quoted as Rust quotes a string (`\"` and `\\` inside).
+fn split_side(text: &str) -> SidedText<'_> {
+    let none = SidedText {
+        side: None,
+        quoted_folder: None,
+        said: text,
+    };
+    let (side, rest) = if let Some(r) = text.strip_prefix("source") {
+        (Side::Source, r)
+    } else if let Some(r) = text.strip_prefix("destination") {
+        (Side::Destination, r)
+    } else {
+        return none;
+    };
+    if let Some(said) = rest.strip_prefix(": ") {
+        return SidedText {
+            side: Some(side),
+            quoted_folder: None,
+            said,
+        };
+    }
+    let Some(quoted) = rest.strip_prefix(", folder ") else {
+        return none;
+    };
+    if !quoted.starts_with('"') {
+        return none;
+    }
+    let mut escaped = false;
+    for (i, c) in quoted.char_indices().skip(1) {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => {
+                let (folder, after) = quoted.split_at(i + 1);
+                return match after.strip_prefix(": ") {
+                    Some(said) => SidedText {
+                        side: Some(side),
+                        quoted_folder: Some(folder),
+                        said,
+                    },
+                    None => none,
+                };
+            }
+            _ => {}
+        }
+    }
+    none
+}
+
+/// The side an engine error's text names (`source...` or `destination...`), if any.
+pub fn text_side(text: &str) -> Option<Side> {
+    split_side(text).side
+}
+
+/// Names a folder failure the engine reported only as text (its `failed_folders`). The side is
+/// read from the text's leading word (see [`text_side`]); only what the server said is looked
+/// at for the rest, never the folder's name.
 pub fn classify_text(text: &str) -> Classified {
-    let lower = text.to_ascii_lowercase();
-    let throttled = text_is_throttling(text);
+    let SidedText {
+        side,
+        quoted_folder,
+        said,
+    } = split_side(text);
+    // The server's words may quote the folder again (`refused EXAMINE in "X"`): blank it out.
+    let said = match quoted_folder {
+        Some(q) => said.replace(q, "\"\""),
+        None => said.to_string(),
+    };
+    let lower = said.to_ascii_lowercase();
+    let throttled = text_is_throttling(&said);
     let (category, transient) = if lower.contains("[overquota]") || lower.contains("quota exceeded")
     {
         (FailureCategory::Quota, false)
@@ -389,10 +482,14 @@ pub fn classify_text(text: &str) -> Classified {
         || lower.contains("connection to ")
     {
         (FailureCategory::Connection, true)
-    } else if lower.starts_with("sync state") {
+    } else if side.is_none() && lower.starts_with("sync state") {
         (FailureCategory::Internal, false)
+    } else if side.is_none() && lower.starts_with("folder plan") {
+        (FailureCategory::Configuration, false)
     } else {
-        (FailureCategory::DestinationRefused, false)
+        // A refusal: filed under the side that refused. Text without a side (none is expected
+        // from the engine) stays where it always was.
+        (refused_by(side.unwrap_or(Side::Destination)), false)
     };
     Classified {
         category,
@@ -404,7 +501,7 @@ pub fn classify_text(text: &str) -> Classified {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Side;
+
     use crate::wire::{StatusKind, StatusResponse};
 
     const FRESH: Facts = Facts {
@@ -428,6 +525,10 @@ mod tests {
         assert_eq!(
             FailureCategory::parse("destination_refused"),
             Some(FailureCategory::DestinationRefused)
+        );
+        assert_eq!(
+            FailureCategory::parse("source_refused"),
+            Some(FailureCategory::SourceRefused)
         );
         assert_eq!(Status::parse("bogus"), None);
     }
@@ -620,6 +721,97 @@ mod tests {
         assert_eq!(c.category, FailureCategory::Tls);
         let c = classify(&pop3(ErrorKind::Server, false));
         assert_eq!(c.category, FailureCategory::Configuration);
+    }
+
+    fn refused_on(
+        side: Side,
+        folder: Option<&str>,
+        command: &'static str,
+        text: &str,
+    ) -> EngineError {
+        let source = ImapError::Refused {
+            host: "h".into(),
+            command,
+            folder: folder.map(Into::into),
+            status: Box::new(StatusResponse {
+                tag: Some("a1".into()),
+                kind: StatusKind::No,
+                code: Some(ResponseCode::Other {
+                    name: "SERVERBUG".into(),
+                    args: String::new(),
+                }),
+                text: text.into(),
+            }),
+        }
+        .into();
+        match folder {
+            Some(f) => EngineError::Folder {
+                side,
+                folder: f.into(),
+                source,
+            },
+            None => EngineError::Server { side, source },
+        }
+    }
+
+    /// The exactly-once issue: an account whose source refused EXAMINE (`NO [SERVERBUG]`) was
+    /// filed under destination_refused. The side the engine's error carries decides, typed or
+    /// as text.
+    #[test]
+    fn a_source_refusal_is_never_filed_as_destination_refused() {
+        for (side, want) in [
+            (Side::Source, FailureCategory::SourceRefused),
+            (Side::Destination, FailureCategory::DestinationRefused),
+        ] {
+            for e in [
+                refused_on(side, Some("Work"), "EXAMINE", "Internal error occurred"),
+                refused_on(side, None, "LIST", "Internal error occurred"),
+            ] {
+                let typed = classify(&e);
+                assert_eq!(typed.category, want, "{e}");
+                assert!(!typed.transient);
+                let text = e.to_string();
+                assert_eq!(classify_text(&text), typed, "{text}");
+                assert_eq!(text_side(&text), Some(side), "{text}");
+            }
+        }
+    }
+
+    /// The folder's name is the user's: words in it never decide the category.
+    #[test]
+    fn folder_names_do_not_decide_the_category() {
+        for name in [
+            "Atlas",
+            "Quota exceeded",
+            "cannot connect",
+            "sync state",
+            "a \"destination, folder\" b",
+            "Try again later",
+        ] {
+            let e = refused_on(
+                Side::Source,
+                Some(name),
+                "EXAMINE",
+                "Internal error occurred",
+            );
+            let text = e.to_string();
+            assert_eq!(
+                classify_text(&text),
+                Classified {
+                    category: FailureCategory::SourceRefused,
+                    transient: false,
+                    throttled: false
+                },
+                "{text}"
+            );
+        }
+        assert_eq!(text_side("sync state: disk full"), None);
+        assert_eq!(text_side("sources, folder \"X\": h"), None);
+        assert_eq!(
+            classify_text("folder plan: source folders `a` and `b` would both land in `c`")
+                .category,
+            FailureCategory::Configuration
+        );
     }
 
     #[test]

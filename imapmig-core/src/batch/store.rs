@@ -16,6 +16,13 @@
 //! an error. A platform that would rather not store them can import accounts without
 //! passwords and supply them when needed with [`BatchStore::supply_credentials`].
 //!
+//! Opened with a [`StateKey`] ([`BatchStore::open_with_key`]), the store seals every secret it
+//! writes (see [`super::seal`]) and, the first time, the secrets it already held; from then on
+//! it opens only with that key ([`BatchError::StateKeyNeeded`], [`BatchError::WrongStateKey`]).
+//! A check value sealed with the key (table `batch_seal`) tells a wrong key from a damaged
+//! value. Without a key (`open`), secrets are kept as written, as before keys existed.
+//! `secure_delete` is on, so a value overwritten or deleted does not linger in free pages.
+//!
 //! This file holds opening, the schema, tasks and the lease; accounts are in
 //! [`super::accounts`], the scheduler's side in [`super::passes`].
 
@@ -27,6 +34,7 @@ use time::OffsetDateTime;
 
 use super::audit::{AuditEvent, AuditRecord};
 use super::error::BatchError;
+use super::seal::{is_sealed, StateKey};
 use super::task::{EditScope, Task, TaskSettings};
 use crate::secret::Secret;
 use crate::state::{SqliteStore, BUSY_TIMEOUT};
@@ -118,7 +126,12 @@ pub struct BatchStore {
     conn: Mutex<Connection>,
     pub(super) path: PathBuf,
     sync: Arc<SqliteStore>,
+    /// Seals and opens the stored secrets; `None` for a store that keeps them as written.
+    key: Option<StateKey>,
 }
+
+/// What the check value in `batch_seal` holds, sealed.
+const KEY_CHECK: &str = "imapmig batch store key check";
 
 /// Seconds since the Unix epoch, now.
 pub(crate) fn now() -> i64 {
@@ -134,7 +147,17 @@ impl BatchStore {
     /// Opens (creating it if needed) the store in the state file at `path`: the sync state
     /// first, then the batch tables. The file is made readable by its owner only, as it holds
     /// passwords.
+    ///
+    /// Secrets are kept as written (no key). A store whose secrets are sealed does not open
+    /// this way: see [`BatchStore::open_with_key`].
     pub fn open(path: &Path) -> Result<BatchStore, BatchError> {
+        BatchStore::open_with_key(path, None)
+    }
+
+    /// Opens the store like [`BatchStore::open`]; with a key, every secret is sealed with it
+    /// (those already stored without one too, on this first opening with a key). A store whose
+    /// secrets are sealed needs the same key again.
+    pub fn open_with_key(path: &Path, key: Option<StateKey>) -> Result<BatchStore, BatchError> {
         let sync = Arc::new(SqliteStore::open(path)?);
         restrict_permissions(path);
         let open_err = |source| BatchError::Open {
@@ -148,13 +171,152 @@ impl BatchStore {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(open_err)?;
+        // Overwritten and deleted values (a password replaced by its sealed form) are zeroed,
+        // not left in free pages.
+        conn.pragma_update(None, "secure_delete", true)
+            .map_err(open_err)?;
         migrate(&mut conn, path)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        Ok(BatchStore {
+        let store = BatchStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             sync,
-        })
+            key,
+        };
+        store.set_up_sealing()?;
+        Ok(store)
+    }
+
+    /// Whether the secrets this store writes are sealed (it was opened with a key).
+    pub fn seals_secrets(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// Checks the key against the store, and seals what was stored without one the first time
+    /// a key is given.
+    fn set_up_sealing(&self) -> Result<(), BatchError> {
+        let mut conn = self.lock();
+        let err = |source| BatchError::Open {
+            path: self.path.clone(),
+            source,
+        };
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS batch_seal (
+                 id        INTEGER PRIMARY KEY CHECK (id = 1),
+                 key_check TEXT    NOT NULL
+             )",
+        )
+        .map_err(err)?;
+        let check: Option<String> = tx
+            .query_row("SELECT key_check FROM batch_seal WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(err)?;
+        let wrong_key = || BatchError::WrongStateKey {
+            path: self.path.clone(),
+        };
+        match (&self.key, check) {
+            (None, None) => return Ok(()),
+            (None, Some(_)) => {
+                return Err(BatchError::StateKeyNeeded {
+                    path: self.path.clone(),
+                })
+            }
+            (Some(key), Some(check)) => {
+                return match key.open("key_check", &check) {
+                    Some(_) => Ok(()),
+                    None => Err(wrong_key()),
+                }
+            }
+            (Some(key), None) => {
+                tx.execute(
+                    "INSERT INTO batch_seal (id, key_check) VALUES (1, ?1)",
+                    [key.seal("key_check", KEY_CHECK)],
+                )
+                .map_err(err)?;
+                for (table, key_column, columns) in [
+                    (
+                        "batch_task",
+                        "name",
+                        ["source_secret", "destination_secret"],
+                    ),
+                    ("batch_account", "id", ["password", "target_password"]),
+                ] {
+                    for column in columns {
+                        let what = seal_context(table, column);
+                        let rows: Vec<(rusqlite::types::Value, String)> = tx
+                            .prepare(&format!(
+                                "SELECT {key_column}, {column} FROM {table} WHERE {column} IS NOT NULL"
+                            ))
+                            .and_then(|mut s| {
+                                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                                    .collect()
+                            })
+                            .map_err(err)?;
+                        for (row, value) in rows {
+                            if is_sealed(&value) {
+                                // Sealed without a check value: only a key can have done it.
+                                key.open(what, &value).ok_or_else(wrong_key)?;
+                                continue;
+                            }
+                            tx.execute(
+                                &format!(
+                                    "UPDATE {table} SET {column} = ?2 WHERE {key_column} = ?1"
+                                ),
+                                params![row, key.seal(what, &value)],
+                            )
+                            .map_err(err)?;
+                        }
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(err)?;
+        // The clear values may still be in the WAL's older frames: fold it into the file and
+        // empty it (best effort: a reader elsewhere may hold it).
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot empty the WAL after sealing");
+        }
+        Ok(())
+    }
+
+    /// A secret as it is to be stored in `column` of `table`: sealed when the store has a key.
+    pub(super) fn seal_secret(&self, table: &str, column: &str, secret: &Secret) -> String {
+        match &self.key {
+            Some(key) => key.seal(seal_context(table, column), secret.expose()),
+            None => secret.expose().to_string(),
+        }
+    }
+
+    /// A stored secret, opened.
+    pub(super) fn open_secret(
+        &self,
+        task: &str,
+        account: Option<&str>,
+        table: &str,
+        column: &str,
+        stored: &str,
+    ) -> Result<Secret, BatchError> {
+        if !is_sealed(stored) {
+            return Ok(Secret::new(stored.to_string()));
+        }
+        let Some(key) = &self.key else {
+            return Err(BatchError::StateKeyNeeded {
+                path: self.path.clone(),
+            });
+        };
+        key.open(seal_context(table, column), stored)
+            .ok_or_else(|| {
+                self.corrupt(
+                    task,
+                    account,
+                    format!("{table}.{column}: a sealed value does not open with the key"),
+                )
+            })
     }
 
     /// The file.
@@ -264,8 +426,12 @@ impl BatchStore {
                 params![
                     name,
                     json,
-                    source_secret.as_ref().map(Secret::expose),
-                    destination_secret.as_ref().map(Secret::expose),
+                    source_secret
+                        .as_ref()
+                        .map(|s| self.seal_secret("batch_task", "source_secret", s)),
+                    destination_secret
+                        .as_ref()
+                        .map(|s| self.seal_secret("batch_task", "destination_secret", s)),
                     t
                 ],
             )
@@ -308,11 +474,16 @@ impl BatchStore {
         };
         let settings: TaskSettings = serde_json::from_str(&json)
             .map_err(|e| self.corrupt(name, None, format!("settings: {e}")))?;
+        let open = |column, stored: Option<String>| {
+            stored
+                .map(|v| self.open_secret(name, None, "batch_task", column, &v))
+                .transpose()
+        };
         Ok(Task {
             name: name.to_string(),
             settings,
-            source_secret: ss.map(Secret::new),
-            destination_secret: ds.map(Secret::new),
+            source_secret: open("source_secret", ss)?,
+            destination_secret: open("destination_secret", ds)?,
             created_at: at(created),
             updated_at: at(updated),
         })
@@ -360,8 +531,16 @@ impl BatchStore {
                     name,
                     json,
                     t,
-                    source_secret.as_ref().map(Secret::expose),
-                    destination_secret.as_ref().map(Secret::expose)
+                    source_secret.as_ref().map(|s| self.seal_secret(
+                        "batch_task",
+                        "source_secret",
+                        s
+                    )),
+                    destination_secret.as_ref().map(|s| self.seal_secret(
+                        "batch_task",
+                        "destination_secret",
+                        s
+                    ))
                 ],
             )
             .map_err(self.sql("edit the task", name, None))?;
@@ -601,6 +780,17 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), BatchError> {
     )
     .map_err(open_err)?;
     tx.commit().map_err(open_err)
+}
+
+/// The associated data a secret in `column` of `table` is sealed with.
+fn seal_context(table: &str, column: &str) -> &'static str {
+    match (table, column) {
+        ("batch_task", "source_secret") => "task.source_secret",
+        ("batch_task", "destination_secret") => "task.destination_secret",
+        ("batch_account", "password") => "account.password",
+        ("batch_account", "target_password") => "account.target_password",
+        _ => "key_check",
+    }
 }
 
 /// Makes the file (and its WAL companions) readable by the owner only: it holds passwords.

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use crate::engine::{DateField, MessageFilter};
 use crate::imap::{AuthMethod, Endpoint, Security, TlsVerify};
-use crate::mapping::{Mode, PlanOptions};
+use crate::mapping::{Mode, PlanOptions, Planner};
 use crate::model::SpecialUse;
 use crate::secret::Secret;
 
@@ -552,6 +552,11 @@ impl TaskSettings {
                 ));
             }
         }
+        // Globs, renames and the unified root, checked as every pass will use them: a bad one
+        // would fail every account.
+        if let Err(e) = Planner::new(&self.plan_options("mailbox@example")) {
+            return Err(bad("folders", e.to_string()));
+        }
         Ok(())
     }
 
@@ -753,6 +758,15 @@ mod tests {
         s.messages.since = Some(time::macros::date!(2024 - 01 - 01));
         s.messages.before = Some(time::macros::date!(2023 - 01 - 01));
         assert!(s.validate("t", (false, false)).is_err());
+        // A bad glob or rename would fail every account's pass: refused when the task is saved.
+        let mut s = settings();
+        s.folders.include = vec!["[".into()];
+        let e = s.validate("t", (false, false)).unwrap_err().to_string();
+        assert!(e.contains("folders") && e.contains("`[`"), "{e}");
+        let mut s = settings();
+        s.folders.renames = vec![(String::new(), "x".into())];
+        let e = s.validate("t", (false, false)).unwrap_err().to_string();
+        assert!(e.contains("folders") && e.contains("rename"), "{e}");
     }
 
     #[test]

@@ -310,9 +310,10 @@ impl MigrationReport {
     pub fn is_complete(&self) -> bool {
         self.failed_folders.is_empty()
             && self.anomalies.is_empty()
-            && self.folders.iter().all(|f| {
-                f.refused.is_empty() && f.too_large.is_empty() && f.anomalies.is_empty()
-            })
+            && self
+                .folders
+                .iter()
+                .all(|f| f.refused.is_empty() && f.too_large.is_empty() && f.anomalies.is_empty())
     }
 
     /// What kind of failure the failed folders show, the gravest first: what an exit status is

@@ -143,6 +143,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             source,
         };
+        create_private(path);
         let mut conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         // Look before changing anything: switching a foreign file to WAL would modify it.
@@ -968,4 +969,22 @@ impl StateStore for SqliteStore {
             Ok(())
         })
     }
+}
+
+/// Creates a new state file readable by its owner only (0600): it says whose mail went where,
+/// and a batch store in it holds passwords. SQLite gives its WAL and shared-memory files the
+/// same mode. An existing file is left as it is; failing here leaves the creation to SQLite
+/// (which then reports any real problem).
+fn create_private(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
