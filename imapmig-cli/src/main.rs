@@ -544,6 +544,13 @@ fn print_report(r: &MigrationReport) {
         for f in &r.folders {
             outln!("{:<40} {:>8} message(s)", f.source, f.found);
         }
+        let entries = r
+            .not_imported
+            .iter()
+            .chain(r.folders.iter().flat_map(|f| &f.not_imported));
+        for e in entries {
+            outln!("not imported: {}: {}", e.path, e.reason);
+        }
         return;
     }
     for f in &r.folders {
@@ -571,9 +578,15 @@ fn print_report(r: &MigrationReport) {
                 None => outln!("  anomaly: {}", a.detail),
             }
         }
+        for e in &f.not_imported {
+            outln!("  not imported: {}: {}", e.path, e.reason);
+        }
     }
     for f in &r.anomalies {
-        outln!("  anomaly: {}", f.detail);
+        outln!("anomaly: {}", f.detail);
+    }
+    for e in &r.not_imported {
+        outln!("not imported: {}: {}", e.path, e.reason);
     }
     for f in &r.failed_folders {
         outln!("FAILED {}: {}", f.folder, f.message);

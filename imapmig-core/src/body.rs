@@ -31,6 +31,22 @@ pub enum BodyEvent<'a> {
     Missing(Uid),
     /// The server refused to give this message.
     Failed(Uid, StatusResponse),
+    /// The server answered for a requested message without giving its body (`BODY[] NIL`,
+    /// an empty FETCH): the message is not copied, and `detail` says what the server sent.
+    Withheld {
+        /// The requested message.
+        uid: Uid,
+        /// What the server sent, with an excerpt of its words.
+        detail: String,
+    },
+    /// A body arrived for a UID that was not asked for in this round, or was already
+    /// delivered: it is skipped (never copied), and `detail` says what the server sent.
+    Unasked {
+        /// The UID the server named.
+        uid: Uid,
+        /// What the server sent, with an excerpt of its words.
+        detail: String,
+    },
 }
 
 /// A message body being received: read it with [`tokio::io::AsyncRead`]. Exactly `len` bytes.

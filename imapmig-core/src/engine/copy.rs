@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::fingerprint::Fingerprinter;
 use super::{
-    EngineError, FolderFailure, FolderReport, MigrationOptions, MigrationReport, ProgressEvent,
-    ProgressSink, Side, SkippedMessage,
+    Anomaly, EngineError, FolderFailure, FolderReport, MigrationOptions, MigrationReport,
+    ProgressEvent, ProgressSink, Side, SkippedMessage,
 };
 use crate::body::BodyEvent;
 use crate::imap::is_sendable_keyword;
@@ -69,6 +69,17 @@ pub(super) async fn run(
         plan: plan.render(),
         plan_notes: plan.notes.clone(),
         dry_run: options.dry_run,
+        not_imported: src.take_skipped(),
+        anomalies: src
+            .take_anomalies()
+            .into_iter()
+            .map(|a| Anomaly {
+                folder: None,
+                uid: a.uid.map(|u| u.0),
+                side: Side::Source,
+                detail: a.detail,
+            })
+            .collect(),
         ..MigrationReport::default()
     };
     if options.dry_run {
@@ -78,6 +89,7 @@ pub(super) async fn run(
                     source: entry.source.name.clone(),
                     target: entry.target.clone(),
                     found: u64::from(opened.messages),
+                    not_imported: src.take_skipped(),
                     ..FolderReport::default()
                 }),
                 Err(source) => report.failed_folders.push(FolderFailure::of(
@@ -614,6 +626,7 @@ async fn copy_folder(
         Some(metas) => metas,
         None => src.messages().await.map_err(on(Side::Source))?,
     };
+    take_source_notes(src, &mut rep);
     rep.listed = metas.len() as u64;
     rep.listed_all = !delta;
     let by_uid: HashMap<Uid, &MessageMeta> = metas.iter().map(|m| (m.uid, m)).collect();
@@ -748,10 +761,22 @@ async fn copy_folder(
             let mut in_flight: Vec<(crate::sink::AppendTicket, Uid, Fingerprinter, u64)> =
                 Vec::new();
             let mut gone: Vec<Uid> = Vec::new();
+            // Only what this round asked for is copied, each message once: a body for any
+            // other UID (or a second one for the same UID) is a protocol anomaly, reported.
+            let mut awaited: HashSet<Uid> = uids.iter().copied().collect();
+            let mut missing: Vec<Uid> = Vec::new();
             while let Some(ev) = src.next_body().await.map_err(on(Side::Source))? {
                 match ev {
+                    BodyEvent::Body(body) if !awaited.contains(&body.uid) => {
+                        let detail = format!(
+                            "the source sent a body ({} bytes) for UID {}, which was not asked for or was already sent; it was not copied",
+                            body.len, body.uid.0
+                        );
+                        anomaly(&mut rep, Some(body.uid), detail);
+                    }
                     BodyEvent::Body(mut body) => {
                         let uid = body.uid;
+                        awaited.remove(&uid);
                         let Some(meta) = by_uid.get(&uid) else {
                             continue;
                         };
@@ -780,10 +805,20 @@ async fn copy_folder(
                         }
                     }
                     BodyEvent::Missing(uid) => {
-                        rep.vanished += 1;
+                        awaited.remove(&uid);
+                        missing.push(uid);
                         gone.push(uid);
                     }
+                    BodyEvent::Withheld { uid, detail } => {
+                        awaited.remove(&uid);
+                        let size = by_uid.get(&uid).map(|m| m.size).unwrap_or(0);
+                        anomaly(&mut rep, Some(uid), detail.clone());
+                        refuse(ctx, &mut rep, folder, uid, size, detail);
+                        gone.push(uid);
+                    }
+                    BodyEvent::Unasked { uid, detail } => anomaly(&mut rep, Some(uid), detail),
                     BodyEvent::Failed(uid, status) => {
+                        awaited.remove(&uid);
                         let size = by_uid.get(&uid).map(|m| m.size).unwrap_or(0);
                         refuse(
                             ctx,
@@ -799,6 +834,24 @@ async fn copy_folder(
                 if ctx.cancel.is_cancelled() {
                     // Stop at a message boundary: what is in flight is completed and recorded.
                     break;
+                }
+            }
+            // A message whose body never came is either expunged meanwhile (vanished) or one
+            // the server would not send: asking tells them apart.
+            if !missing.is_empty() && !ctx.cancel.is_cancelled() {
+                let present = src
+                    .still_present(&missing)
+                    .await
+                    .map_err(on(Side::Source))?;
+                for uid in &missing {
+                    if present.contains(uid) {
+                        let size = by_uid.get(uid).map(|m| m.size).unwrap_or(0);
+                        let detail = "the source answered the FETCH without this message, though the folder still holds it".to_string();
+                        anomaly(&mut rep, Some(*uid), detail.clone());
+                        refuse(ctx, &mut rep, folder, *uid, size, detail);
+                    } else {
+                        rep.vanished += 1;
+                    }
                 }
             }
             // Start the next batch before waiting for the destination, so the source streams it
@@ -876,6 +929,7 @@ async fn copy_folder(
         work = retry_single;
     }
 
+    take_source_notes(src, &mut rep);
     rep.dropped_keywords = dropped_keywords.into_iter().collect();
     rep.dropped_keywords.sort();
     if !rep.dropped_keywords.is_empty() {
@@ -901,6 +955,25 @@ async fn copy_folder(
     state.put_folder(account, folder, &record)?;
     rep.seconds = started.elapsed().as_secs_f64();
     Ok(rep)
+}
+
+/// Moves into the folder's report what the source passed over (local entries) and the odd
+/// data it worked around since it was last asked.
+fn take_source_notes(src: &mut AnySource, rep: &mut FolderReport) {
+    rep.not_imported.extend(src.take_skipped());
+    for a in src.take_anomalies() {
+        anomaly(rep, a.uid, a.detail);
+    }
+}
+
+/// Notes odd data the source sent for this folder.
+fn anomaly(rep: &mut FolderReport, uid: Option<Uid>, detail: String) {
+    rep.anomalies.push(Anomaly {
+        folder: Some(rep.source.clone()),
+        uid: uid.map(|u| u.0),
+        side: Side::Source,
+        detail,
+    });
 }
 
 fn refuse(ctx: &Ctx, rep: &mut FolderReport, folder: &str, uid: Uid, size: u64, reason: String) {

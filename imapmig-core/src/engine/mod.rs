@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use crate::imap::{Credentials, Endpoint, ImapError, Session};
 use crate::mapping::{self, Destination, FolderPlan, PlanError, PlanOptions};
 use crate::sink::{AnySink, MigrationSink, SinkSpec};
-use crate::source::{AccessError, AnySource, MigrationSource, SourceSpec};
+use crate::source::{AccessError, AnySource, MigrationSource, SkippedEntry, SourceSpec};
 use crate::state::{StateError, StateStore};
 
 pub use crate::source::ErrorKind;
@@ -222,6 +222,9 @@ pub struct FolderReport {
     /// What a server sent that was not asked for, could not be read, or was changed: never
     /// applied, never dropped without a word.
     pub anomalies: Vec<Anomaly>,
+    /// Entries of a local store (Maildir, mbox) in this folder that were not imported, with
+    /// the path and why.
+    pub not_imported: Vec<SkippedEntry>,
 }
 
 /// Something a server (or local store) sent that the migration did not ask for, could not
@@ -294,6 +297,10 @@ pub struct MigrationReport {
     /// Anomalies outside any one folder (a LIST entry that could not be read...). Those of a
     /// folder are in its [`FolderReport::anomalies`].
     pub anomalies: Vec<Anomaly>,
+    /// Entries of a local store found while listing its folders that were not taken as a
+    /// folder or message (a file in an mbox directory that is not an mbox...), with the path
+    /// and why. Those found inside a folder are in its [`FolderReport::not_imported`].
+    pub not_imported: Vec<SkippedEntry>,
     /// Whether this was a dry run (nothing copied).
     pub dry_run: bool,
     /// Totals.
@@ -310,10 +317,13 @@ impl MigrationReport {
     pub fn is_complete(&self) -> bool {
         self.failed_folders.is_empty()
             && self.anomalies.is_empty()
-            && self
-                .folders
-                .iter()
-                .all(|f| f.refused.is_empty() && f.too_large.is_empty() && f.anomalies.is_empty())
+            && self.not_imported.is_empty()
+            && self.folders.iter().all(|f| {
+                f.refused.is_empty()
+                    && f.too_large.is_empty()
+                    && f.anomalies.is_empty()
+                    && f.not_imported.is_empty()
+            })
     }
 
     /// What kind of failure the failed folders show, the gravest first: what an exit status is

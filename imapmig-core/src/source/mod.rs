@@ -237,6 +237,15 @@ impl SkippedEntry {
     }
 }
 
+/// Odd data a source met and worked around: see [`MigrationSource::take_anomalies`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceAnomaly {
+    /// The message, when its UID is known.
+    pub uid: Option<Uid>,
+    /// What the server sent (an excerpt) and what was done about it.
+    pub detail: String,
+}
+
 /// Where mail comes from.
 ///
 /// Calls come in this order: [`list_folders`](Self::list_folders), then per folder
@@ -277,6 +286,20 @@ pub trait MigrationSource {
     /// each folder, so that nothing is left out of the report silently. Servers have none.
     fn take_skipped(&mut self) -> Vec<SkippedEntry> {
         Vec::new()
+    }
+    /// Odd data the source met since the last call and worked around (a metadata line whose
+    /// UID cannot be read, an INTERNALDATE that is not a date...), each with the UID when
+    /// known and what the server sent. The engine asks after listing a folder's messages and
+    /// after its bodies, and reports each one.
+    fn take_anomalies(&mut self) -> Vec<SourceAnomaly> {
+        Vec::new()
+    }
+    /// Which of these UIDs the open folder still holds: asked about messages whose body never
+    /// came, to tell a message expunged meanwhile from one the server would not send. A source
+    /// that cannot tell answers that none is left (they count as vanished).
+    async fn still_present(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, AccessError> {
+        let _ = uids;
+        Ok(Vec::new())
     }
     /// Closes the connection or files.
     async fn close(self);
@@ -384,6 +407,12 @@ impl MigrationSource for AnySource {
     }
     fn take_skipped(&mut self) -> Vec<SkippedEntry> {
         dispatch!(self, s => s.take_skipped())
+    }
+    fn take_anomalies(&mut self) -> Vec<SourceAnomaly> {
+        dispatch!(self, s => s.take_anomalies())
+    }
+    async fn still_present(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, AccessError> {
+        dispatch!(self, s => s.still_present(uids).await)
     }
     async fn close(self) {
         dispatch!(self, s => s.close().await)
