@@ -1311,6 +1311,9 @@ async fn pipelined_body_fetch_is_byte_exact_inline_and_streamed() {
             }
             BodyEvent::Missing(u) => panic!("UID {u} reported missing"),
             BodyEvent::Failed(u, st) => panic!("UID {u} failed: {st:?}"),
+            BodyEvent::Withheld { uid, detail } | BodyEvent::Unasked { uid, detail } => {
+                panic!("UID {uid}: {detail}")
+            }
         }
     }
     assert_eq!(seen, uids, "bodies arrive in the order asked for");
@@ -1358,6 +1361,9 @@ async fn missing_uid_yields_missing_and_the_pipeline_goes_on() {
                 missing.push(u);
             }
             BodyEvent::Failed(u, st) => panic!("UID {u} failed: {st:?}"),
+            BodyEvent::Withheld { uid, detail } | BodyEvent::Unasked { uid, detail } => {
+                panic!("UID {uid}: {detail}")
+            }
         }
     }
     // Dovecot runs pipelined FETCHes in parallel: bodies may come before the completion of an
@@ -1808,6 +1814,9 @@ async fn two_hundred_body_fetches_in_flight() {
             }
             BodyEvent::Missing(u) => panic!("missing {u}"),
             BodyEvent::Failed(u, st) => panic!("failed {u}: {st:?}"),
+            BodyEvent::Withheld { uid, detail } | BodyEvent::Unasked { uid, detail } => {
+                panic!("UID {uid}: {detail}")
+            }
         }
     }
     assert_eq!(got, uids);

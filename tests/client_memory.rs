@@ -228,6 +228,9 @@ async fn fetch_hashed(s: &mut Session, uid: Uid) -> ([u8; 32], u64, usize) {
             }
             BodyEvent::Missing(u) => panic!("UID {u} missing"),
             BodyEvent::Failed(u, st) => panic!("UID {u} failed: {st:?}"),
+            BodyEvent::Withheld { uid, detail } | BodyEvent::Unasked { uid, detail } => {
+                panic!("UID {uid}: {detail}")
+            }
         }
     }
     result.expect("the body")
@@ -355,6 +358,9 @@ async fn thirty_megabytes_server_to_server_in_constant_memory() {
             }
             BodyEvent::Missing(u) => panic!("UID {u} missing"),
             BodyEvent::Failed(u, st) => panic!("UID {u} failed: {st:?}"),
+            BodyEvent::Withheld { uid, detail } | BodyEvent::Unasked { uid, detail } => {
+                panic!("UID {uid}: {detail}")
+            }
         }
     }
     assert_eq!(tags.len(), 1);

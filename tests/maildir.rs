@@ -621,6 +621,9 @@ async fn a_maildir_source_reports_every_entry_it_does_not_import() {
             BodyEvent::Body(_) => bodies += 1,
             BodyEvent::Failed(_, status) => failed.push(status.text),
             BodyEvent::Missing(uid) => panic!("{uid:?} missing"),
+            BodyEvent::Withheld { uid, detail } | BodyEvent::Unasked { uid, detail } => {
+                panic!("UID {uid}: {detail}")
+            }
         }
     }
     assert_eq!(bodies, 1);

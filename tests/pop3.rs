@@ -65,6 +65,9 @@ async fn read_all(spec: &SourceSpec) -> Vec<(MessageMeta, Vec<u8>)> {
             }
             BodyEvent::Missing(u) => panic!("UID {u} missing"),
             BodyEvent::Failed(u, s) => panic!("UID {u} failed: {}", s.describe()),
+            BodyEvent::Withheld { uid, detail } | BodyEvent::Unasked { uid, detail } => {
+                panic!("UID {uid}: {detail}")
+            }
         }
     }
     s.close().await;

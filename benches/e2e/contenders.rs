@@ -345,7 +345,10 @@ async fn copy_folder(
                     n += 1;
                     bytes += b.len;
                 }
-                BodyEvent::Missing(uid) | BodyEvent::Failed(uid, _) => {
+                BodyEvent::Missing(uid)
+                | BodyEvent::Failed(uid, _)
+                | BodyEvent::Withheld { uid, .. }
+                | BodyEvent::Unasked { uid, .. } => {
                     eprintln!("ceiling: {}: UID {uid} could not be fetched", f.name);
                 }
             }
@@ -509,7 +512,10 @@ async fn copy_folder_multi(
                         *size += b.len;
                     }
                 }
-                BodyEvent::Missing(uid) | BodyEvent::Failed(uid, _) => {
+                BodyEvent::Missing(uid)
+                | BodyEvent::Failed(uid, _)
+                | BodyEvent::Withheld { uid, .. }
+                | BodyEvent::Unasked { uid, .. } => {
                     eprintln!("ceiling: {}: UID {uid} could not be fetched", f.name);
                 }
             }

@@ -246,8 +246,11 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             }
             let store = SqliteStore::open(&state_path)
                 .map_err(|e| CliError::Engine(EngineError::State(e)))?;
-            let key =
-                account_key.unwrap_or_else(|| engine::default_account_key(&source, &destination));
+            let key = match account_key {
+                Some(k) => k,
+                None => engine::account_key_in(&store, &source, &destination)
+                    .map_err(|e| CliError::Engine(EngineError::State(e)))?,
+            };
             let options = MigrationOptions {
                 account_key: key,
                 plan: plan.plan_options(&args::source_name(&source))?,

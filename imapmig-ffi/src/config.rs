@@ -303,12 +303,15 @@ impl Config {
                 }
             };
         // The CLI's default key, so the CLI and the bindings resume each other's runs.
-        let account_key = self.account_key.clone().unwrap_or_else(|| {
-            engine::default_account_key(
+        let account_key = match &self.account_key {
+            Some(k) => k.clone(),
+            None => engine::account_key_in(
+                state.as_ref(),
                 &SourceSpec::Imap(source.clone()),
                 &SinkSpec::Imap(destination.clone()),
             )
-        });
+            .map_err(|e| Failure::new(imapmig_status::State, format!("sync state: {e}")))?,
+        };
         let defaults = MigrationOptions::default();
         let options = MigrationOptions {
             account_key,
@@ -365,7 +368,7 @@ mod tests {
             setup.options.plan.renames,
             vec![("b".into(), "x".into()), ("a".into(), "y".into())]
         );
-        assert_eq!(setup.options.account_key, "u@h:993 -> u@h:993");
+        assert_eq!(setup.options.account_key, "imap:u -> imap:u");
         assert_eq!(setup.source.endpoint.port, 993);
         assert!(setup.options.filter.since.is_some());
     }

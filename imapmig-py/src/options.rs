@@ -173,12 +173,15 @@ impl Options {
             }
         };
         // The CLI's default key, so the CLI and the bindings resume each other's runs.
-        let account_key = self.account_key.clone().unwrap_or_else(|| {
-            engine::default_account_key(
+        let account_key = match &self.account_key {
+            Some(k) => k.clone(),
+            None => engine::account_key_in(
+                state.as_ref(),
                 &SourceSpec::Imap(source.clone()),
                 &SinkSpec::Imap(destination.clone()),
             )
-        });
+            .map_err(state_error)?,
+        };
         let defaults = MigrationOptions::default();
         let backoff = match self.backoff {
             Some(s) if s.is_finite() && s >= 0.0 => Duration::from_secs_f64(s),

@@ -557,6 +557,9 @@ async fn copy_folder(
         }
         other => other,
     };
+    // The state knows nothing of this folder (a first run, a lost or other state file, the
+    // account keyed differently): whatever the destination folder holds may be earlier copies.
+    let fresh = record.is_none();
     if record.is_none() {
         let r = FolderRecord {
             source_uidvalidity: src_validity,
@@ -640,6 +643,13 @@ async fn copy_folder(
         None => None,
     };
 
+    if fresh && dsel.messages > 0 {
+        let wanted: Vec<&MessageMeta> = metas
+            .iter()
+            .filter(|m| selected.as_ref().is_none_or(|s| s.contains(&m.uid)))
+            .collect();
+        rematch_fresh(ctx, src, dst, folder, &wanted, &mut rep).await?;
+    }
     let copied: HashMap<Uid, CopiedRecord> = state
         .copied(account, folder)?
         .into_iter()
@@ -1169,6 +1179,98 @@ async fn rematch_source(
 
 /// The destination folder's UIDVALIDITY changed: find our copies again by fingerprint; what
 /// is gone will be copied again.
+/// Before copying into a destination folder the state knows nothing of and that is not
+/// empty: the destination is the truth. Finds which source messages are already there (by
+/// content fingerprint, one to one, as crash recovery does) and records them as copied, so
+/// that no state mishap (a lost state file, a server spelled differently) copies a message
+/// twice. Their flags are recorded as unknown, so the pass brings them up to date.
+///
+/// Only messages that may match are read: where the destination tells exact RFC 822 sizes,
+/// a source message is fingerprinted only if some destination message has its size, and the
+/// other way round.
+async fn rematch_fresh(
+    ctx: &Ctx,
+    src: &mut AnySource,
+    dst: &mut AnySink,
+    folder: &str,
+    wanted: &[&MessageMeta],
+    rep: &mut FolderReport,
+) -> Result<(), EngineError> {
+    let account = ctx.options.account_key.as_str();
+    let on = |side: Side| {
+        move |source: AccessError| EngineError::Folder {
+            side,
+            folder: folder.to_string(),
+            source,
+        }
+    };
+    let started = Instant::now();
+    // Sizes on the wire (IMAP RFC822.SIZE, POP3 LIST) count CRLF line endings as the
+    // destination's do; a local file's length need not.
+    let wire_sizes = matches!(src, AnySource::Imap(_) | AnySource::Pop3(_));
+    let dst_sizes = match dst.sizes().await.map_err(on(Side::Destination))? {
+        Some(sizes) if wire_sizes => Some(sizes),
+        _ => None,
+    };
+    let (src_cands, dst_cands): (Vec<Uid>, Vec<Uid>) = match &dst_sizes {
+        Some(sizes) => {
+            let at_dst: HashSet<u64> = sizes.iter().map(|(_, s)| *s).collect();
+            let at_src: HashSet<u64> = wanted.iter().map(|m| m.size).collect();
+            (
+                wanted
+                    .iter()
+                    .filter(|m| at_dst.contains(&m.size))
+                    .map(|m| m.uid)
+                    .collect(),
+                sizes
+                    .iter()
+                    .filter(|(_, s)| at_src.contains(s))
+                    .map(|(u, _)| *u)
+                    .collect(),
+            )
+        }
+        None => (
+            wanted.iter().map(|m| m.uid).collect(),
+            dst.uids_from(1).await.map_err(on(Side::Destination))?,
+        ),
+    };
+    let held = dst_sizes.as_ref().map_or(dst_cands.len(), Vec::len);
+    let mut found = Vec::new();
+    if !src_cands.is_empty() && !dst_cands.is_empty() {
+        let dst_fps = dst
+            .fingerprints(&dst_cands)
+            .await
+            .map_err(on(Side::Destination))?;
+        let src_fps = source_fingerprints(src, &src_cands)
+            .await
+            .map_err(on(Side::Source))?;
+        let mut ordered: Vec<(Uid, [u8; 32])> = src_fps.iter().map(|(u, f)| (*u, *f)).collect();
+        ordered.sort_by_key(|(u, _)| *u);
+        let fps = src_fps;
+        let sizes: HashMap<Uid, u64> = wanted.iter().map(|m| (m.uid, m.size)).collect();
+        found = match_by_fingerprint(&ordered, &dst_fps)
+            .into_iter()
+            .map(|(src_uid, dst_uid)| CopiedRecord {
+                src_uid,
+                dst_uid: Some(dst_uid),
+                fingerprint: fps.get(&src_uid).copied().unwrap_or_default(),
+                // Unknown: the pass stores the source's flags on them.
+                flags: Flags::new(),
+                size: sizes.get(&src_uid).copied().unwrap_or(0),
+            })
+            .collect();
+        ctx.state.commit_copied(account, folder, &found)?;
+    }
+    rep.notes.push(format!(
+        "no sync state for this folder, and the destination folder holds {held} message(s): {} of them are copies of source messages (matched by content, {} read on the source, {} on the destination, in {:.1} s) and were not copied again",
+        found.len(),
+        src_cands.len(),
+        dst_cands.len(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
 async fn rematch_dest(
     ctx: &Ctx,
     dst: &mut AnySink,

@@ -301,9 +301,26 @@ async fn analyze_imap(
 }
 
 /// The sync-state key a migration uses unless told another: `source -> destination` as
-/// [`SourceSpec::describe`] and [`SinkSpec::describe`] write them (`user@host:port -> ...`
-/// for two IMAP servers). The CLI and the bindings use it alike, so they resume each other's
-/// runs.
+/// [`SourceSpec::identity`] and [`SinkSpec::identity`] write them (`imap:user -> imap:user`
+/// for two IMAP servers): the logins' mailboxes, not how the servers were reached, so a
+/// server spelled differently resumes the same state. The CLI and the bindings use it alike,
+/// so they resume each other's runs.
 pub fn default_account_key(source: &SourceSpec, destination: &SinkSpec) -> String {
-    format!("{} -> {}", source.describe(), destination.describe())
+    format!("{} -> {}", source.identity(), destination.identity())
+}
+
+/// The default key for this state: [`default_account_key`], or when the state knows the
+/// account only under the key of earlier versions (`user@host:port -> user@host:port`), that
+/// one, so that state written before keeps being used.
+pub fn account_key_in(
+    state: &dyn crate::state::StateStore,
+    source: &SourceSpec,
+    destination: &SinkSpec,
+) -> Result<String, crate::state::StateError> {
+    let key = default_account_key(source, destination);
+    let legacy = format!("{} -> {}", source.describe(), destination.describe());
+    if state.folders(&key)?.is_empty() && !state.folders(&legacy)?.is_empty() {
+        return Ok(legacy);
+    }
+    Ok(key)
 }

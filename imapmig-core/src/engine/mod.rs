@@ -40,7 +40,8 @@ use crate::state::{StateError, StateStore};
 
 pub use crate::source::ErrorKind;
 pub use inspect::{
-    analyze, check, check_pop3, default_account_key, Analysis, CheckResult, FolderAnalysis,
+    account_key_in, analyze, check, check_pop3, default_account_key, Analysis, CheckResult,
+    FolderAnalysis,
 };
 pub use verify::{verify, verify_between, FolderVerification, MessageDifference, Verification};
 

@@ -176,6 +176,7 @@ impl MigrationSink for ImapSink {
             permanent_flags: sel.permanent_flags,
             append_limit: self.session.capabilities().append_limit(),
             reports_uids: self.session.capabilities().has("UIDPLUS"),
+            messages: sel.exists,
         })
     }
 
@@ -254,6 +255,15 @@ impl MigrationSink for ImapSink {
             .map(|m| m.uid)
             .filter(|u| u.0 >= floor)
             .collect())
+    }
+
+    async fn sizes(&mut self) -> Result<Option<Vec<(Uid, u64)>>, AccessError> {
+        self.close_group().await?;
+        if self.session.selected().is_some_and(|s| s.exists == 0) {
+            return Ok(Some(Vec::new()));
+        }
+        let metas = self.session.fetch_meta("1:*", None).await?;
+        Ok(Some(metas.into_iter().map(|m| (m.uid, m.size)).collect()))
     }
 
     async fn fingerprints(&mut self, uids: &[Uid]) -> Result<HashMap<Uid, [u8; 32]>, AccessError> {

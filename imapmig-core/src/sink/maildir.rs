@@ -331,6 +331,7 @@ impl MigrationSink for MaildirSink {
             permanent_flags,
             append_limit: None,
             reports_uids: true,
+            messages: u32::try_from(scan.messages.len()).unwrap_or(u32::MAX),
         };
         self.open = Some(OpenFolder {
             raw: raw.to_string(),
@@ -474,6 +475,12 @@ impl MigrationSink for MaildirSink {
             .range(Uid(floor.max(1))..)
             .map(|(u, _)| *u)
             .collect())
+    }
+
+    async fn sizes(&mut self) -> Result<Option<Vec<(Uid, u64)>>, AccessError> {
+        // Files may hold LF line endings: their lengths are not RFC 822 sizes. Reading local
+        // files to fingerprint them is cheap anyway.
+        Ok(None)
     }
 
     async fn fingerprints(&mut self, uids: &[Uid]) -> Result<HashMap<Uid, [u8; 32]>, AccessError> {

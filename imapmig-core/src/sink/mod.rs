@@ -33,6 +33,8 @@ pub struct OpenedTarget {
     pub append_limit: Option<u64>,
     /// Whether appends report the new message's UID.
     pub reports_uids: bool,
+    /// How many messages the folder holds.
+    pub messages: u32,
 }
 
 impl OpenedTarget {
@@ -94,6 +96,10 @@ pub trait MigrationSink {
     async fn finish_append(&mut self, ticket: AppendTicket) -> Result<Option<Uid>, AccessError>;
     /// The UIDs in the open folder at or above `floor`.
     async fn uids_from(&mut self, floor: u32) -> Result<Vec<Uid>, AccessError>;
+    /// The RFC 822 size (CRLF line endings, as IMAP's RFC822.SIZE) of every message in the
+    /// open folder, or `None` when the sink cannot tell them exactly without reading the
+    /// messages. Used to fingerprint only the messages that may be copies of a source message.
+    async fn sizes(&mut self) -> Result<Option<Vec<(Uid, u64)>>, AccessError>;
     /// Content fingerprints of messages in the open folder.
     async fn fingerprints(&mut self, uids: &[Uid]) -> Result<HashMap<Uid, [u8; 32]>, AccessError>;
     /// Replaces the flags of messages in the open folder.
@@ -132,9 +138,14 @@ impl SinkSpec {
         }
     }
 
-    /// Who this is, for messages and state keys.
+    /// Who this is, for messages.
     pub fn describe(&self) -> String {
         self.as_source().describe()
+    }
+
+    /// Which mailbox this is, however the server was reached (see [`SourceSpec::identity`]).
+    pub fn identity(&self) -> String {
+        self.as_source().identity()
     }
 }
 
@@ -196,6 +207,9 @@ impl MigrationSink for AnySink {
     }
     async fn uids_from(&mut self, floor: u32) -> Result<Vec<Uid>, AccessError> {
         dispatch!(self, s => s.uids_from(floor).await)
+    }
+    async fn sizes(&mut self) -> Result<Option<Vec<(Uid, u64)>>, AccessError> {
+        dispatch!(self, s => s.sizes().await)
     }
     async fn fingerprints(&mut self, uids: &[Uid]) -> Result<HashMap<Uid, [u8; 32]>, AccessError> {
         dispatch!(self, s => s.fingerprints(uids).await)

@@ -330,9 +330,30 @@ impl SourceSpec {
         }
     }
 
-    /// Who this is, for messages and state keys: `user@host:port` for IMAP (unchanged, so
-    /// existing state files keep their keys), `pop3:user@host:port`, `maildir:PATH`,
-    /// `mbox:PATH`.
+    /// Which mailbox this is, however the server was reached: the login's mailbox for a
+    /// server (`imap:user`, `pop3:user`, lower-cased: logins are not case-sensitive), the
+    /// absolute path for a local store. A state key built from it survives a server spelled
+    /// differently (`localhost` or `127.0.0.1`, another port, STARTTLS or TLS, a DNS alias, a
+    /// moved server); the folders' UIDVALIDITY and the content fingerprints tell whether the
+    /// mail behind it is still the same.
+    pub fn identity(&self) -> String {
+        fn local(kind: &str, path: &std::path::Path) -> String {
+            let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+            format!("{kind}:{}", path.display())
+        }
+        match self {
+            SourceSpec::Imap(a) => format!("imap:{}", a.credentials.mailbox_user().to_lowercase()),
+            SourceSpec::Pop3(p) => format!(
+                "pop3:{}",
+                p.account.credentials.mailbox_user().to_lowercase()
+            ),
+            SourceSpec::Maildir(m) => local("maildir", &m.path),
+            SourceSpec::Mbox(m) => local("mbox", &m.path),
+        }
+    }
+
+    /// Who this is, for messages: `user@host:port` for IMAP, `pop3:user@host:port`,
+    /// `maildir:PATH`, `mbox:PATH`. (State keys of earlier versions were made of it.)
     pub fn describe(&self) -> String {
         match self {
             SourceSpec::Imap(a) => format!(
