@@ -57,6 +57,9 @@ pub struct FetchedBody<'a> {
     /// The body's length, from the literal's own announcement (never RFC822.SIZE).
     pub len: u64,
     inner: BodyInner<'a>,
+    /// Reading it from the source failed (a cut connection, a short file): whatever fails
+    /// while it is being sent on is the source's doing, not the destination's.
+    failed: bool,
 }
 
 pub(crate) enum BodyInner<'a> {
@@ -82,6 +85,7 @@ impl<'a> FetchedBody<'a> {
             uid,
             len: data.len() as u64,
             inner: BodyInner::Inline(data),
+            failed: false,
         }
     }
 
@@ -95,6 +99,7 @@ impl<'a> FetchedBody<'a> {
                 reader: Box::pin(reader),
                 remaining: len,
             },
+            failed: false,
         }
     }
 
@@ -107,6 +112,7 @@ impl<'a> FetchedBody<'a> {
                 pending: Bytes::new(),
                 done: false,
             },
+            failed: false,
         }
     }
 }
@@ -120,8 +126,20 @@ impl FetchedBody<'_> {
         }
     }
 
+    /// Whether reading the body from its source failed: an error while sending it on is
+    /// then the source's, not the destination's.
+    pub fn source_failed(&self) -> bool {
+        self.failed
+    }
+
     /// The next chunk of the body, or `None` at its end. Chunks are handed on without copying.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        let got = self.next_chunk().await;
+        self.failed |= got.is_err();
+        got
+    }
+
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>> {
         match &mut self.inner {
             BodyInner::Inline(b) => {
                 if b.is_empty() {
@@ -185,6 +203,21 @@ impl AsyncRead for FetchedBody<'_> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
+        let polled = this.poll_next(cx, buf);
+        if let Poll::Ready(Err(_)) = polled {
+            this.failed = true;
+        }
+        polled
+    }
+}
+
+impl FetchedBody<'_> {
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self;
         loop {
             let pending = match &mut this.inner {
                 BodyInner::Inline(b) => b,

@@ -810,6 +810,9 @@ async fn copy_folder(
                                     refuse(ctx, &mut rep, folder, uid, len, words);
                                     gone.push(uid);
                                 }
+                                // A body the source stopped sending mid-way (a cut
+                                // connection) fails the append: the source's failure.
+                                None if body.source_failed() => return Err(on(Side::Source)(e)),
                                 None => return Err(on(Side::Destination)(e)),
                             },
                         }
