@@ -274,3 +274,78 @@ async fn killed_backups_into_a_maildir_leave_every_message_exactly_once() {
         assert_eq!(f["extra_on_destination"], 0, "{v}");
     }
 }
+
+/// An mbox directory with a file that is not an mbox, and a Maildir with an entry it cannot
+/// take, used to be migrated with exit status 0 and the entry never mentioned. The report now
+/// names each with its path and why, and the exit status says something was left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_entries_not_imported_are_reported_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = dir.path().join("Mail");
+    std::fs::create_dir_all(&mail).unwrap();
+    std::fs::write(
+        mail.join("Inbox"),
+        "From a@example.org Mon Jan  1 00:00:00 2001\nSubject: one\n\nbody\n\n",
+    )
+    .unwrap();
+    let notes = mail.join("notes.txt");
+    std::fs::write(&notes, "Subject: not an mbox\n\nhello\n").unwrap();
+    let out_dir = dir.path().join("out");
+    let migrate = |src: String, json: bool| {
+        let mut c = imapmig(&["migrate", "--state"]);
+        c.arg(dir.path().join("state.sqlite"))
+            .arg("--src")
+            .arg(src)
+            .arg("--dst")
+            .arg(format!("maildir:{}", out_dir.display()));
+        if json {
+            c.arg("--json");
+        }
+        c
+    };
+    let (out, report) = run(migrate(format!("mbox:{}", mail.display()), true));
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert_eq!(report["copied"], 1, "{report}");
+    let listed = report["not_imported"].as_array().expect("not_imported");
+    assert_eq!(listed.len(), 1, "{report}");
+    assert_eq!(listed[0]["path"], notes.display().to_string(), "{report}");
+    assert!(
+        listed[0]["reason"].as_str().unwrap().contains("`From `"),
+        "{report}"
+    );
+    // The text report names it too.
+    let (out, _) = run(migrate(format!("mbox:{}", mail.display()), false));
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("not imported: {}", notes.display())),
+        "{text}"
+    );
+
+    // A Maildir with a directory where a message file should be.
+    let maildir = dir.path().join("md");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    std::fs::write(
+        maildir.join("cur/1700000000.1.host:2,S"),
+        "Subject: kept\r\n\r\nbody\r\n",
+    )
+    .unwrap();
+    let odd = maildir.join("cur/1700000001.2.host:2,");
+    std::fs::create_dir_all(&odd).unwrap();
+    let (out, report) = run(migrate(format!("maildir:{}", maildir.display()), true));
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let folders = report["folders"].as_array().expect("folders");
+    let entries: Vec<&serde_json::Value> = folders
+        .iter()
+        .flat_map(|f| f["not_imported"].as_array().unwrap().iter())
+        .chain(report["not_imported"].as_array().unwrap())
+        .collect();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["path"] == odd.display().to_string()),
+        "{report}"
+    );
+}
