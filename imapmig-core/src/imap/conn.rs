@@ -229,6 +229,7 @@ impl Connection {
             let parsed = parse_line(&line);
             match &parsed {
                 Parsed::Status(s) if s.tag.as_deref() == Some(tag) => return Ok(s.clone()),
+                Parsed::Unknown(l) if self.is_our_tag(l) => return Err(self.garbled_completion(l)),
                 Parsed::Status(s) if s.tag.is_some() => {
                     self.completed
                         .insert(s.tag.clone().unwrap_or_default(), s.clone());
@@ -258,6 +259,7 @@ impl Connection {
             let parsed = parse_line(&line);
             match &parsed {
                 Parsed::Continue(text) => return Ok(Ok(text.clone())),
+                Parsed::Unknown(l) if self.is_our_tag(l) => return Err(self.garbled_completion(l)),
                 Parsed::Status(s) if s.tag.as_deref() == Some(tag) => return Ok(Err(s.clone())),
                 Parsed::Status(s) if s.tag.is_some() => {
                     self.completed
@@ -269,6 +271,35 @@ impl Connection {
                 }
                 _ => on_data(&parsed),
             }
+        }
+    }
+
+    /// Whether `line` starts with a tag this connection has sent (`m<n> `): a tagged line,
+    /// though perhaps not one that can be read.
+    pub(crate) fn is_our_tag(&self, line: &[u8]) -> bool {
+        let Some(sp) = memchr::memchr(b' ', line) else {
+            return false;
+        };
+        line[..sp]
+            .strip_prefix(b"m")
+            .and_then(|n| std::str::from_utf8(n).ok())
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n > 0 && n < self.next_tag)
+    }
+
+    /// The error for a line that carries one of our tags but is no completion: waiting on
+    /// would only end in a timeout that blames a silent server. The command's outcome is
+    /// unknown, so the connection is not used again.
+    pub(crate) fn garbled_completion(&mut self, line: &[u8]) -> ImapError {
+        self.broken = true;
+        ImapError::Protocol {
+            host: self.host.clone(),
+            command: "a command",
+            detail: format!(
+                "its tagged completion cannot be read: {:?}",
+                crate::wire::excerpt(line)
+            ),
         }
     }
 

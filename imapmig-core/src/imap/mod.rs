@@ -17,6 +17,6 @@ pub use error::{ImapError, Result};
 pub use session::{
     is_sendable_keyword, AppendUid, AuthMethod, BodyEvent, Capabilities, Credentials, Endpoint,
     FetchedBody, FetchedMessage, FolderStatus, Namespace, QuotaUsage, SearchKey, Security,
-    Selected, Session, MAX_COLLECTED_BODY,
+    Selected, ServerAnomaly, Session, MAX_COLLECTED_BODY,
 };
 pub use transport::TlsVerify;

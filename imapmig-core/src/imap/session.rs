@@ -249,6 +249,8 @@ pub enum SearchKey {
     Smaller(u64),
     /// UIDs in this range (inclusive).
     UidRange(u32, u32),
+    /// These UIDs.
+    Uids(Vec<Uid>),
     /// Messages with this flag (or keyword).
     Flag(String),
 }
@@ -272,6 +274,7 @@ impl SearchKey {
             SearchKey::Larger(n) => format!("LARGER {n}"),
             SearchKey::Smaller(n) => format!("SMALLER {n}"),
             SearchKey::UidRange(a, b) => format!("UID {a}:{b}"),
+            SearchKey::Uids(uids) => format!("UID {}", uid_set(uids)),
             SearchKey::Flag(f) => match f.to_ascii_uppercase().as_str() {
                 "\\SEEN" => "SEEN".into(),
                 "\\ANSWERED" => "ANSWERED".into(),
@@ -319,6 +322,20 @@ struct PendingFetch {
     delivered: bool,
     /// Its tagged completion, once it has arrived.
     done: Option<StatusResponse>,
+    /// The server answered for it without a body (a FETCH with its UID and no `BODY[]`):
+    /// what it sent, reported if no body follows.
+    answered_without_body: Option<String>,
+}
+
+/// Odd data a server sent that the session worked around rather than fail on: a folder listed
+/// in a form that cannot be read, a metadata line whose UID cannot be read, an INTERNALDATE
+/// that is not a date. Collected with [`Session::take_anomalies`], never dropped silently.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerAnomaly {
+    /// The message, when its UID is known.
+    pub uid: Option<Uid>,
+    /// What the server sent (an excerpt) and what was done about it.
+    pub detail: String,
 }
 
 /// An IMAP session.
@@ -334,6 +351,8 @@ pub struct Session {
     after_stream: bool,
     greeting: String,
     user: Option<String>,
+    /// Odd data met since [`Session::take_anomalies`] was last called.
+    anomalies: Vec<ServerAnomaly>,
 }
 
 fn quote(s: &str, what: &'static str) -> Result<String> {
@@ -484,33 +503,110 @@ fn astring_text(line: &[u8], s: &str) -> String {
     out
 }
 
-/// Finds `UID n` in the head of a FETCH response whose body is being streamed.
-fn uid_in_head(head: &[u8]) -> Option<Uid> {
-    let open = memchr::memchr(b'(', head)?;
+/// The `UID` item of a FETCH response, as far as it can be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum UidItem {
+    /// No `UID` item.
+    Absent,
+    /// A UID IMAP allows (1 to 2^32-1).
+    Valid(Uid),
+    /// A `UID` item whose value is no UID: 0, negative, too large, not a number.
+    Unreadable,
+}
+
+/// Finds the `UID` item in the head of a FETCH response whose body is being streamed.
+fn uid_item(head: &[u8]) -> UidItem {
+    let Some(open) = memchr::memchr(b'(', head) else {
+        return UidItem::Absent;
+    };
     let mut rest = &head[open + 1..];
     loop {
-        let pos = rest
+        let Some(pos) = rest
             .windows(4)
-            .position(|w| w.eq_ignore_ascii_case(b"UID "))?;
+            .position(|w| w.eq_ignore_ascii_case(b"UID "))
+        else {
+            return UidItem::Absent;
+        };
         let before_ok = pos == 0 || matches!(rest[pos - 1], b' ' | b'(');
         let after = &rest[pos + 4..];
         if before_ok {
-            let digits: Vec<u8> = after
+            let value: Vec<u8> = after
                 .iter()
                 .copied()
-                .take_while(u8::is_ascii_digit)
+                .take_while(|b| !matches!(b, b' ' | b')'))
                 .collect();
-            if let Some(n) = std::str::from_utf8(&digits)
+            return match std::str::from_utf8(&value)
                 .ok()
+                .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|d| d.parse::<u32>().ok())
             {
-                if n > 0 {
-                    return Some(Uid(n));
-                }
-            }
+                Some(n) if n > 0 => UidItem::Valid(Uid(n)),
+                _ => UidItem::Unreadable,
+            };
         }
         rest = after;
     }
+}
+
+/// The `UID` item of a parsed FETCH response. imap-proto reads a value that is not a
+/// number IMAP allows (`UID -3`, `UID 4294967296`) as an unknown item; `line` tells.
+fn uid_of_attrs(attrs: &[AttributeValue<'_>], line: &[u8]) -> UidItem {
+    for a in attrs {
+        if let AttributeValue::Uid(u) = a {
+            return if *u > 0 {
+                UidItem::Valid(Uid(*u))
+            } else {
+                UidItem::Unreadable
+            };
+        }
+    }
+    if attrs.iter().any(|a| matches!(a, AttributeValue::Unknown)) {
+        // Only the text before any literal can hold the item: a body may say anything.
+        let head = match memchr::memchr(b'{', line) {
+            Some(i) => &line[..i],
+            None => line,
+        };
+        if uid_item(head) == UidItem::Unreadable {
+            return UidItem::Unreadable;
+        }
+    }
+    UidItem::Absent
+}
+
+/// A UID set in IMAP form, runs collapsed: `1:3,7,9:10`.
+fn uid_set(uids: &[Uid]) -> String {
+    let mut sorted: Vec<u32> = uids.iter().map(|u| u.0).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if end == start {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Whether imap-proto had to replace bytes of a name that is not UTF-8 (it then hands on a
+/// lossy copy, not a view of the line): such a name cannot be sent back to the server.
+fn name_was_mangled(line: &[u8], name: &str) -> bool {
+    let base = line.as_ptr() as usize;
+    let at = name.as_ptr() as usize;
+    let inside = at >= base && at + name.len() <= base + line.len();
+    !inside && name.contains('\u{FFFD}')
 }
 
 /// The personal namespace from a NAMESPACE response: its first `("prefix" "sep")` pair.
@@ -547,29 +643,66 @@ fn take_quoted(s: &str) -> Option<(String, &str)> {
     None
 }
 
-fn meta_from_attrs(attrs: &[AttributeValue<'_>]) -> Option<MessageMeta> {
-    let mut uid = None;
+/// What one metadata FETCH response says.
+#[derive(Debug)]
+enum MetaLine {
+    /// A message, with its INTERNALDATE as sent when that is not a date.
+    Listed {
+        meta: MessageMeta,
+        /// Whether INTERNALDATE was there at all (an unsolicited flag change has none).
+        dated: bool,
+        bad_date: Option<String>,
+    },
+    /// An answer about a message whose UID cannot be read.
+    UnreadableUid,
+    /// Nothing that concerns the listing (an unsolicited FETCH of flags without a UID).
+    Other,
+}
+
+fn meta_from_attrs(attrs: &[AttributeValue<'_>], line: &[u8]) -> MetaLine {
     let mut flags = Flags::new();
     let mut date = None;
+    let mut dated = false;
+    let mut bad_date = None;
     let mut size = 0u64;
+    let mut sized = false;
     let mut modseq = None;
     for a in attrs {
         match a {
-            AttributeValue::Uid(u) => uid = Some(Uid(*u)),
             AttributeValue::Flags(f) => flags = f.iter().map(|x| x.as_ref()).collect(),
-            AttributeValue::InternalDate(d) => date = InternalDate::parse_imap(d),
-            AttributeValue::Rfc822Size(n) => size = u64::from(*n),
+            AttributeValue::InternalDate(d) => {
+                dated = true;
+                date = InternalDate::parse_imap(d);
+                if date.is_none() {
+                    bad_date = Some(d.to_string());
+                }
+            }
+            AttributeValue::Rfc822Size(n) => {
+                sized = true;
+                size = u64::from(*n);
+            }
             AttributeValue::ModSeq(m) => modseq = Some(*m),
             _ => {}
         }
     }
-    Some(MessageMeta {
-        uid: uid?,
-        flags,
-        internal_date: date,
-        size,
-        modseq,
-    })
+    match uid_of_attrs(attrs, line) {
+        UidItem::Valid(uid) => MetaLine::Listed {
+            meta: MessageMeta {
+                uid,
+                flags,
+                internal_date: date,
+                size,
+                modseq,
+            },
+            dated,
+            bad_date,
+        },
+        UidItem::Unreadable => MetaLine::UnreadableUid,
+        // A FETCH that answers our metadata request (it has a date or a size) but names no
+        // message cannot be listed either.
+        UidItem::Absent if dated || sized => MetaLine::UnreadableUid,
+        UidItem::Absent => MetaLine::Other,
+    }
 }
 
 /// The largest message [`Session::fetch_small`] collects in memory.
@@ -653,6 +786,7 @@ impl Session {
             after_stream: false,
             greeting,
             user: None,
+            anomalies: Vec::new(),
         };
         match caps {
             Some(c) => session.caps = Capabilities::from_atoms(c),
@@ -1081,11 +1215,22 @@ impl Session {
         let tag = self.conn.send(cmd.as_bytes()).await?;
         let mut folders: Vec<Folder> = Vec::new();
         let mut statuses: HashMap<String, FolderStatus> = HashMap::new();
-        let mut unparsed = Vec::new();
+        let mut odd = Vec::new();
         let utf8 = self.utf8;
         let status = self
             .conn
             .wait_raw(&tag, |line, p| match p {
+                Parsed::Data(Response::MailboxData(MailboxDatum::List(l)))
+                    if name_was_mangled(line, &l.name) =>
+                {
+                    odd.push(ServerAnomaly {
+                        uid: None,
+                        detail: format!(
+                            "the source listed a folder whose name is not UTF-8 ({:?}); it cannot be named back to the server and was not copied",
+                            crate::wire::excerpt(line)
+                        ),
+                    });
+                }
                 Parsed::Data(Response::MailboxData(MailboxDatum::List(l))) => {
                     let raw = astring_text(line, &l.name);
                     let attributes: Vec<String> =
@@ -1112,22 +1257,21 @@ impl Session {
                 Parsed::Unknown(line)
                     if line.len() > 6 && line[..6].eq_ignore_ascii_case(b"* LIST") =>
                 {
-                    unparsed.push(crate::wire::excerpt(line));
+                    // One entry we cannot read must not cost the others: it is left out,
+                    // and reported so that it does not vanish without a word.
+                    odd.push(ServerAnomaly {
+                        uid: None,
+                        detail: format!(
+                            "the source listed a folder in a form that cannot be read ({:?}); it was not copied",
+                            crate::wire::excerpt(line)
+                        ),
+                    });
                 }
                 _ => {}
             })
             .await?;
         self.check("LIST", None, status)?;
-        if let Some(first) = unparsed.first() {
-            // A folder we cannot read must not vanish from the migration without a word.
-            return Err(self.protocol(
-                "LIST",
-                format!(
-                    "{} folder(s) listed in a form that cannot be parsed, e.g. {first:?}",
-                    unparsed.len()
-                ),
-            ));
-        }
+        self.anomalies.extend(odd);
         Ok(folders
             .into_iter()
             .map(|f| {
@@ -1145,11 +1289,13 @@ impl Session {
         } else {
             ""
         };
-        let cmd = format!(
-            "STATUS {} (MESSAGES UIDNEXT UIDVALIDITY UNSEEN{modseq})",
-            quote(raw, "folder name")?
-        );
-        let tag = self.conn.send(cmd.as_bytes()).await?;
+        let tag = self
+            .send_named(
+                "STATUS",
+                raw,
+                &format!(" (MESSAGES UIDNEXT UIDVALIDITY UNSEEN{modseq})"),
+            )
+            .await?;
         let mut st = FolderStatus::default();
         let status = self
             .conn
@@ -1184,8 +1330,7 @@ impl Session {
         } else {
             ""
         };
-        let cmd = format!("{verb} {}{condstore}", quote(raw, "folder name")?);
-        let tag = self.conn.send(cmd.as_bytes()).await?;
+        let tag = self.send_named(verb, raw, condstore).await?;
         let mut sel = Selected {
             raw: raw.to_string(),
             read_only: verb == "EXAMINE",
@@ -1212,6 +1357,37 @@ impl Session {
             _ => {}
         }
         Ok(self.selected.insert(sel))
+    }
+
+    /// Sends `verb <folder name><after>`: the name quoted, or as a literal when it holds 8-bit
+    /// bytes a quoted string cannot carry (a name some servers list that way, and expect back
+    /// the same way). Returns the tag.
+    async fn send_named(&mut self, verb: &'static str, raw: &str, after: &str) -> Result<String> {
+        if self.utf8 || raw.is_ascii() {
+            let cmd = format!("{verb} {}{after}", quote(raw, "folder name")?);
+            return self.conn.send(cmd.as_bytes()).await;
+        }
+        let len = raw.len();
+        let nonsync = self.caps.has("LITERAL+") || (self.caps.has("LITERAL-") && len <= 4096);
+        if nonsync {
+            let mut cmd = format!("{verb} {{{len}+}}\r\n").into_bytes();
+            cmd.extend_from_slice(raw.as_bytes());
+            cmd.extend_from_slice(after.as_bytes());
+            return self.conn.send(&cmd).await;
+        }
+        let tag = self.conn.tag();
+        self.conn
+            .write(format!("{tag} {verb} {{{len}}}\r\n").as_bytes())
+            .await?;
+        self.conn.flush().await?;
+        if let Err(status) = self.conn.wait_continuation(&tag, |_| {}).await? {
+            return Err(self.refused(verb, Some(raw), status));
+        }
+        self.conn.write(raw.as_bytes()).await?;
+        self.conn.write(after.as_bytes()).await?;
+        self.conn.write(b"\r\n").await?;
+        self.conn.flush().await?;
+        Ok(tag)
     }
 
     fn require_selected(&self, verb: &'static str) -> Result<()> {
@@ -1267,36 +1443,65 @@ impl Session {
         }
         let tag = self.conn.send(cmd.as_bytes()).await?;
         let mut by_uid: HashMap<Uid, MessageMeta> = HashMap::new();
-        let mut broken = 0usize;
+        // Odd lines are worked around, each one reported: a message whose UID cannot be read
+        // cannot be tracked and is left out; a date that cannot be read is replaced.
+        let mut odd: Vec<ServerAnomaly> = Vec::new();
         let status = self
             .conn
-            .wait(&tag, |p| match p {
-                Parsed::Data(Response::Fetch(_, attrs)) => {
-                    if let Some(m) = meta_from_attrs(attrs) {
+            .wait_raw(&tag, |line, p| match p {
+                Parsed::Data(Response::Fetch(_, attrs)) => match meta_from_attrs(attrs, line) {
+                    MetaLine::Listed {
+                        meta,
+                        dated,
+                        bad_date,
+                    } => {
+                        if let Some(d) = bad_date {
+                            odd.push(ServerAnomaly {
+                                uid: Some(meta.uid),
+                                detail: format!(
+                                    "the source gave UID {} the INTERNALDATE {d:?}, which is not a date ({:?}); copied with the time of copying as its date",
+                                    meta.uid,
+                                    crate::wire::excerpt(line)
+                                ),
+                            });
+                        }
                         // An unsolicited FETCH (a flag change by another client) may repeat
                         // a UID with only some items: it updates the flags and nothing else.
-                        match by_uid.get_mut(&m.uid) {
-                            Some(e) if m.internal_date.is_none() => e.flags = m.flags,
+                        match by_uid.get_mut(&meta.uid) {
+                            Some(e) if !dated => e.flags = meta.flags,
                             _ => {
-                                by_uid.insert(m.uid, m);
+                                by_uid.insert(meta.uid, meta);
                             }
                         }
                     }
-                }
+                    MetaLine::UnreadableUid => odd.push(ServerAnomaly {
+                        uid: None,
+                        detail: format!(
+                            "the source listed a message as {:?}; not listed: its UID cannot be read",
+                            crate::wire::excerpt(line)
+                        ),
+                    }),
+                    MetaLine::Other => {}
+                },
                 Parsed::Unknown(line) if memchr::memmem::find(line, b"FETCH").is_some() => {
-                    broken += 1
+                    let uid = match uid_item(line) {
+                        UidItem::Valid(u) => Some(u),
+                        _ => None,
+                    };
+                    odd.push(ServerAnomaly {
+                        uid,
+                        detail: format!(
+                            "the source sent {:?}, which cannot be read; not listed: its UID cannot be read",
+                            crate::wire::excerpt(line)
+                        ),
+                    });
                 }
                 _ => {}
             })
             .await?;
         let folder = self.selected.as_ref().map(|s| s.raw.clone());
         self.check("FETCH", folder.as_deref(), status)?;
-        if broken > 0 {
-            return Err(self.protocol(
-                "FETCH",
-                format!("{broken} FETCH response(s) could not be parsed"),
-            ));
-        }
+        self.anomalies.extend(odd);
         let mut v: Vec<MessageMeta> = by_uid.into_values().collect();
         v.sort_by_key(|m| m.uid);
         Ok(v)
@@ -1317,6 +1522,7 @@ impl Session {
                 uid,
                 delivered: false,
                 done: None,
+                answered_without_body: None,
             });
         }
         self.conn.flush().await
@@ -1343,6 +1549,7 @@ impl Session {
                     uid,
                     delivered,
                     done: Some(status),
+                    answered_without_body,
                     ..
                 }) = self.fetches.pop_front()
                 else {
@@ -1352,23 +1559,51 @@ impl Session {
                     return Ok(Some(BodyEvent::Failed(uid, status)));
                 }
                 if !delivered {
-                    return Ok(Some(BodyEvent::Missing(uid)));
+                    return Ok(Some(match answered_without_body {
+                        Some(detail) => BodyEvent::Withheld { uid, detail },
+                        None => BodyEvent::Missing(uid),
+                    }));
                 }
                 continue;
             }
             match self.conn.next_frame().await? {
                 Frame::LiteralStart { head, len } => {
-                    let uid = match uid_in_head(&head).or_else(|| self.first_undelivered()) {
-                        Some(u) => u,
-                        None => {
-                            return Err(self.protocol(
-                                "FETCH",
-                                format!(
-                                    "a message body arrived without its UID: {:?}",
-                                    crate::wire::excerpt(&head)
-                                ),
-                            ))
+                    let said = || crate::wire::excerpt(&head);
+                    let uid = match uid_item(&head) {
+                        UidItem::Valid(u) if self.awaits(u) => u,
+                        UidItem::Valid(uid) => {
+                            // Not asked for in this round, or already delivered: skipped whole,
+                            // so the connection stays in step.
+                            self.conn.drain_literal().await?;
+                            self.after_stream = true;
+                            return Ok(Some(BodyEvent::Unasked {
+                                uid,
+                                detail: unasked_detail(uid, len, &said()),
+                            }));
                         }
+                        UidItem::Unreadable => {
+                            self.conn.drain_literal().await?;
+                            self.after_stream = true;
+                            self.anomalies.push(ServerAnomaly {
+                                uid: None,
+                                detail: format!(
+                                    "the source sent a body ({len} bytes) under a UID that cannot be read ({:?}); it was not copied",
+                                    said()
+                                ),
+                            });
+                            continue;
+                        }
+                        // No UID at all (a server that leaves it out of UID FETCH answers):
+                        // the body belongs to the oldest fetch still waiting for one.
+                        UidItem::Absent => match self.first_undelivered() {
+                            Some(u) => u,
+                            None => {
+                                return Err(self.protocol(
+                                    "FETCH",
+                                    format!("a message body arrived without its UID: {:?}", said()),
+                                ))
+                            }
+                        },
                     };
                     self.mark_delivered(uid);
                     self.after_stream = true;
@@ -1400,33 +1635,120 @@ impl Session {
                         Parsed::Status(s) if s.kind == StatusKind::Bye => {
                             self.conn.note_bye(s.describe())
                         }
+                        Parsed::Unknown(l) if self.conn.is_our_tag(l) => {
+                            return Err(self.conn.garbled_completion(l))
+                        }
                         Parsed::Data(Response::Fetch(_, attrs)) => {
-                            let mut uid = None;
-                            let mut body = None;
+                            // `None`: no body item; `Some(None)`: `BODY[] NIL`.
+                            let mut body: Option<Option<&[u8]>> = None;
                             for a in &attrs {
-                                match a {
-                                    AttributeValue::Uid(u) => uid = Some(Uid(*u)),
-                                    AttributeValue::BodySection {
-                                        section: None,
-                                        data: Some(d),
-                                        ..
-                                    } => body = Some(d.as_ref()),
-                                    _ => {}
+                                if let AttributeValue::BodySection {
+                                    section: None,
+                                    data,
+                                    ..
+                                } = a
+                                {
+                                    body = Some(data.as_deref());
                                 }
                             }
-                            let Some(body) = body else { continue };
-                            let Some(uid) = uid.or_else(|| self.first_undelivered()) else {
-                                continue;
+                            let said = || crate::wire::excerpt(&line);
+                            let uid = match uid_of_attrs(&attrs, &line) {
+                                UidItem::Valid(u) => u,
+                                UidItem::Unreadable if body.is_some() => {
+                                    self.anomalies.push(ServerAnomaly {
+                                        uid: None,
+                                        detail: format!(
+                                            "the source answered a body FETCH under a UID that cannot be read ({:?}); nothing of it was copied",
+                                            said()
+                                        ),
+                                    });
+                                    continue;
+                                }
+                                UidItem::Absent if body.is_some() => {
+                                    match self.first_undelivered() {
+                                        Some(u) => u,
+                                        None => {
+                                            self.anomalies.push(ServerAnomaly {
+                                                uid: None,
+                                                detail: format!(
+                                                    "the source sent a body without a UID when none was awaited ({:?}); it was not copied",
+                                                    said()
+                                                ),
+                                            });
+                                            continue;
+                                        }
+                                    }
+                                }
+                                // A FETCH without a body and without a readable UID (a flag
+                                // change) says nothing about the bodies asked for.
+                                UidItem::Unreadable | UidItem::Absent => continue,
                             };
-                            let data = slice_of(&line, body);
-                            self.mark_delivered(uid);
-                            return Ok(Some(BodyEvent::Body(FetchedBody::from_bytes(uid, data))));
+                            match body {
+                                None => {
+                                    // Flags alone, say: only if no body follows before the
+                                    // command completes is the message withheld.
+                                    if let Some(f) = self.awaited_mut(uid) {
+                                        f.answered_without_body.get_or_insert_with(|| {
+                                            format!(
+                                                "the source answered the FETCH of UID {uid} without its body ({:?}); the message was not copied",
+                                                said()
+                                            )
+                                        });
+                                    }
+                                }
+                                Some(None) if self.awaits(uid) => {
+                                    self.mark_delivered(uid);
+                                    return Ok(Some(BodyEvent::Withheld {
+                                        uid,
+                                        detail: format!(
+                                            "the source answered the FETCH of UID {uid} with BODY[] NIL, no body ({:?}); the message was not copied",
+                                            said()
+                                        ),
+                                    }));
+                                }
+                                Some(None) => {
+                                    return Ok(Some(BodyEvent::Unasked {
+                                        uid,
+                                        detail: format!(
+                                            "the source sent BODY[] NIL for UID {uid}, which was not asked for or was already sent ({:?})",
+                                            said()
+                                        ),
+                                    }))
+                                }
+                                Some(Some(data)) if self.awaits(uid) => {
+                                    let data = slice_of(&line, data);
+                                    self.mark_delivered(uid);
+                                    return Ok(Some(BodyEvent::Body(FetchedBody::from_bytes(
+                                        uid, data,
+                                    ))));
+                                }
+                                Some(Some(data)) => {
+                                    return Ok(Some(BodyEvent::Unasked {
+                                        uid,
+                                        detail: unasked_detail(uid, data.len() as u64, &said()),
+                                    }))
+                                }
+                            }
                         }
                         _ => {}
                     }
                 }
             }
         }
+    }
+
+    /// Whether a body for `uid` is awaited: asked for in a fetch still running, and not
+    /// delivered yet.
+    fn awaits(&self, uid: Uid) -> bool {
+        self.fetches
+            .iter()
+            .any(|f| f.uid == uid && !f.delivered && f.done.is_none())
+    }
+
+    fn awaited_mut(&mut self, uid: Uid) -> Option<&mut PendingFetch> {
+        self.fetches
+            .iter_mut()
+            .find(|f| f.uid == uid && !f.delivered && f.done.is_none())
     }
 
     /// The UID of the oldest fetch still waiting for its body: the owner of a body that came
@@ -1439,13 +1761,34 @@ impl Session {
     }
 
     fn mark_delivered(&mut self, uid: Uid) {
-        if let Some(f) = self
-            .fetches
-            .iter_mut()
-            .find(|f| f.uid == uid && !f.delivered)
-        {
+        if let Some(f) = self.awaited_mut(uid) {
             f.delivered = true;
         }
+    }
+
+    /// Odd data the server sent since the last call, each worked around (see
+    /// [`ServerAnomaly`]).
+    pub fn take_anomalies(&mut self) -> Vec<ServerAnomaly> {
+        std::mem::take(&mut self.anomalies)
+    }
+
+    /// Which of these UIDs the selected folder holds (`UID SEARCH UID <set>`): tells a message
+    /// expunged meanwhile from one the server would not send.
+    pub async fn uids_present(&mut self, uids: &[Uid]) -> Result<Vec<Uid>> {
+        let asked: HashSet<Uid> = uids.iter().copied().collect();
+        let mut found = Vec::new();
+        // Bounded command lines, whatever the number of UIDs.
+        for chunk in uids.chunks(1000) {
+            found.extend(
+                self.uid_search(&[SearchKey::Uids(chunk.to_vec())])
+                    .await?
+                    .into_iter()
+                    .filter(|u| asked.contains(u)),
+            );
+        }
+        found.sort_unstable();
+        found.dedup();
+        Ok(found)
     }
 
     /// Fetches whole messages with their metadata into memory: for fingerprints and
@@ -1802,6 +2145,13 @@ impl Session {
     }
 }
 
+/// What a body for a UID that was not awaited is reported as.
+fn unasked_detail(uid: Uid, len: u64, said: &str) -> String {
+    format!(
+        "the source sent a body ({len} bytes) for UID {uid}, which was not asked for or was already sent ({said:?}); it was not copied"
+    )
+}
+
 /// A zero-copy view of `part` inside `line` when it is one (imap-proto borrows from the line),
 /// else a copy.
 fn slice_of(line: &Bytes, part: &[u8]) -> Bytes {
@@ -1825,15 +2175,82 @@ mod tests {
 
     #[test]
     fn uid_is_found_in_fetch_heads() {
-        assert_eq!(uid_in_head(b"* 3 FETCH (UID 17 BODY[] "), Some(Uid(17)));
+        use UidItem::*;
+        assert_eq!(uid_item(b"* 3 FETCH (UID 17 BODY[] "), Valid(Uid(17)));
         assert_eq!(
-            uid_in_head(b"* 3 FETCH (FLAGS (\\Seen) UID 9 BODY[] "),
-            Some(Uid(9))
+            uid_item(b"* 3 FETCH (FLAGS (\\Seen) UID 9 BODY[] "),
+            Valid(Uid(9))
         );
-        assert_eq!(uid_in_head(b"* 3 FETCH (BODY[] "), None);
-        assert_eq!(uid_in_head(b"* 3 FETCH (XUID 4 BODY[] "), None);
-        assert_eq!(uid_in_head(b"* 3 FETCH (UID 0 BODY[] "), None);
-        assert_eq!(uid_in_head(b"garbage"), None);
+        assert_eq!(uid_item(b"* 3 FETCH (BODY[] "), Absent);
+        assert_eq!(uid_item(b"* 3 FETCH (XUID 4 BODY[] "), Absent);
+        assert_eq!(uid_item(b"* 3 FETCH (UID 0 BODY[] "), Unreadable);
+        assert_eq!(uid_item(b"* 3 FETCH (UID -3 BODY[] "), Unreadable);
+        assert_eq!(uid_item(b"* 3 FETCH (UID 4294967296 BODY[] "), Unreadable);
+        assert_eq!(
+            uid_item(b"* 3 FETCH (UID 4294967295)"),
+            Valid(Uid(u32::MAX))
+        );
+        assert_eq!(uid_item(b"garbage"), Absent);
+    }
+
+    #[test]
+    fn uid_sets_collapse_runs() {
+        let uids: Vec<Uid> = [9, 1, 2, 3, 7, 10, 3].into_iter().map(Uid).collect();
+        assert_eq!(uid_set(&uids), "1:3,7,9:10");
+        assert_eq!(uid_set(&[Uid(5)]), "5");
+    }
+
+    #[test]
+    fn unreadable_metadata_is_told_apart() {
+        for line in [
+            &b"* 1 FETCH (UID 0 FLAGS () INTERNALDATE \"01-Jan-2024 12:00:00 +0000\")\r\n"[..],
+            b"* 1 FETCH (UID -3 FLAGS () RFC822.SIZE 4)\r\n",
+            b"* 1 FETCH (UID 4294967296 FLAGS ())\r\n",
+            b"* 1 FETCH (FLAGS () RFC822.SIZE 4)\r\n",
+        ] {
+            let Parsed::Data(Response::Fetch(_, attrs)) = crate::wire::response::parse_line(line)
+            else {
+                panic!("not parsed: {line:?}");
+            };
+            assert!(
+                matches!(meta_from_attrs(&attrs, line), MetaLine::UnreadableUid),
+                "{line:?}"
+            );
+        }
+        let line = b"* 1 FETCH (FLAGS (\\Seen))\r\n";
+        let Parsed::Data(Response::Fetch(_, attrs)) = crate::wire::response::parse_line(line)
+        else {
+            panic!()
+        };
+        assert!(matches!(meta_from_attrs(&attrs, line), MetaLine::Other));
+        let line = b"* 1 FETCH (UID 4 INTERNALDATE \"not a date\")\r\n";
+        let Parsed::Data(Response::Fetch(_, attrs)) = crate::wire::response::parse_line(line)
+        else {
+            panic!()
+        };
+        match meta_from_attrs(&attrs, line) {
+            MetaLine::Listed { meta, bad_date, .. } => {
+                assert_eq!(meta.uid, Uid(4));
+                assert_eq!(bad_date.as_deref(), Some("not a date"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn mangled_list_names_are_noticed() {
+        for (line, mangled) in [
+            (&b"* LIST () \"/\" {6}\r\nCaf\xc3\xa9s\r\n"[..], false),
+            (b"* LIST () \"/\" {5}\r\nCaf\xe9s\r\n", true),
+            (b"* LIST () \"/\" \"A\xef\xbf\xbd\"\r\n", false),
+        ] {
+            let Parsed::Data(Response::MailboxData(MailboxDatum::List(l))) =
+                crate::wire::response::parse_line(line)
+            else {
+                panic!("not parsed: {line:?}");
+            };
+            assert_eq!(name_was_mangled(line, &l.name), mangled, "{line:?}");
+        }
     }
 
     #[test]

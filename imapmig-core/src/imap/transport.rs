@@ -12,8 +12,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
@@ -177,8 +180,19 @@ pub(crate) fn client_config(verify: &TlsVerify) -> Result<Arc<ClientConfig>, Str
             .with_no_client_auth(),
         TlsVerify::CaFile(path) => {
             let mut roots = system_roots();
-            add_ca_file(&mut roots, path)?;
-            builder.with_root_certificates(roots).with_no_client_auth()
+            let pinned = add_ca_file(&mut roots, path)?;
+            let webpki =
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| format!("TLS setup with the CA file {}: {e}", path.display()))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(CaFileVerifier {
+                    webpki,
+                    pinned,
+                    provider,
+                }))
+                .with_no_client_auth()
         }
     };
     Ok(Arc::new(config))
@@ -195,24 +209,28 @@ fn system_roots() -> RootCertStore {
     roots
 }
 
-fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), String> {
+/// Adds the certificates of a PEM file to `roots`; returns them too, for [`CaFileVerifier`].
+fn add_ca_file(
+    roots: &mut RootCertStore,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, String> {
     let pem = std::fs::read(path)
         .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
-    let mut added = 0;
+    let mut added = Vec::new();
     for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
         let cert = cert.map_err(|e| format!("the CA file {} is not PEM: {e}", path.display()))?;
         roots
-            .add(cert)
+            .add(cert.clone())
             .map_err(|e| format!("a certificate in {} is unusable: {e}", path.display()))?;
-        added += 1;
+        added.push(cert);
     }
-    if added == 0 {
+    if added.is_empty() {
         return Err(format!(
             "the CA file {} holds no PEM certificate",
             path.display()
         ));
     }
-    Ok(())
+    Ok(added)
 }
 
 /// Wraps a connected TCP stream in TLS.
@@ -228,7 +246,7 @@ pub(crate) async fn tls_handshake(
     let connector = tokio_rustls::TlsConnector::from(config);
     match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
         Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(e)) => Err(explain_tls_error(&e, host)),
         Err(_) => Err(format!(
             "the TLS handshake did not finish within {} s",
             timeout.as_secs()
@@ -253,6 +271,120 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// What to pass to trust a server's own certificate, for the messages below. The library does
+/// not know which side a connection is; the flags of both are named.
+const CA_FILE_FLAGS: &str = "--src-ca-file/--dst-ca-file";
+
+/// A TLS failure in words a user can act on. rustls's own text (`invalid peer certificate:
+/// Other(OtherError(CaUsedAsEndEntity))`) names the check, not the remedy.
+fn explain_tls_error(e: &io::Error, host: &str) -> String {
+    let Some(rustls::Error::InvalidCertificate(cert)) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
+        return e.to_string();
+    };
+    match cert {
+        CertificateError::UnknownIssuer => format!(
+            "the server's certificate is not signed by an authority this machine trusts; pass \
+             the authority's certificate (or the server's own, if it is self-signed) with \
+             {CA_FILE_FLAGS}"
+        ),
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            format!(
+                "the server's certificate is not made out for {host:?}; connect by a name the \
+                 certificate lists"
+            )
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            "the server's certificate has expired; the server's administrator must renew it"
+                .to_string()
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "the server's certificate is not valid yet; check this machine's clock".to_string()
+        }
+        CertificateError::Revoked => "the server's certificate has been revoked".to_string(),
+        // webpki's reasons come only as an opaque `OtherError`; its debug form is the one
+        // place that names this one (rustls-webpki is not a direct dependency to match on).
+        CertificateError::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+            format!(
+                "the server's certificate is self-signed (a CA certificate used as the server's \
+                 own); pass that certificate with {CA_FILE_FLAGS}"
+            )
+        }
+        other => format!("the server's certificate was not accepted: {other:?}"),
+    }
+}
+
+/// The verifier for [`TlsVerify::CaFile`]: the usual WebPKI checks against the system roots
+/// plus the file's certificates, and one more way to pass: the server presents a certificate
+/// that is byte for byte one of the file's. That is how a self-signed server certificate is
+/// trusted (WebPKI refuses a CA certificate used as the server's own, and a self-signed
+/// certificate often is one). The server name and the handshake signatures are still checked.
+#[derive(Debug)]
+struct CaFileVerifier {
+    webpki: Arc<WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for CaFileVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self
+            .pinned
+            .iter()
+            .any(|c| c.as_ref() == end_entity.as_ref())
+        {
+            let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_name(&parsed, server_name)?;
+            return Ok(ServerCertVerified::assertion());
+        }
+        self.webpki
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
     fn verify_tls12_signature(

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::{AccessError, DateRange, FolderList, MigrationSource, OpenedFolder};
+use super::{AccessError, DateRange, FolderList, MigrationSource, OpenedFolder, SourceAnomaly};
 use crate::body::BodyEvent;
 use crate::engine::{Account, DateField};
 use crate::imap::{ImapError, SearchKey, Session};
@@ -155,6 +155,24 @@ impl MigrationSource for ImapSource {
 
     async fn next_body(&mut self) -> Result<Option<BodyEvent<'_>>, AccessError> {
         Ok(self.session.next_body().await?)
+    }
+
+    fn take_anomalies(&mut self) -> Vec<SourceAnomaly> {
+        self.session
+            .take_anomalies()
+            .into_iter()
+            .map(|a| SourceAnomaly {
+                uid: a.uid,
+                detail: a.detail,
+            })
+            .collect()
+    }
+
+    async fn still_present(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, AccessError> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.session.uids_present(uids).await?)
     }
 
     async fn close(self) {
