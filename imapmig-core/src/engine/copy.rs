@@ -185,7 +185,7 @@ pub(super) async fn run(
     let mut cancelled = false;
     for (idx, entry) in plan.entries.iter().enumerate() {
         match outcomes.remove(&idx) {
-            Some(Outcome::Done(r)) => report.folders.push(r),
+            Some(Outcome::Done(r)) => report.folders.push(*r),
             Some(Outcome::Failed(f)) => report.failed_folders.push(f),
             Some(Outcome::Cancelled) => cancelled = true,
             None => {
@@ -232,7 +232,7 @@ async fn plan_retrying(
 
 /// What happened to one planned folder.
 enum Outcome {
-    Done(FolderReport),
+    Done(Box<FolderReport>),
     Failed(FolderFailure),
     Cancelled,
 }
@@ -397,7 +397,7 @@ async fn worker(
         let outcome = match result {
             Ok(r) => {
                 ctx.emit(ProgressEvent::FolderDone(r.clone()));
-                Outcome::Done(r)
+                Outcome::Done(Box::new(r))
             }
             Err(EngineError::Cancelled) => Outcome::Cancelled,
             Err(e) => Outcome::Failed(FolderFailure::of(folder, &e)),

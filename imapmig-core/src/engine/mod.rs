@@ -343,6 +343,9 @@ impl MigrationReport {
 }
 
 /// Something worth telling a user while a migration runs.
+// Events are handed out by reference, one per folder at most for the large one: a box would
+// change the public type for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub enum ProgressEvent {
