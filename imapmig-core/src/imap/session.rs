@@ -274,7 +274,7 @@ impl SearchKey {
             SearchKey::Larger(n) => format!("LARGER {n}"),
             SearchKey::Smaller(n) => format!("SMALLER {n}"),
             SearchKey::UidRange(a, b) => format!("UID {a}:{b}"),
-            SearchKey::Uids(uids) => format!("UID {}", uid_set(uids)),
+            SearchKey::Uids(uids) => format!("UID {}", crate::engine::uid_set(uids)),
             SearchKey::Flag(f) => match f.to_ascii_uppercase().as_str() {
                 "\\SEEN" => "SEEN".into(),
                 "\\ANSWERED" => "ANSWERED".into(),
@@ -571,33 +571,6 @@ fn uid_of_attrs(attrs: &[AttributeValue<'_>], line: &[u8]) -> UidItem {
         }
     }
     UidItem::Absent
-}
-
-/// A UID set in IMAP form, runs collapsed: `1:3,7,9:10`.
-fn uid_set(uids: &[Uid]) -> String {
-    let mut sorted: Vec<u32> = uids.iter().map(|u| u.0).collect();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < sorted.len() {
-        let start = sorted[i];
-        let mut end = start;
-        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
-            i += 1;
-            end = sorted[i];
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if end == start {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}:{end}"));
-        }
-        i += 1;
-    }
-    out
 }
 
 /// Whether imap-proto had to replace bytes of a name that is not UTF-8 (it then hands on a
@@ -2196,8 +2169,8 @@ mod tests {
     #[test]
     fn uid_sets_collapse_runs() {
         let uids: Vec<Uid> = [9, 1, 2, 3, 7, 10, 3].into_iter().map(Uid).collect();
-        assert_eq!(uid_set(&uids), "1:3,7,9:10");
-        assert_eq!(uid_set(&[Uid(5)]), "5");
+        assert_eq!(crate::engine::uid_set(&uids), "1:3,7,9:10");
+        assert_eq!(crate::engine::uid_set(&[Uid(5)]), "5");
     }
 
     #[test]
