@@ -41,19 +41,6 @@ fn via(proxy: &FaultProxy, u: &TestUser) -> Account {
     }
 }
 
-/// The exit status `imapmig migrate` gives a report (imapmig-cli `report_exit_code`): 0
-/// complete, 3 refused login, 4 unreachable server, 1 anything else.
-fn exit_status(r: &MigrationReport) -> u8 {
-    if r.is_complete() {
-        return 0;
-    }
-    match r.failure_kind() {
-        Some(ErrorKind::Authentication) => 3,
-        Some(ErrorKind::Connection | ErrorKind::Tls) => 4,
-        _ => 1,
-    }
-}
-
 /// The source folders the engine plans for this pair (decoded names), asked directly of the
 /// servers, not through any proxy.
 async fn planned(src: &Account, dst: &Account, opts: &MigrationOptions) -> Vec<String> {
@@ -252,7 +239,7 @@ async fn folder_is_never_dropped_when_reconnect_fails() {
 
         assert_accounted(&r, &planned);
         assert!(!r.is_complete(), "{how:?}: {r:#?}");
-        assert_ne!(exit_status(&r), 0);
+        assert_ne!(r.exit_status(), 0);
         let failed: Vec<&str> = r.failed_folders.iter().map(|f| f.folder.as_str()).collect();
         assert_eq!(failed, ["Big"], "{how:?}: {:#?}", r.failed_folders);
         let f = &r.failed_folders[0];
@@ -260,7 +247,7 @@ async fn folder_is_never_dropped_when_reconnect_fails() {
         match how {
             Reconnect::PortDead => {
                 assert_eq!(f.kind, ErrorKind::Connection, "{f:?}");
-                assert_eq!(exit_status(&r), 4);
+                assert_eq!(r.exit_status(), 4);
             }
             Reconnect::LoginsRefused => {
                 assert!(f.message.contains("Temporary failure"), "{f:?}");
@@ -348,7 +335,7 @@ async fn down_server_is_detected_once_for_the_account() {
         assert!(f.transient, "{f:?}");
     }
     assert_eq!(r.failure_kind(), Some(ErrorKind::Connection));
-    assert_eq!(exit_status(&r), 4);
+    assert_eq!(r.exit_status(), 4);
     // One planning connection and one per retry of the first folder: each folder on its own
     // would be 1 + 15 * 3.
     let connections = proxy.connections();
@@ -427,7 +414,7 @@ async fn uncreatable_folder_fails_alone() {
         "the destination's words are missing: {}",
         f.message
     );
-    assert_eq!(exit_status(&r), 1);
+    assert_eq!(r.exit_status(), 1);
     // Every other folder is copied in full.
     assert_eq!(r.folders.len(), planned.len() - 1);
     for fr in &r.folders {
@@ -704,7 +691,7 @@ async fn check_report(
     verify: (&Account, &Account, &MigrationOptions, &Snapshot),
 ) {
     assert_accounted(r, planned);
-    assert_eq!(exit_status(r) == 0, r.is_complete(), "{what}");
+    assert_eq!(r.exit_status() == 0, r.is_complete(), "{what}");
     assert!(r.anomalies.is_empty(), "{what}: {:#?}", r.anomalies);
     for f in &r.folders {
         assert!(
@@ -732,7 +719,7 @@ async fn check_report(
             !r.failed_folders.is_empty(),
             "{what}: incomplete without a failure"
         );
-        assert_eq!(exit_status(r), 4, "{what}: {:?}", r.failed_folders);
+        assert_eq!(r.exit_status(), 4, "{what}: {:?}", r.failed_folders);
     }
 }
 

@@ -278,7 +278,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             } else {
                 print_report(&report);
             }
-            Ok(report_exit_code(&report))
+            Ok(report.exit_status())
         }
         Command::Verify {
             src,
@@ -521,20 +521,6 @@ impl Progress {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
-    }
-}
-
-/// A finished run's exit status: 0 when everything is there; when folders failed, the status
-/// of their gravest kind (3 a refused login, 4 a server unreachable after every retry); 1 for
-/// messages refused or skipped, anomalies, or folders failed for other reasons.
-fn report_exit_code(report: &MigrationReport) -> u8 {
-    if report.is_complete() {
-        return 0;
-    }
-    match report.failure_kind() {
-        Some(ErrorKind::Authentication) => 3,
-        Some(ErrorKind::Connection | ErrorKind::Tls) => 4,
-        _ => 1,
     }
 }
 

@@ -327,6 +327,21 @@ impl MigrationReport {
             })
     }
 
+    /// The exit status `imapmig migrate` gives this report: 0 when it is complete; when
+    /// folders failed, that of their gravest kind (3 a refused login, 4 a server unreachable
+    /// or TLS failing after every retry); 1 for anything else left behind (messages refused
+    /// or too large, anomalies, local entries not imported, folders failed otherwise).
+    pub fn exit_status(&self) -> u8 {
+        if self.is_complete() {
+            return 0;
+        }
+        match self.failure_kind() {
+            Some(ErrorKind::Authentication) => 3,
+            Some(ErrorKind::Connection | ErrorKind::Tls) => 4,
+            _ => 1,
+        }
+    }
+
     /// What kind of failure the failed folders show, the gravest first: what an exit status is
     /// chosen by when folders failed (`None` when none did).
     pub fn failure_kind(&self) -> Option<ErrorKind> {
