@@ -187,11 +187,7 @@ pub(crate) fn client_config(verify: &TlsVerify) -> Result<Arc<ClientConfig>, Str
                     .map_err(|e| format!("TLS setup with the CA file {}: {e}", path.display()))?;
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(CaFileVerifier {
-                    webpki,
-                    pinned,
-                    provider,
-                }))
+                .with_custom_certificate_verifier(Arc::new(CaFileVerifier { webpki, pinned }))
                 .with_no_client_auth()
         }
     };
@@ -362,7 +358,6 @@ fn explain_tls_error(e: &io::Error, host: &str) -> String {
 struct CaFileVerifier {
     webpki: Arc<WebPkiServerVerifier>,
     pinned: Vec<CertificateDer<'static>>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
 impl ServerCertVerifier for CaFileVerifier {
@@ -387,18 +382,14 @@ impl ServerCertVerifier for CaFileVerifier {
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
+    // The handshake signatures are checked as WebPKI checks them, pinned certificate or not.
     fn verify_tls12_signature(
         &self,
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.webpki.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -407,17 +398,10 @@ impl ServerCertVerifier for CaFileVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.webpki.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.webpki.supported_verify_schemes()
     }
 }
