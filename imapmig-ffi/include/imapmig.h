@@ -51,7 +51,9 @@
  *                                       missing; required unless dry_run. It is what makes a
  *                                       re-run resume instead of copying again.
  *     "account_key": "...",             key of this pair in the state file (default: the
- *                                       CLI's, "user@host:port -> user@host:port")
+ *                                       CLI's, "imap:user -> imap:user", the logins and not
+ *                                       the hosts; state under the key of earlier versions,
+ *                                       "user@host:port -> user@host:port", is still used)
  *     "connections": 2,                 folders copied in parallel
  *     "batch": 64,                      messages per pipelined batch
  *     "dry_run": false,                 plan and count, copy nothing

@@ -105,6 +105,28 @@ class FolderReport(TypedDict):
     listed: int
     listed_all: bool
     notes: List[str]
+    #: Odd data the servers sent for this folder (an unasked FETCH, ``BODY[] NIL``, an
+    #: unreadable INTERNALDATE or UID), each named; a report with any is not complete.
+    anomalies: List["Anomaly"]
+    #: Entries of a local store in this folder that were not imported.
+    not_imported: List["NotImported"]
+
+
+class Anomaly(TypedDict):
+    """Something a server sent that was not asked for, could not be read, or was changed."""
+
+    folder: Optional[str]
+    uid: Optional[int]
+    #: ``"Source"`` or ``"Destination"``.
+    side: str
+    detail: str
+
+
+class NotImported(TypedDict):
+    """A file or directory of a local store that was not imported, and why."""
+
+    path: str
+    reason: str
 
 
 class MigrationReport(TypedDict):
@@ -117,6 +139,10 @@ class MigrationReport(TypedDict):
     plan_notes: List[str]
     #: ``[source folder, error]`` for folders that failed for good.
     failed_folders: List[Tuple[str, str]]
+    #: Anomalies outside any one folder (a LIST entry that cannot be read).
+    anomalies: List[Anomaly]
+    #: Local entries passed over while listing folders.
+    not_imported: List[NotImported]
     dry_run: bool
     copied: int
     bytes: int
