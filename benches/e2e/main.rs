@@ -335,6 +335,15 @@ impl Ctx {
                 let conf = self.bench.mbsync_config(dst_user, src, dst);
                 self.bench.mbsync(&name, &conf)
             }
+            // imapmig with a state file it has never seen (lost, fresh, another one): what
+            // re-matching a full destination by content costs instead of copying it again.
+            "imapmig, no state" => {
+                let state = self
+                    .bench
+                    .work
+                    .join(format!("{dst_user}-fresh-{}.sqlite", self.rows.len()));
+                self.bench.imapmig(&name, src, dst, &state)
+            }
             "ceiling" => self.bench.ceiling(&name, src, dst, false),
             "ceiling+multi" => self.bench.ceiling(&name, src, dst, true),
             other => unreachable!("no tool {other}"),
@@ -552,6 +561,17 @@ async fn run(cfg: Settings) {
                 )
                 .await;
             }
+            // The state lost on a full destination: nothing may be copied twice (the counts
+            // check says so), and the re-match should cost less than the first pass.
+            cx.incremental(
+                &format!("{n} small msgs: state lost"),
+                "imapmig, no state",
+                &s,
+                &format!("imapmig-{user}"),
+                &counts_now,
+                (0, 0),
+            )
+            .await;
         }
     }
 
@@ -816,6 +836,28 @@ fn report(rows: &[Row], cfg: &Settings) -> (String, Value) {
                 _ => String::new(),
             },
         );
+    }
+    if let Some(n) = largest {
+        // Re-matching a full destination after the state was lost, against copying it.
+        let lost = valid(
+            pick(&format!("{n} small msgs: state lost"), "imapmig, no state"),
+            &wall,
+        );
+        let first_pass = format!("{n} small msgs: first pass");
+        for tool in ["imapmig", "mbsync"] {
+            let copy = valid(pick(&first_pass, tool), &wall);
+            let r = ratio(lost, copy);
+            target(
+                &format!("state lost on {n} msgs: re-match time / {tool} first pass"),
+                r,
+                "(reference)",
+                None,
+                match (lost, copy) {
+                    (Some(a), Some(b)) => format!("{a:.2} s / {b:.2} s"),
+                    _ => String::new(),
+                },
+            );
+        }
     }
     if let (Some(lo), Some(hi)) = (smallest, largest) {
         if lo != hi {
