@@ -934,13 +934,17 @@ mod tests {
             judge(&dropped, 3, 1, &mut t, d),
             Verdict::Retry { .. }
         ));
-        assert!(matches!(
-            judge(&dropped, 3, 3, &mut t, d),
+        match judge(&dropped, 3, 3, &mut t, d) {
             Verdict::Failed {
                 category: FailureCategory::Connection,
-                ..
-            }
-        ));
+                error,
+            } => assert_eq!(
+                error.matches("folder \"Work\"").count(),
+                1,
+                "the folder is named once: {error}"
+            ),
+            other => panic!("{other:?}"),
+        }
         let throttled = MigrationReport {
             failed_folders: vec![failure(
                 Side::Destination,
