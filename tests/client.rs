@@ -4,9 +4,12 @@
 //! parallel. One test per behaviour; each asserts what the server really does and prints what it
 //! said where that helps a reader of the log (`cargo test --test client -- --nocapture`).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use common::XorShift;
 use imapmig::imap::{
     AuthMethod, BodyEvent, Credentials, Endpoint, ImapError, SearchKey, Security, Session,
     TlsVerify,
@@ -59,28 +62,11 @@ async fn login_over(server: &Dovecot, user: &TestUser, security: Security) -> Se
     }
 }
 
-/// A deterministic pseudo-random generator (xorshift64*), so test messages are reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn ascii(&mut self) -> u8 {
-        const SET: &[u8] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 .,;:-_+=/()";
-        SET[(self.next() % SET.len() as u64) as usize]
-    }
+/// A printable ASCII character drawn from `rng`.
+fn ascii(rng: &mut XorShift) -> u8 {
+    const SET: &[u8] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 .,;:-_+=/()";
+    SET[(rng.next() % SET.len() as u64) as usize]
 }
 
 /// An RFC 5322 message of about `size` bytes with CRLF line ends (so the server stores it byte
@@ -94,14 +80,15 @@ fn message(subject: &str, date: &str, size: usize, seed: u64, eight_bit: bool) -
         subject_len = subject.len()
     )
     .into_bytes();
-    let mut rng = Rng::new(seed);
+    // Reproducible pseudo-random lines: the same seed, the same message.
+    let mut rng = XorShift::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     while m.len() + 2 < size {
         let line_len = (size - m.len() - 2).min(76);
         for _ in 0..line_len {
             let b = if eight_bit && rng.next() % 7 == 0 {
                 0x80 + (rng.next() % 0x80) as u8
             } else {
-                rng.ascii()
+                ascii(&mut rng)
             };
             m.push(b);
         }

@@ -116,32 +116,6 @@ fn big_message(n: u64, size: usize) -> Vec<u8> {
     v
 }
 
-/// xorshift64*: a tiny PRNG, so that a fault run can be replayed from its seed.
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> XorShift {
-        XorShift(seed.max(1))
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo)
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. A folder handed back to an empty pool.
 

@@ -21,14 +21,22 @@ fn with_servers<'a>(
     dst: &Dovecot,
     du: &TestUser,
 ) -> &'a mut Command {
-    cmd.args(["--src-host", src.host(), "--src-port"])
-        .arg(src.imap_port().to_string())
-        .args(["--src-user", &su.name, "--src-tls", "none"])
-        .args(["--dst-host", dst.host(), "--dst-port"])
-        .arg(dst.imap_port().to_string())
-        .args(["--dst-user", &du.name, "--dst-tls", "none"])
-        .env("IMAPMIG_SRC_PASSWORD", &su.password)
-        .env("IMAPMIG_DST_PASSWORD", &du.password)
+    side_flags(
+        cmd,
+        "src",
+        src.host(),
+        src.imap_port(),
+        &su.name,
+        &su.password,
+    );
+    side_flags(
+        cmd,
+        "dst",
+        dst.host(),
+        dst.imap_port(),
+        &du.name,
+        &du.password,
+    )
 }
 
 fn run(cmd: &mut Command) -> Output {

@@ -30,19 +30,26 @@ async fn a_throttled_first_login_is_retried_not_fatal() {
     );
     proxy.refuse_logins_for("NO [UNAVAILABLE] Temporary failure, try later", 2);
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_imapmig"))
-        .args(["migrate", "--json", "--connections", "1", "--state"])
-        .arg(dir.path().join("state.sqlite"))
-        .args(["--src-host", proxy.host(), "--src-port"])
-        .arg(proxy.port().to_string())
-        .args(["--src-user", &su.name, "--src-tls", "none"])
-        .args(["--dst-host", dst.host(), "--dst-port"])
-        .arg(dst.imap_port().to_string())
-        .args(["--dst-user", &du.name, "--dst-tls", "none"])
-        .env("IMAPMIG_SRC_PASSWORD", &su.password)
-        .env("IMAPMIG_DST_PASSWORD", &du.password)
-        .output()
-        .expect("run imapmig");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imapmig"));
+    cmd.args(["migrate", "--json", "--connections", "1", "--state"])
+        .arg(dir.path().join("state.sqlite"));
+    side_flags(
+        &mut cmd,
+        "src",
+        proxy.host(),
+        proxy.port(),
+        &su.name,
+        &su.password,
+    );
+    side_flags(
+        &mut cmd,
+        "dst",
+        dst.host(),
+        dst.imap_port(),
+        &du.name,
+        &du.password,
+    );
+    let out = cmd.output().expect("run imapmig");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),

@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 
 mod config;
+mod listener;
 pub mod proxy;
 pub mod scripted;
 mod sys;

@@ -32,22 +32,21 @@ mod gate;
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use gate::{Action, ClientStream, Refusals};
 
-use crate::{lock, HOST};
+use crate::listener::{join_all, listener_accessors, Listener};
+use crate::lock;
 
 /// Size of the read buffer of each forwarding direction.
 const BUFFER: usize = 16 * 1024;
 /// How long an accepted client waits for the upstream connection.
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often the listener looks for new clients and for the stop flag.
-const ACCEPT_POLL: Duration = Duration::from_millis(2);
 
 /// A direction of the forwarded bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,15 +72,14 @@ impl Direction {
 /// Dropping it stops the listener and closes every live connection; all its
 /// threads have ended when `drop` returns.
 pub struct FaultProxy {
-    addr: SocketAddr,
+    listener: Listener,
     shared: Arc<Shared>,
-    acceptor: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for FaultProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FaultProxy")
-            .field("addr", &self.addr)
+            .field("addr", &self.addr())
             .field("upstream", &self.shared.upstream)
             .field("connections", &self.connections())
             .field("cuts", &self.cuts())
@@ -154,7 +152,6 @@ impl Conn {
 
 struct Shared {
     upstream: SocketAddr,
-    stop: AtomicBool,
     control: Mutex<Control>,
     /// Signalled when a cut has fired.
     fired: Condvar,
@@ -174,15 +171,8 @@ impl FaultProxy {
     /// # Panics
     /// If no loopback port can be bound.
     pub fn start(upstream: SocketAddr) -> FaultProxy {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .unwrap_or_else(|e| panic!("imapmig-testkit: cannot bind a loopback port: {e}"));
-        let addr = listener.local_addr().expect("local_addr of a bound socket");
-        listener.set_nonblocking(true).unwrap_or_else(|e| {
-            panic!("imapmig-testkit: cannot make a listener non-blocking: {e}")
-        });
         let shared = Arc::new(Shared {
             upstream,
-            stop: AtomicBool::new(false),
             control: Mutex::new(Control::default()),
             fired: Condvar::new(),
             live: Mutex::new(HashMap::new()),
@@ -193,34 +183,11 @@ impl FaultProxy {
             cuts: AtomicU64::new(0),
             logins_refused: AtomicU64::new(0),
         });
-        let acceptor = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("fault-proxy-accept".into())
-                .spawn(move || accept_loop(&listener, &shared))
-                .unwrap_or_else(|e| panic!("imapmig-testkit: cannot spawn a thread: {e}"))
-        };
-        FaultProxy {
-            addr,
-            shared,
-            acceptor: Some(acceptor),
-        }
+        let listener = Listener::start("fault-proxy-accept", shared.clone(), accept);
+        FaultProxy { listener, shared }
     }
 
-    /// The address clients connect to.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The port clients connect to.
-    pub fn port(&self) -> u16 {
-        self.addr.port()
-    }
-
-    /// The host clients connect to: always `"127.0.0.1"`.
-    pub fn host(&self) -> &str {
-        HOST
-    }
+    listener_accessors!();
 
     /// The server the proxy forwards to.
     pub fn upstream(&self) -> SocketAddr {
@@ -402,61 +369,34 @@ impl FaultProxy {
 
 impl Drop for FaultProxy {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        if let Some(a) = self.acceptor.take() {
-            let _ = a.join();
-        }
+        self.listener.stop();
         // No new connection can appear now; closing the sockets wakes every
         // forwarding thread out of its read or write.
         let conns: Vec<Arc<Conn>> = lock(&self.shared.live).values().cloned().collect();
         for conn in conns {
             conn.close();
         }
-        let threads = std::mem::take(&mut *lock(&self.shared.threads));
-        for t in threads {
-            let _ = t.join();
-        }
+        join_all(&self.shared.threads);
     }
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
-    let mut next_id = 0u64;
-    while !shared.stop.load(Ordering::SeqCst) {
-        let client = match listener.accept() {
-            Ok((s, _)) => s,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                std::thread::sleep(ACCEPT_POLL);
-                continue;
-            }
-            Err(_) => {
-                // EMFILE and the like: try again shortly rather than die.
-                std::thread::sleep(ACCEPT_POLL);
-                continue;
-            }
-        };
-        shared.connections.fetch_add(1, Ordering::SeqCst);
-        if lock(&shared.control).is_down(Instant::now()) {
-            refuse(shared, client);
-            continue;
-        }
-        let _ = client.set_nonblocking(false);
-        let _ = client.set_nodelay(true);
-        let server = match TcpStream::connect_timeout(&shared.upstream, UPSTREAM_CONNECT_TIMEOUT) {
-            Ok(s) => s,
-            Err(_) => {
-                refuse(shared, client);
-                continue;
-            }
-        };
-        let _ = server.set_nodelay(true);
-        let id = next_id;
-        next_id += 1;
-        if let Err(()) = spawn_connection(shared, id, client, server) {
-            continue;
-        }
-        // Forget the threads that have ended, so the list stays short.
-        lock(&shared.threads).retain(|t| !t.is_finished());
+/// Takes new client `id`: closed at once while the proxy is down or the
+/// server cannot be reached, else forwarded.
+fn accept(shared: &Arc<Shared>, id: u64, client: TcpStream) {
+    shared.connections.fetch_add(1, Ordering::SeqCst);
+    if lock(&shared.control).is_down(Instant::now()) {
+        return refuse(shared, client);
     }
+    let server = match TcpStream::connect_timeout(&shared.upstream, UPSTREAM_CONNECT_TIMEOUT) {
+        Ok(s) => s,
+        Err(_) => return refuse(shared, client),
+    };
+    let _ = server.set_nodelay(true);
+    if let Err(()) = spawn_connection(shared, id, client, server) {
+        return;
+    }
+    // Forget the threads that have ended, so the list stays short.
+    lock(&shared.threads).retain(|t| !t.is_finished());
 }
 
 fn refuse(shared: &Shared, client: TcpStream) {
@@ -535,20 +475,30 @@ fn finish(shared: &Shared, id: u64, conn: &Conn) {
     }
 }
 
+/// Reads the next bytes of `from` into `buf`; `None` once it has ended:
+/// at EOF, passed on to `to` as a half-close, or on an error, with the
+/// connection closed.
+fn read_or_end(conn: &Conn, from: &mut TcpStream, buf: &mut [u8], to: &TcpStream) -> Option<usize> {
+    loop {
+        match from.read(buf) {
+            Ok(0) => {
+                let _ = to.shutdown(Shutdown::Write);
+                return None;
+            }
+            Ok(n) => return Some(n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => {
+                conn.close();
+                return None;
+            }
+        }
+    }
+}
+
 /// Server → client: plain bytes.
 fn pump_to_client(shared: &Shared, id: u64, conn: &Conn, mut from: TcpStream, mut to: TcpStream) {
     let mut buf = vec![0u8; BUFFER];
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => {
-                // The server is done: pass the half-close on.
-                let _ = to.shutdown(Shutdown::Write);
-                return;
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => return conn.close(),
-        };
+    while let Some(n) = read_or_end(conn, &mut from, &mut buf, &to) {
         let _w = lock(&conn.client_writes);
         if !forward(shared, id, conn, Direction::ToClient, &buf[..n], &mut to) {
             return;
@@ -562,16 +512,7 @@ fn pump_to_server(shared: &Shared, id: u64, conn: &Conn, mut from: TcpStream, mu
     let mut buf = vec![0u8; BUFFER];
     let mut stream = ClientStream::default();
     let mut actions = Vec::new();
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => {
-                let _ = to.shutdown(Shutdown::Write);
-                return;
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => return conn.close(),
-        };
+    while let Some(n) = read_or_end(conn, &mut from, &mut buf, &to) {
         stream.feed(&buf[..n], &mut SharedRefusals(shared), &mut actions);
         for action in actions.drain(..) {
             let ok = match action {
@@ -745,15 +686,32 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_count_cut_spans_reads_and_connections() {
-        let mut c = control(
-            Direction::ToClient,
+    /// A control with a count cut armed, on any connection.
+    fn count_cut(dir: Direction, remaining: u64) -> Control {
+        control(
+            dir,
             Armed::Count {
-                remaining: 10,
+                remaining,
                 conn: None,
             },
-        );
+        )
+    }
+
+    /// A control with a pattern cut armed.
+    fn pattern_cut(dir: Direction, pattern: &[u8], offset: u64) -> Control {
+        control(
+            dir,
+            Armed::Pattern {
+                pattern: pattern.to_vec(),
+                offset,
+                tails: HashMap::new(),
+            },
+        )
+    }
+
+    #[test]
+    fn a_count_cut_spans_reads_and_connections() {
+        let mut c = count_cut(Direction::ToClient, 10);
         assert_eq!(
             admit(&mut c, 0, Direction::ToServer, b"0123456789abc"),
             (13, None)
@@ -769,14 +727,7 @@ mod tests {
 
     #[test]
     fn a_pattern_split_across_reads_is_found() {
-        let mut c = control(
-            Direction::ToServer,
-            Armed::Pattern {
-                pattern: b"APPEND".to_vec(),
-                offset: 10,
-                tails: HashMap::new(),
-            },
-        );
+        let mut c = pattern_cut(Direction::ToServer, b"APPEND", 10);
         assert_eq!(
             admit(&mut c, 7, Direction::ToServer, b"a NOOP\r\nb APP"),
             (13, None)
@@ -792,14 +743,7 @@ mod tests {
 
     #[test]
     fn a_pattern_cut_beyond_the_read_follows_that_connection() {
-        let mut c = control(
-            Direction::ToClient,
-            Armed::Pattern {
-                pattern: b"FETCH".to_vec(),
-                offset: 20,
-                tails: HashMap::new(),
-            },
-        );
+        let mut c = pattern_cut(Direction::ToClient, b"FETCH", 20);
         assert_eq!(
             admit(&mut c, 1, Direction::ToClient, b"* 1 FETCH (UID"),
             (14, None)
@@ -816,13 +760,7 @@ mod tests {
 
     #[test]
     fn after_zero_cuts_before_the_next_byte() {
-        let mut c = control(
-            Direction::ToServer,
-            Armed::Count {
-                remaining: 0,
-                conn: None,
-            },
-        );
+        let mut c = count_cut(Direction::ToServer, 0);
         assert_eq!(admit(&mut c, 0, Direction::ToServer, b"x"), (0, Some(1)));
     }
 }

@@ -37,17 +37,13 @@ mod parse;
 mod session;
 
 use std::collections::HashMap;
-use std::io::ErrorKind;
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
-use crate::{lock, HOST};
-
-/// How often the listener looks for new clients and for the stop flag.
-const ACCEPT_POLL: Duration = Duration::from_millis(2);
+use crate::listener::{join_all, listener_accessors, Listener};
+use crate::lock;
 
 /// A folder of a [`ScriptedServer`].
 #[derive(Debug, Clone, Default)]
@@ -196,15 +192,14 @@ type Hook = dyn Fn(&Command) -> Option<Vec<u8>> + Send + Sync;
 ///   (UID FETCH) or the message count (FETCH); a message number beyond the
 ///   count is `BAD`, a UID not in the folder is silently skipped.
 pub struct ScriptedServer {
-    addr: SocketAddr,
+    listener: Listener,
     shared: Arc<Shared>,
-    acceptor: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for ScriptedServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ScriptedServer")
-            .field("addr", &self.addr)
+            .field("addr", &self.addr())
             .field("folders", &self.shared.folders.len())
             .field("logins", &self.logins())
             .finish_non_exhaustive()
@@ -216,7 +211,6 @@ struct Shared {
     password: String,
     folders: Vec<ScriptedFolder>,
     hook: Option<Box<Hook>>,
-    stop: AtomicBool,
     /// A clone of each open connection, to close it on drop.
     live: Mutex<HashMap<u64, TcpStream>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -267,18 +261,11 @@ impl ScriptedServer {
         folders: Vec<ScriptedFolder>,
         hook: Option<Box<Hook>>,
     ) -> ScriptedServer {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .unwrap_or_else(|e| panic!("imapmig-testkit: cannot bind a loopback port: {e}"));
-        let addr = listener.local_addr().expect("local_addr of a bound socket");
-        listener.set_nonblocking(true).unwrap_or_else(|e| {
-            panic!("imapmig-testkit: cannot make a listener non-blocking: {e}")
-        });
         let shared = Arc::new(Shared {
             user: user.to_string(),
             password: password.to_string(),
             folders,
             hook,
-            stop: AtomicBool::new(false),
             live: Mutex::new(HashMap::new()),
             threads: Mutex::new(Vec::new()),
             connections: AtomicU64::new(0),
@@ -286,34 +273,11 @@ impl ScriptedServer {
             login_attempts: AtomicU64::new(0),
             commands: Mutex::new(Vec::new()),
         });
-        let acceptor = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("scripted-imap-accept".into())
-                .spawn(move || accept_loop(&listener, &shared))
-                .unwrap_or_else(|e| panic!("imapmig-testkit: cannot spawn a thread: {e}"))
-        };
-        ScriptedServer {
-            addr,
-            shared,
-            acceptor: Some(acceptor),
-        }
+        let listener = Listener::start("scripted-imap-accept", shared.clone(), accept);
+        ScriptedServer { listener, shared }
     }
 
-    /// The address clients connect to.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The port clients connect to.
-    pub fn port(&self) -> u16 {
-        self.addr.port()
-    }
-
-    /// The host clients connect to: always `"127.0.0.1"`.
-    pub fn host(&self) -> &str {
-        HOST
-    }
+    listener_accessors!();
 
     /// Successful logins (LOGIN or AUTHENTICATE) so far.
     pub fn logins(&self) -> u64 {
@@ -348,58 +312,35 @@ impl ScriptedServer {
 
 impl Drop for ScriptedServer {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        if let Some(a) = self.acceptor.take() {
-            let _ = a.join();
-        }
+        self.listener.stop();
         self.cut_all();
-        let threads = std::mem::take(&mut *lock(&self.shared.threads));
-        for t in threads {
-            let _ = t.join();
-        }
+        join_all(&self.shared.threads);
     }
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
-    let mut next_id = 0u64;
-    while !shared.stop.load(Ordering::SeqCst) {
-        let stream = match listener.accept() {
-            Ok((s, _)) => s,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                std::thread::sleep(ACCEPT_POLL);
-                continue;
-            }
-            Err(_) => {
-                std::thread::sleep(ACCEPT_POLL);
-                continue;
-            }
-        };
-        shared.connections.fetch_add(1, Ordering::SeqCst);
-        let _ = stream.set_nonblocking(false);
-        let _ = stream.set_nodelay(true);
-        let Ok(clone) = stream.try_clone() else {
-            continue;
-        };
-        let id = next_id;
-        next_id += 1;
-        lock(&shared.live).insert(id, clone);
-        let thread = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("scripted-imap-conn".into())
-                .spawn(move || {
-                    session::serve(&shared, id, stream);
-                    lock(&shared.live).remove(&id);
-                })
-        };
-        let mut threads = lock(&shared.threads);
-        threads.retain(|t| !t.is_finished());
-        match thread {
-            Ok(t) => threads.push(t),
-            Err(_) => {
-                if let Some(s) = lock(&shared.live).remove(&id) {
-                    let _ = s.shutdown(Shutdown::Both);
-                }
+/// Serves new client `id` on a thread of its own.
+fn accept(shared: &Arc<Shared>, id: u64, stream: TcpStream) {
+    shared.connections.fetch_add(1, Ordering::SeqCst);
+    let Ok(clone) = stream.try_clone() else {
+        return;
+    };
+    lock(&shared.live).insert(id, clone);
+    let thread = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("scripted-imap-conn".into())
+            .spawn(move || {
+                session::serve(&shared, id, stream);
+                lock(&shared.live).remove(&id);
+            })
+    };
+    let mut threads = lock(&shared.threads);
+    threads.retain(|t| !t.is_finished());
+    match thread {
+        Ok(t) => threads.push(t),
+        Err(_) => {
+            if let Some(s) = lock(&shared.live).remove(&id) {
+                let _ = s.shutdown(Shutdown::Both);
             }
         }
     }

@@ -1,71 +1,23 @@
 //! The testkit against real Dovecot instances, spoken to with hand-written
 //! IMAP/POP3 lines over plain `TcpStream`s.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use imapmig_testkit::{Dovecot, DovecotOptions, Flavour};
+use support::Imap;
 
-/// A minimal line-based IMAP session.
-struct Imap {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    next_tag: u32,
-    greeting: String,
-}
+/// How long a read of the test's own IMAP sessions waits.
+const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Imap {
-    fn connect(port: u16) -> Imap {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        let writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
-        let mut greeting = String::new();
-        reader.read_line(&mut greeting).unwrap();
-        Imap {
-            reader,
-            writer,
-            next_tag: 1,
-            greeting,
-        }
-    }
-
-    fn line(&mut self) -> String {
-        let mut l = String::new();
-        let n = self.reader.read_line(&mut l).unwrap();
-        assert!(n > 0, "server closed the connection");
-        l
-    }
-
-    /// Sends `cmd` and returns (untagged lines, tagged completion line).
-    fn cmd(&mut self, cmd: &str) -> (Vec<String>, String) {
-        let tag = format!("t{}", self.next_tag);
-        self.next_tag += 1;
-        write!(self.writer, "{tag} {cmd}\r\n").unwrap();
-        self.collect(&tag)
-    }
-
-    fn collect(&mut self, tag: &str) -> (Vec<String>, String) {
-        let mut untagged = Vec::new();
-        loop {
-            let l = self.line();
-            if let Some(rest) = l.strip_prefix(tag) {
-                if rest.starts_with(' ') {
-                    return (untagged, l);
-                }
-            }
-            untagged.push(l);
-        }
-    }
-
     /// APPEND with a synchronizing literal; returns the tagged line (the
     /// server may refuse before the literal is sent).
     fn append(&mut self, mailbox: &str, message: &[u8]) -> String {
-        let tag = format!("t{}", self.next_tag);
-        self.next_tag += 1;
+        let tag = self.tag();
         write!(
             self.writer,
             "{tag} APPEND {mailbox} {{{}}}\r\n",
@@ -137,7 +89,7 @@ fn both_flavours_start_and_greet() {
         let server = Dovecot::start(flavour);
         assert_eq!(server.flavour(), flavour);
         assert_eq!(server.host(), "127.0.0.1");
-        let mut imap = Imap::connect(server.imap_port());
+        let mut imap = Imap::connect(server.imap_port(), READ_TIMEOUT);
         assert!(imap.greeting.starts_with("* OK"), "{}", imap.greeting);
         let (caps, done) = imap.cmd("CAPABILITY");
         assert!(ok(&done), "{done}");
@@ -164,7 +116,7 @@ fn login_and_wrong_password() {
     let server = Dovecot::start(Flavour::Slash);
     let alice = server.user("alice");
     assert_eq!(server.user("alice"), alice, "user() is idempotent");
-    let mut imap = Imap::connect(server.imap_port());
+    let mut imap = Imap::connect(server.imap_port(), READ_TIMEOUT);
     let (_, done) = imap.cmd(&format!("LOGIN alice {}x", alice.password));
     assert!(done.contains("NO [AUTHENTICATIONFAILED]"), "{done}");
     let (_, done) = imap.cmd("LOGIN nobody-here whatever");
@@ -179,7 +131,7 @@ fn special_use_folders_per_flavour() {
     for flavour in Flavour::ALL {
         let server = Dovecot::start(flavour);
         let u = server.user("bob");
-        let mut imap = Imap::connect(server.imap_port());
+        let mut imap = Imap::connect(server.imap_port(), READ_TIMEOUT);
         imap.login_ok(&u.name, &u.password);
         let (lines, done) = imap.cmd("LIST \"\" \"*\" RETURN (SPECIAL-USE)");
         assert!(ok(&done), "{done}");
@@ -221,20 +173,20 @@ fn master_user_logins() {
     let server = Dovecot::start(Flavour::DotInbox);
     let carol = server.user("carol");
     let master = server.master_user();
-    let mut imap = Imap::connect(server.imap_port());
+    let mut imap = Imap::connect(server.imap_port(), READ_TIMEOUT);
     imap.login_ok(&format!("carol*{}", master.name), &master.password);
     let (_, done) = imap.cmd("SELECT INBOX");
     assert!(ok(&done), "{done}");
 
     // SASL PLAIN: authzid = target user, authcid = master.
-    let mut imap = Imap::connect(server.imap_port());
+    let mut imap = Imap::connect(server.imap_port(), READ_TIMEOUT);
     let ir = base64(format!("carol\0{}\0{}", master.name, master.password).as_bytes());
     let (_, done) = imap.cmd(&format!("AUTHENTICATE PLAIN {ir}"));
     assert!(ok(&done), "{done}");
     assert!(server.log().contains("Master user logging in as carol"));
 
     // Wrong master password fails; the user's own password still works.
-    let mut imap = Imap::connect(server.imap_port());
+    let mut imap = Imap::connect(server.imap_port(), READ_TIMEOUT);
     let (_, done) = imap.cmd(&format!("LOGIN carol*{} nope", master.name));
     assert!(done.contains(" NO "), "{done}");
     imap.login_ok("carol", &carol.password);
@@ -248,10 +200,10 @@ fn set_password_takes_effect_immediately() {
     let new1 = "a".repeat(dave.password.len());
     let new2 = "b".repeat(dave.password.len());
     for (old, new) in [(dave.password.as_str(), new1.as_str()), (&new1, &new2)] {
-        let mut imap = Imap::connect(server.imap_port());
+        let mut imap = Imap::connect(server.imap_port(), READ_TIMEOUT);
         imap.login_ok("dave", old);
         server.set_password("dave", new);
-        let mut imap = Imap::connect(server.imap_port());
+        let mut imap = Imap::connect(server.imap_port(), READ_TIMEOUT);
         let (_, done) = imap.cmd(&format!("LOGIN dave {old}"));
         assert!(done.contains(" NO "), "old password still accepted: {done}");
         imap.login_ok("dave", new);
@@ -260,11 +212,11 @@ fn set_password_takes_effect_immediately() {
 
     // Passwords with characters that need quoting/escaping.
     server.set_password("dave", "p:a\"ss\\w rd");
-    let mut imap = Imap::connect(server.imap_port());
+    let mut imap = Imap::connect(server.imap_port(), READ_TIMEOUT);
     imap.login_ok("dave", "\"p:a\\\"ss\\\\w rd\"");
     // A user created by set_password, logging in with another case.
     server.set_password("Eve", "evepw");
-    let mut imap = Imap::connect(server.imap_port());
+    let mut imap = Imap::connect(server.imap_port(), READ_TIMEOUT);
     imap.login_ok("EVE", "evepw");
     assert!(server.maildir_of("eVe").ends_with("eve"));
 }
@@ -281,8 +233,8 @@ fn two_instances_at_once_and_drop_stops() {
     let ua = a.user("same");
     let ub = b.user("same");
     assert_ne!(ua.password, ub.password);
-    let mut ia = Imap::connect(a.imap_port());
-    let mut ib = Imap::connect(b.imap_port());
+    let mut ia = Imap::connect(a.imap_port(), READ_TIMEOUT);
+    let mut ib = Imap::connect(b.imap_port(), READ_TIMEOUT);
     ia.login_ok("same", &ua.password);
     ib.login_ok("same", &ub.password);
     let (_, done) = ia.cmd(&format!("LOGIN same {}", ub.password));
@@ -307,7 +259,9 @@ fn two_instances_at_once_and_drop_stops() {
 fn drop_with_open_sessions_is_prompt() {
     let server = Dovecot::start(Flavour::Slash);
     let u = server.user("erin");
-    let mut sessions: Vec<Imap> = (0..5).map(|_| Imap::connect(server.imap_port())).collect();
+    let mut sessions: Vec<Imap> = (0..5)
+        .map(|_| Imap::connect(server.imap_port(), READ_TIMEOUT))
+        .collect();
     for s in &mut sessions {
         s.login_ok(&u.name, &u.password);
         s.cmd("SELECT INBOX");
@@ -323,7 +277,7 @@ fn drop_with_open_sessions_is_prompt() {
 fn quota_per_user() {
     let server = Dovecot::start(Flavour::Slash);
     let f = server.user_with_quota("frank", 20);
-    let mut imap = Imap::connect(server.imap_port());
+    let mut imap = Imap::connect(server.imap_port(), READ_TIMEOUT);
     imap.login_ok(&f.name, &f.password);
     let (lines, _) = imap.cmd("GETQUOTAROOT INBOX");
     assert!(
@@ -336,7 +290,7 @@ fn quota_per_user() {
     assert!(done.contains("NO [OVERQUOTA]"), "{done}");
     // Users without their own quota get the default (1 GiB).
     let g = server.user("grace");
-    let mut imap = Imap::connect(server.imap_port());
+    let mut imap = Imap::connect(server.imap_port(), READ_TIMEOUT);
     imap.login_ok(&g.name, &g.password);
     let (lines, _) = imap.cmd("GETQUOTAROOT INBOX");
     assert!(
@@ -355,7 +309,7 @@ fn max_message_size_refuses_big_appends() {
         },
     );
     let h = server.user("heidi");
-    let mut imap = Imap::connect(server.imap_port());
+    let mut imap = Imap::connect(server.imap_port(), READ_TIMEOUT);
     imap.login_ok(&h.name, &h.password);
     let done = imap.append("INBOX", &message(10_000));
     assert!(ok(&done), "exactly at the limit: {done}");
@@ -372,7 +326,7 @@ fn max_message_size_refuses_big_appends() {
 fn doveadm_and_maildir() {
     let server = Dovecot::start(Flavour::Slash);
     let u = server.user("ivan");
-    let mut imap = Imap::connect(server.imap_port());
+    let mut imap = Imap::connect(server.imap_port(), READ_TIMEOUT);
     imap.login_ok(&u.name, &u.password);
     for _ in 0..3 {
         assert!(ok(&imap.append("Sent", &message(300))));
@@ -492,7 +446,7 @@ fn pop3_login() {
 fn restart_keeps_ports_users_and_mail() {
     let server = Dovecot::start(Flavour::DotInbox);
     let u = server.user("mallory");
-    let mut imap = Imap::connect(server.imap_port());
+    let mut imap = Imap::connect(server.imap_port(), READ_TIMEOUT);
     imap.login_ok(&u.name, &u.password);
     assert!(ok(&imap.append("INBOX", &message(200))));
     let port = server.imap_port();
@@ -502,7 +456,7 @@ fn restart_keeps_ports_users_and_mail() {
     let mut buf = String::new();
     let n = imap.reader.read_line(&mut buf).unwrap_or(0);
     assert!(n == 0 || buf.starts_with("* BYE"), "{buf}");
-    let mut imap = Imap::connect(server.imap_port());
+    let mut imap = Imap::connect(server.imap_port(), READ_TIMEOUT);
     imap.login_ok(&u.name, &u.password);
     let (lines, _) = imap.cmd("STATUS INBOX (MESSAGES)");
     assert!(lines[0].contains("MESSAGES 1"), "{lines:?}");
@@ -515,7 +469,7 @@ fn many_instances_in_parallel_threads() {
             std::thread::spawn(move || {
                 let server = Dovecot::start(Flavour::ALL[i % 2]);
                 let u = server.user(&format!("user{i}"));
-                let mut imap = Imap::connect(server.imap_port());
+                let mut imap = Imap::connect(server.imap_port(), READ_TIMEOUT);
                 imap.login_ok(&u.name, &u.password);
                 server.imap_port()
             })

@@ -1,71 +1,21 @@
 //! The fault-injection proxy in front of a real private Dovecot, spoken to
 //! with hand-written IMAP lines over plain `TcpStream`s.
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+mod support;
+
+use std::io::{BufRead, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use imapmig_testkit::{Direction, Dovecot, FaultProxy, Flavour, TestUser};
+use support::Imap;
 
 const REFUSAL: &str = "NO [UNAVAILABLE] Temporary failure, try later";
 
-/// A minimal line-based IMAP session.
-struct Imap {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    next_tag: u32,
-    greeting: String,
-}
+/// How long a read of the test's own IMAP sessions waits.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Imap {
-    fn connect(port: u16) -> Imap {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
-        let mut greeting = String::new();
-        reader.read_line(&mut greeting).unwrap();
-        Imap {
-            reader,
-            writer,
-            next_tag: 1,
-            greeting,
-        }
-    }
-
-    fn line(&mut self) -> String {
-        let mut l = String::new();
-        let n = self.reader.read_line(&mut l).unwrap();
-        assert!(n > 0, "connection closed");
-        l
-    }
-
-    fn tag(&mut self) -> String {
-        let tag = format!("t{}", self.next_tag);
-        self.next_tag += 1;
-        tag
-    }
-
-    /// Sends `cmd` and returns (untagged lines, tagged completion line).
-    fn cmd(&mut self, cmd: &str) -> (Vec<String>, String) {
-        let tag = self.tag();
-        write!(self.writer, "{tag} {cmd}\r\n").unwrap();
-        self.collect(&tag)
-    }
-
-    fn collect(&mut self, tag: &str) -> (Vec<String>, String) {
-        let mut untagged = Vec::new();
-        loop {
-            let l = self.line();
-            if l.strip_prefix(tag).is_some_and(|r| r.starts_with(' ')) {
-                return (untagged, l);
-            }
-            untagged.push(l);
-        }
-    }
-
     /// LOGIN with both arguments as synchronising literals; returns the
     /// tagged answer.
     fn login_with_literals(&mut self, user: &str, password: &str) -> String {
@@ -126,7 +76,7 @@ fn forwards_greeting_login_and_list() {
     assert_eq!(proxy.addr().port(), proxy.port());
     assert_eq!(proxy.upstream(), server.imap_addr());
 
-    let mut imap = Imap::connect(proxy.port());
+    let mut imap = Imap::connect(proxy.port(), READ_TIMEOUT);
     assert!(imap.greeting.starts_with("* OK"), "{}", imap.greeting);
     let (_, done) = imap.cmd(&format!("LOGIN alice {}", alice.password));
     assert!(ok(&done), "{done}");
@@ -147,13 +97,15 @@ fn forwards_greeting_login_and_list() {
 fn cut_after_delivers_exactly_that_many_bytes_then_eof() {
     let (server, _) = server_with_user();
     let proxy = FaultProxy::start(server.imap_addr());
-    let greeting_len = Imap::connect(server.imap_port()).greeting.len() as u64;
+    let greeting_len = Imap::connect(server.imap_port(), READ_TIMEOUT)
+        .greeting
+        .len() as u64;
 
     // Counted over all connections: the cut falls 7 bytes into the answer
     // to CAPABILITY in the second session, which alone is closed.
     proxy.cut_after(Direction::ToClient, 2 * greeting_len + 7);
-    let mut first = Imap::connect(proxy.port());
-    let second = Imap::connect(proxy.port());
+    let mut first = Imap::connect(proxy.port(), READ_TIMEOUT);
+    let second = Imap::connect(proxy.port(), READ_TIMEOUT);
     let mut second_writer = second.writer.try_clone().unwrap();
     write!(second_writer, "a CAPABILITY\r\n").unwrap();
     let got = second.rest();
@@ -165,7 +117,7 @@ fn cut_after_delivers_exactly_that_many_bytes_then_eof() {
     // One-shot: the other session, and the next one, are whole.
     let (_, done) = first.cmd("NOOP");
     assert!(ok(&done), "{done}");
-    let mut again = Imap::connect(proxy.port());
+    let mut again = Imap::connect(proxy.port(), READ_TIMEOUT);
     let (_, done) = again.cmd("CAPABILITY");
     assert!(ok(&done), "{done}");
     assert_eq!(proxy.cuts(), 1);
@@ -176,7 +128,7 @@ fn cut_after_toward_the_server_stops_a_command_short() {
     let (server, _) = server_with_user();
     let proxy = FaultProxy::start(server.imap_addr());
     proxy.cut_after(Direction::ToServer, 5);
-    let mut imap = Imap::connect(proxy.port());
+    let mut imap = Imap::connect(proxy.port(), READ_TIMEOUT);
     write!(imap.writer, "a NOOP\r\n").unwrap();
     let got = imap.rest();
     assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
@@ -195,7 +147,7 @@ fn cut_at_pattern_falls_inside_a_fetch_literal() {
         );
     }
     {
-        let mut direct = Imap::connect(server.imap_port());
+        let mut direct = Imap::connect(server.imap_port(), READ_TIMEOUT);
         let (_, done) = direct.cmd(&format!("LOGIN alice {}", alice.password));
         assert!(ok(&done), "{done}");
         write!(direct.writer, "a APPEND INBOX {{{}+}}\r\n", message.len()).unwrap();
@@ -211,7 +163,7 @@ fn cut_at_pattern_falls_inside_a_fetch_literal() {
         pattern.as_bytes(),
         pattern.len() as u64 + 300,
     );
-    let mut imap = Imap::connect(proxy.port());
+    let mut imap = Imap::connect(proxy.port(), READ_TIMEOUT);
     let (_, done) = imap.cmd(&format!("LOGIN alice {}", alice.password));
     assert!(ok(&done), "{done}");
     let (_, done) = imap.cmd("EXAMINE INBOX");
@@ -256,7 +208,7 @@ fn stay_down_after_cut_refuses_then_recovers() {
 fn set_down_refuses_new_connections_and_cut_all_closes_live_ones() {
     let (server, _) = server_with_user();
     let proxy = FaultProxy::start(server.imap_addr());
-    let mut live = Imap::connect(proxy.port());
+    let mut live = Imap::connect(proxy.port(), READ_TIMEOUT);
     let (_, done) = live.cmd("NOOP");
     assert!(ok(&done), "{done}");
 
@@ -272,7 +224,7 @@ fn set_down_refuses_new_connections_and_cut_all_closes_live_ones() {
     assert!(!proxy.wait_for_cut(Duration::ZERO), "no cut was armed");
 
     proxy.set_down(false);
-    let mut back = Imap::connect(proxy.port());
+    let mut back = Imap::connect(proxy.port(), READ_TIMEOUT);
     let (_, done) = back.cmd("NOOP");
     assert!(ok(&done), "{done}");
 }
@@ -283,7 +235,7 @@ fn refuse_logins_answers_unavailable_including_for_a_synchronising_literal() {
     let proxy = FaultProxy::start(server.imap_addr());
     proxy.refuse_logins(Some(REFUSAL.to_string()));
 
-    let mut imap = Imap::connect(proxy.port());
+    let mut imap = Imap::connect(proxy.port(), READ_TIMEOUT);
     // The greeting and CAPABILITY still come from Dovecot.
     assert!(imap.greeting.starts_with("* OK"));
     let (caps, done) = imap.cmd("CAPABILITY");
@@ -319,7 +271,7 @@ fn refuse_logins_for_n_refuses_only_the_next_n() {
     let proxy = FaultProxy::start(server.imap_addr());
     proxy.refuse_logins_for(REFUSAL, 2);
     for expect_refusal in [true, true, false] {
-        let mut imap = Imap::connect(proxy.port());
+        let mut imap = Imap::connect(proxy.port(), READ_TIMEOUT);
         let (_, done) = imap.cmd(&format!("LOGIN alice {}", alice.password));
         assert_eq!(done.contains("[UNAVAILABLE]"), expect_refusal, "{done}");
         assert_eq!(ok(&done), !expect_refusal, "{done}");
@@ -332,7 +284,7 @@ fn drop_closes_live_connections_and_stops_accepting() {
     let (server, _) = server_with_user();
     let proxy = FaultProxy::start(server.imap_addr());
     let port = proxy.port();
-    let mut live = Imap::connect(port);
+    let mut live = Imap::connect(port, READ_TIMEOUT);
     let (_, done) = live.cmd("NOOP");
     assert!(ok(&done), "{done}");
     assert_eq!(proxy.live_connections(), 1);

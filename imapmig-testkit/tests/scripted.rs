@@ -1,48 +1,33 @@
 //! The scripted IMAP server, spoken to with raw bytes over a `TcpStream`:
 //! every expectation is the exact wire text.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use imapmig_testkit::{BodyAnswer, Command, ScriptedFolder, ScriptedMessage, ScriptedServer};
+use support::Imap;
 
 const DATE: &str = "01-Jan-2024 12:00:00 +0000";
 
-/// A raw client: sends bytes, reads until a tagged line.
-struct Raw {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    greeting: String,
-}
+/// A raw client: sends bytes, reads until a tagged line; every
+/// expectation in bytes.
+struct Raw(Imap);
 
 impl Raw {
     fn connect(server: &ScriptedServer) -> Raw {
-        let stream = TcpStream::connect((server.host(), server.port())).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
-        let mut greeting = String::new();
-        reader.read_line(&mut greeting).unwrap();
-        Raw {
-            reader,
-            writer,
-            greeting,
-        }
+        Raw(Imap::connect(server.port(), Duration::from_secs(10)))
     }
 
     fn send(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).unwrap();
+        self.0.writer.write_all(bytes).unwrap();
     }
 
     fn line(&mut self) -> Vec<u8> {
-        let mut l = Vec::new();
-        let n = self.reader.read_until(b'\n', &mut l).unwrap();
-        assert!(n > 0, "connection closed");
-        l
+        self.0.raw_line()
     }
 
     /// Every byte up to and including the line tagged `tag`.
@@ -108,7 +93,7 @@ fn greeting_announces_only_what_is_served() {
     let server = ScriptedServer::start("alice", "secret", vec![]);
     let mut raw = Raw::connect(&server);
     assert_eq!(
-        raw.greeting,
+        raw.0.greeting,
         "* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID NAMESPACE AUTH=PLAIN] Scripted server ready.\r\n"
     );
     let done = raw.cmd("a", "LOGIN alice secret");
@@ -505,7 +490,7 @@ fn drop_closes_connections_and_stops_accepting() {
     drop(server);
     assert!(started.elapsed() < Duration::from_secs(2));
     let mut rest = Vec::new();
-    let _ = raw.reader.read_to_end(&mut rest);
+    let _ = raw.0.reader.read_to_end(&mut rest);
     assert!(rest.is_empty());
     assert!(
         TcpStream::connect(("127.0.0.1", port)).is_err(),

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,57 @@ pub fn account(d: &Dovecot, u: &TestUser) -> Account {
     Account {
         endpoint,
         credentials: Credentials::password(u.name.clone(), u.password.clone()),
+    }
+}
+
+/// The `imapmig` flags for one side (`side` is `src` or `dst`) on a server without TLS:
+/// `--<side>-host`, `--<side>-port`, `--<side>-user` and `--<side>-tls none`, the password in
+/// `IMAPMIG_<SIDE>_PASSWORD`.
+pub fn side_flags<'a>(
+    cmd: &'a mut Command,
+    side: &str,
+    host: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+) -> &'a mut Command {
+    cmd.args([format!("--{side}-host").as_str(), host])
+        .args([format!("--{side}-port"), port.to_string()])
+        .args([format!("--{side}-user").as_str(), user])
+        .args([format!("--{side}-tls").as_str(), "none"])
+        .env(
+            format!("IMAPMIG_{}_PASSWORD", side.to_uppercase()),
+            password,
+        )
+}
+
+/// xorshift64*: a tiny PRNG, so that generated test data (and a fault run) can be replayed from
+/// its seed.
+pub struct XorShift(u64);
+
+impl XorShift {
+    /// Starts from `seed` (0, which xorshift never leaves, counts as 1).
+    pub fn new(seed: u64) -> XorShift {
+        XorShift(seed.max(1))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// A number in `lo..hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo)
     }
 }
 
