@@ -1,0 +1,650 @@
+//! Interoperability: the same scenarios against every pair of real servers that makes sense.
+//!
+//! Each scenario migrates with the `imapmig` binary between two private servers started by the
+//! test kit, then checks the destination message by message against the source: bytes, flags
+//! and INTERNALDATE. What a server is documented to change on APPEND (see [`Alters`]) is
+//! applied to the expected value explicitly, for that server only; the comparison itself is
+//! never loosened.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use imapmig::engine::Account;
+use imapmig::imap::{Credentials, Endpoint, Security, TlsVerify};
+use imapmig_testkit::{Dovecot, Flavour, TestUser};
+use serde_json::Value;
+
+/// What a server does to a message it is given, as documented in the README's server table.
+/// The expected destination content is the source's, changed by exactly these.
+#[derive(Clone, Copy, Debug, Default)]
+struct Alters {
+    /// Bare LF line endings become CRLF (Dovecot does it itself; a server that refuses them is
+    /// sent the CRLF form by imapmig, which reports it).
+    bare_lf_to_crlf: bool,
+    /// A message that does not end with CRLF gets one appended.
+    adds_final_crlf: bool,
+    /// 8-bit bytes in the header section become `X`.
+    munges_8bit_headers: bool,
+    /// INTERNALDATE is not taken from APPEND: dates are not compared on this destination.
+    loses_dates: bool,
+}
+
+impl Alters {
+    /// The bytes this server is expected to hold after APPEND of `body`.
+    fn apply(&self, body: &[u8]) -> Vec<u8> {
+        let mut out = if self.bare_lf_to_crlf {
+            crlf(body)
+        } else {
+            body.to_vec()
+        };
+        if self.munges_8bit_headers {
+            let end = header_end(&out);
+            for b in &mut out[..end] {
+                if *b >= 0x80 {
+                    *b = b'X';
+                }
+            }
+        }
+        if self.adds_final_crlf && !out.ends_with(b"\r\n") {
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+}
+
+/// LF not preceded by CR becomes CRLF.
+fn crlf(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + body.len() / 32);
+    let mut prev = 0u8;
+    for &b in body {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}
+
+/// Where the header section ends (after its blank line), or the whole message.
+fn header_end(body: &[u8]) -> usize {
+    body.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .or_else(|| body.windows(2).position(|w| w == b"\n\n").map(|p| p + 2))
+        .unwrap_or(body.len())
+}
+
+/// One real server of the suite, as a migration side.
+enum Server {
+    Dovecot(Dovecot),
+}
+
+impl Server {
+    fn start(kind: Kind) -> Server {
+        match kind {
+            Kind::Dovecot => Server::Dovecot(Dovecot::start(Flavour::Slash)),
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Server::Dovecot(_) => "Dovecot",
+        }
+    }
+
+    fn host(&self) -> &str {
+        match self {
+            Server::Dovecot(d) => d.host(),
+        }
+    }
+
+    fn imap_port(&self) -> u16 {
+        match self {
+            Server::Dovecot(d) => d.imap_port(),
+        }
+    }
+
+    fn pop3_port(&self) -> Option<u16> {
+        match self {
+            Server::Dovecot(d) => Some(d.pop3_port()),
+        }
+    }
+
+    /// How a client must connect: STARTTLS where the server lets no password travel in the
+    /// clear, else cleartext on loopback.
+    fn security(&self) -> Security {
+        match self {
+            Server::Dovecot(_) => Security::Cleartext,
+        }
+    }
+
+    fn ca_file(&self) -> Option<&Path> {
+        match self {
+            Server::Dovecot(d) => Some(d.ca_file()),
+        }
+    }
+
+    /// The full name of a folder given by its path components, as this server spells it.
+    fn folder(&self, parts: &[&str]) -> String {
+        match self {
+            Server::Dovecot(d) => d.flavour().folder_name(parts),
+        }
+    }
+
+    fn user(&self, name: &str) -> TestUser {
+        match self {
+            Server::Dovecot(d) => d.user(name),
+        }
+    }
+
+    /// What this server changes in what it is given by APPEND.
+    fn alters(&self) -> Alters {
+        match self {
+            Server::Dovecot(_) => Alters {
+                bare_lf_to_crlf: true,
+                ..Alters::default()
+            },
+        }
+    }
+
+    fn account(&self, u: &TestUser) -> Account {
+        let mut endpoint = Endpoint::new(self.host(), self.imap_port(), self.security());
+        if let Some(ca) = self.ca_file() {
+            endpoint.verify = TlsVerify::CaFile(ca.to_path_buf());
+        }
+        endpoint.timeout = Duration::from_secs(60);
+        Account {
+            endpoint,
+            credentials: Credentials::password(u.name.clone(), u.password.clone()),
+        }
+    }
+
+    /// The CLI flags for one side (`src` or `dst`), the password in the environment.
+    fn side_args(&self, cmd: &mut Command, side: &str, u: &TestUser, port: u16) {
+        let tls = match self.security() {
+            Security::Cleartext => "none",
+            Security::StartTls => "starttls",
+            Security::Tls => "tls",
+        };
+        cmd.args([format!("--{side}-host").as_str(), self.host()])
+            .args([format!("--{side}-port"), port.to_string()])
+            .args([format!("--{side}-user").as_str(), &u.name])
+            .args([format!("--{side}-tls").as_str(), tls])
+            .env(
+                format!("IMAPMIG_{}_PASSWORD", side.to_uppercase()),
+                &u.password,
+            );
+        if let Some(ca) = self.ca_file() {
+            cmd.arg(format!("--{side}-ca-file")).arg(ca);
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Dovecot,
+}
+
+/// A source and a destination account on two private servers.
+struct Pair {
+    src: Server,
+    dst: Server,
+    su: TestUser,
+    du: TestUser,
+    dir: tempfile::TempDir,
+}
+
+impl Pair {
+    fn start(src: Kind, dst: Kind) -> Pair {
+        let src = Server::start(src);
+        let dst = Server::start(dst);
+        let su = src.user("alice");
+        let du = dst.user("bob");
+        Pair {
+            src,
+            dst,
+            su,
+            du,
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn name(&self) -> String {
+        format!("{} -> {}", self.src.label(), self.dst.label())
+    }
+
+    fn source(&self) -> Account {
+        self.src.account(&self.su)
+    }
+
+    fn destination(&self) -> Account {
+        self.dst.account(&self.du)
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state.sqlite")
+    }
+
+    fn command(&self, extra: &[&str]) -> Command {
+        self.command_from(self.src.imap_port(), extra)
+    }
+
+    /// The command with the source on `port` (its POP3 port, say).
+    fn command_from(&self, port: u16, extra: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_imapmig"));
+        c.arg("migrate");
+        self.src.side_args(&mut c, "src", &self.su, port);
+        self.dst
+            .side_args(&mut c, "dst", &self.du, self.dst.imap_port());
+        c.arg("--state")
+            .arg(self.state())
+            .arg("--json")
+            .args(extra)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// One `imapmig migrate --json` run; its report, checked against its exit status.
+    fn migrate(&self, extra: &[&str]) -> Value {
+        let out = self.command(extra).output().expect("run imapmig migrate");
+        report_of(&self.name(), &out)
+    }
+}
+
+fn report_of(pair: &str, out: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "{pair}: the report is not JSON ({e}); exit {:?}\nstdout: {stdout}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{pair}: the migration did not succeed\nreport: {report:#}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    report
+}
+
+/// One message as a server returns it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Held {
+    body: Vec<u8>,
+    /// Flags sorted, `\Recent` left out (it belongs to the session, not the message).
+    flags: Vec<String>,
+    /// INTERNALDATE in seconds since the epoch, or `None` where it is not compared.
+    date: Option<i64>,
+}
+
+/// The messages of one folder (decoded name), in UID order.
+async fn folder_messages(acct: &Account, folder: &str) -> Vec<Held> {
+    let mut s = acct.open().await.expect("login to read back");
+    let raw = s.encode_name(folder);
+    s.examine(&raw)
+        .await
+        .unwrap_or_else(|e| panic!("examine {folder}: {e}"));
+    let metas = s.fetch_meta("1:*", None).await.expect("fetch metadata");
+    let uids: Vec<_> = metas.iter().map(|m| m.uid).collect();
+    let bodies: BTreeMap<_, _> = s
+        .fetch_bodies_collected(&uids)
+        .await
+        .expect("fetch bodies")
+        .into_iter()
+        .collect();
+    s.logout().await;
+    metas
+        .iter()
+        .map(|m| {
+            let mut flags: Vec<String> = m
+                .flags
+                .to_line()
+                .split_ascii_whitespace()
+                .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+                .map(str::to_string)
+                .collect();
+            flags.sort();
+            Held {
+                body: bodies.get(&m.uid).map(|b| b.to_vec()).unwrap_or_default(),
+                flags,
+                date: m.internal_date.map(|d| d.unix()),
+            }
+        })
+        .collect()
+}
+
+/// Checks every folder the report names: the destination holds exactly the source's messages,
+/// changed only by what the destination server is documented to change.
+async fn check_destination(pair: &Pair, report: &Value) {
+    let alters = pair.dst.alters();
+    let folders = report["folders"].as_array().expect("folders in the report");
+    assert!(
+        !folders.is_empty(),
+        "{}: no folders: {report:#}",
+        pair.name()
+    );
+    for f in folders {
+        let source = f["source"].as_str().expect("source folder");
+        let target = f["target"].as_str().expect("target folder");
+        let mut expected: Vec<Held> = folder_messages(&pair.source(), source)
+            .await
+            .into_iter()
+            .map(|m| Held {
+                body: alters.apply(&m.body),
+                flags: m.flags,
+                date: if alters.loses_dates { None } else { m.date },
+            })
+            .collect();
+        let mut held: Vec<Held> = folder_messages(&pair.destination(), target)
+            .await
+            .into_iter()
+            .map(|m| Held {
+                date: if alters.loses_dates { None } else { m.date },
+                ..m
+            })
+            .collect();
+        expected.sort();
+        held.sort();
+        if expected != held {
+            let first = expected
+                .iter()
+                .zip(&held)
+                .position(|(a, b)| a != b)
+                .unwrap_or(expected.len().min(held.len()));
+            let show = |m: Option<&Held>| {
+                m.map(|m| {
+                    format!(
+                        "{} bytes, flags {:?}, date {:?}, starts {:?}",
+                        m.body.len(),
+                        m.flags,
+                        m.date,
+                        String::from_utf8_lossy(&m.body[..m.body.len().min(120)])
+                    )
+                })
+                .unwrap_or_else(|| "nothing".into())
+            };
+            panic!(
+                "{}: {source:?} -> {target:?}: {} messages expected, {} held; first difference \
+                 (sorted) at {first}:\n  expected {}\n  held     {}",
+                pair.name(),
+                expected.len(),
+                held.len(),
+                show(expected.get(first)),
+                show(held.get(first)),
+            );
+        }
+    }
+}
+
+/// The generated mailbox: non-ASCII folder names at several depths, flags and keywords,
+/// dates in several zones.
+fn generated(pair: &Pair) -> Vec<Seed> {
+    const FOLDERS: &[&str] = &[
+        "INBOX",
+        "Archiv",
+        "Archiv/2024",
+        "Projekte/Übersicht",
+        "Привет",
+        "日本語/メール",
+        "Ünïcødé & Co",
+    ];
+    const FLAGS: &[&str] = &[
+        "",
+        "\\Seen",
+        "\\Seen \\Answered",
+        "\\Flagged",
+        "\\Seen \\Flagged $Forwarded",
+        "\\Draft",
+        "$Label1 Projekt_X",
+    ];
+    const DATES: &[&str] = &[
+        "01-Jan-2019 08:00:00 +0000",
+        "17-Jul-2021 23:59:59 -0700",
+        "29-Feb-2024 12:30:00 +0530",
+        "05-Dec-2026 09:15:00 +0100",
+    ];
+    let mut seeds = Vec::new();
+    for (i, folder) in FOLDERS.iter().enumerate() {
+        let folder = match *folder {
+            "INBOX" => "INBOX".to_string(),
+            path => pair.src.folder(&path.split('/').collect::<Vec<_>>()),
+        };
+        for j in 0..(3 + i % 3) {
+            let n = i * 10 + j;
+            seeds.push(seed(
+                &folder,
+                message(&format!("{} message {n}", pair.name()), 3 + n % 7),
+                FLAGS[n % FLAGS.len()],
+                Some(DATES[n % DATES.len()]),
+            ));
+        }
+    }
+    seeds
+}
+
+fn copied(report: &Value) -> u64 {
+    report["copied"].as_u64().expect("copied in the report")
+}
+
+/// The generated mailbox arrives exact; a re-run copies nothing; new mail is copied once.
+async fn generated_mailbox(src: Kind, dst: Kind) {
+    let pair = Pair::start(src, dst);
+    let seeds = generated(&pair);
+    fill(&pair.source(), &seeds).await;
+
+    let first = pair.migrate(&[]);
+    assert_eq!(
+        copied(&first),
+        seeds.len() as u64,
+        "{}: {first:#}",
+        pair.name()
+    );
+    check_destination(&pair, &first).await;
+
+    let again = pair.migrate(&[]);
+    assert_eq!(
+        copied(&again),
+        0,
+        "{}: re-run copied: {again:#}",
+        pair.name()
+    );
+    check_destination(&pair, &again).await;
+
+    let new = [
+        seed("INBOX", message("new one", 4), "\\Seen", None),
+        seed(
+            &pair.src.folder(&["Привет"]),
+            message("new two", 5),
+            "",
+            None,
+        ),
+    ];
+    fill(&pair.source(), &new).await;
+    let third = pair.migrate(&[]);
+    assert_eq!(copied(&third), 2, "{}: new mail: {third:#}", pair.name());
+    check_destination(&pair, &third).await;
+}
+
+/// Every corpus message the source server accepts arrives as the destination server is
+/// documented to hold it.
+async fn corpus_mailbox(src: Kind, dst: Kind) {
+    let pair = Pair::start(src, dst);
+    let src_alters = pair.src.alters();
+    let seeds: Vec<Seed> = corpus()
+        .into_iter()
+        .map(|(_, body)| Seed {
+            folder: "INBOX".into(),
+            // The source holds what it holds: give it the form it accepts.
+            body: if src_alters.bare_lf_to_crlf {
+                crlf(&body)
+            } else {
+                body
+            },
+            flags: "",
+            date: Some("05-Dec-2026 09:15:00 +0100"),
+        })
+        .collect();
+    fill(&pair.source(), &seeds).await;
+    let report = pair.migrate(&[]);
+    assert_eq!(
+        copied(&report),
+        seeds.len() as u64,
+        "{}: {report:#}",
+        pair.name()
+    );
+    check_destination(&pair, &report).await;
+    let again = pair.migrate(&[]);
+    assert_eq!(
+        copied(&again),
+        0,
+        "{}: re-run copied: {again:#}",
+        pair.name()
+    );
+}
+
+/// `kill -9` in the middle of a migration, then a re-run: every message exactly once.
+async fn killed_and_resumed(src: Kind, dst: Kind) {
+    let pair = Pair::start(src, dst);
+    let archive = pair.src.folder(&["Archiv"]);
+    let seeds: Vec<Seed> = (0..600)
+        .map(|n| {
+            seed(
+                if n % 2 == 0 { "INBOX" } else { &archive },
+                message(&format!("bulk {n}"), 40),
+                if n % 3 == 0 { "\\Seen" } else { "" },
+                Some("17-Jul-2021 23:59:59 -0700"),
+            )
+        })
+        .collect();
+    fill(&pair.source(), &seeds).await;
+
+    let mut child = pair
+        .command(&["--batch", "8", "--connections", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start imapmig");
+    // Kill once something has landed and before everything has.
+    let started = Instant::now();
+    let mut killed_midway = false;
+    while started.elapsed() < Duration::from_secs(60) {
+        let landed = count(&pair.destination(), "INBOX").await;
+        if landed > 0 {
+            killed_midway = landed < 300;
+            break;
+        }
+        if child.try_wait().expect("poll imapmig").is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    assert!(
+        killed_midway,
+        "{}: the run was not interrupted in the middle",
+        pair.name()
+    );
+
+    let report = pair.migrate(&[]);
+    check_destination(&pair, &report).await;
+    let held: u32 = count(&pair.destination(), "INBOX").await;
+    assert_eq!(held, 300, "{}: INBOX after the resume", pair.name());
+}
+
+/// A POP3 source: the inbox arrives exact (POP3 has no flags or dates to compare: the
+/// messages are checked by their bytes).
+async fn pop3_source(src: Kind, dst: Kind) {
+    let pair = Pair::start(src, dst);
+    let port = pair.src.pop3_port().expect("this source has POP3");
+    let seeds: Vec<Seed> = (0..20)
+        .map(|n| seed("INBOX", message(&format!("pop {n}"), 6), "", None))
+        .collect();
+    fill(&pair.source(), &seeds).await;
+    let mut cmd = pair.command_from(port, &["--src-protocol", "pop3"]);
+    let report = report_of(&pair.name(), &cmd.output().expect("run"));
+    assert_eq!(copied(&report), 20, "{}: {report:#}", pair.name());
+    let alters = pair.dst.alters();
+    let mut expected: Vec<Vec<u8>> = folder_messages(&pair.source(), "INBOX")
+        .await
+        .into_iter()
+        .map(|m| alters.apply(&m.body))
+        .collect();
+    let target = report["folders"][0]["target"].as_str().expect("target");
+    let mut held: Vec<Vec<u8>> = folder_messages(&pair.destination(), target)
+        .await
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    expected.sort();
+    held.sort();
+    assert!(expected == held, "{}: POP3 bodies differ", pair.name());
+    let again = report_of(&pair.name(), &cmd.output().expect("run"));
+    assert_eq!(copied(&again), 0, "{}: {again:#}", pair.name());
+}
+
+macro_rules! pair_tests {
+    ($($name:ident: $src:ident -> $dst:ident;)*) => {
+        $(
+            mod $name {
+                use super::*;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn generated_mailbox() {
+                    super::generated_mailbox(Kind::$src, Kind::$dst).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn corpus() {
+                    super::corpus_mailbox(Kind::$src, Kind::$dst).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn killed_and_resumed() {
+                    super::killed_and_resumed(Kind::$src, Kind::$dst).await;
+                }
+            }
+        )*
+    };
+}
+
+pair_tests! {
+    dovecot_to_dovecot: Dovecot -> Dovecot;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pop3_dovecot_to_dovecot() {
+    pop3_source(Kind::Dovecot, Kind::Dovecot).await;
+}
+
+#[test]
+fn alterations_are_applied_exactly() {
+    let cyrus_like = Alters {
+        bare_lf_to_crlf: true,
+        munges_8bit_headers: true,
+        ..Alters::default()
+    };
+    assert_eq!(
+        cyrus_like.apply("Subject: Grüße\n\nBody ü\n".as_bytes()),
+        b"Subject: Gr\x58\x58\x58\x58e\r\n\r\nBody \xc3\xbc\r\n".to_vec()
+    );
+    let courier_like = Alters {
+        adds_final_crlf: true,
+        ..Alters::default()
+    };
+    assert_eq!(courier_like.apply(b"A: b\r\n\r\nx"), b"A: b\r\n\r\nx\r\n");
+    assert_eq!(
+        courier_like.apply(b"A: b\r\n\r\nx\r\n"),
+        b"A: b\r\n\r\nx\r\n"
+    );
+    assert_eq!(crlf(b"a\nb\r\nc\n"), b"a\r\nb\r\nc\r\n");
+}
