@@ -90,6 +90,7 @@ pub(super) async fn run(
                     target: entry.target.clone(),
                     found: u64::from(opened.messages),
                     not_imported: src.take_skipped(),
+                    planned_target: planned_elsewhere(entry),
                     ..FolderReport::default()
                 }),
                 Err(source) => report.failed_folders.push(FolderFailure::of(
@@ -517,6 +518,14 @@ fn flags_for_destination(
     out
 }
 
+/// Where the plan would put a folder that stays where earlier runs copied it.
+fn planned_elsewhere(entry: &PlanEntry) -> Option<String> {
+    match &entry.reason {
+        Reason::CopiedBefore { planned } => Some(planned.clone()),
+        _ => None,
+    }
+}
+
 async fn copy_folder(
     ctx: &Ctx,
     src: &mut AnySource,
@@ -554,14 +563,14 @@ async fn copy_folder(
     };
     let selection = ctx.options.filter.selection_key(size_limit);
 
-    if let Reason::CopiedBefore { planned } = &entry.reason {
+    if let Some(planned) = planned_elsewhere(entry) {
         rep.notes.push(format!(
             "stays in {:?}, where earlier runs copied it, although the folder plan now puts it \
              in {planned:?}; to move it there, re-run with remap (copies it afresh into \
              {planned:?} and leaves these copies where they are)",
             entry.target
         ));
-        rep.planned_target = Some(planned.clone());
+        rep.planned_target = Some(planned);
     }
     // Where did we leave this folder? The plan kept every copied folder where it was copied
     // (see `mapping`), unless remap asked to move it.
