@@ -31,10 +31,20 @@ fn courier_like() -> Dovecot {
 async fn two_drafts_folders(acct: &imapmig::engine::Account) {
     let mut seeds = vec![seed("INBOX", message("inbox one", 2), "\\Seen", None)];
     for i in 0..4 {
-        seeds.push(seed("Drafts", message(&format!("draft {i}"), 3), "\\Draft", None));
+        seeds.push(seed(
+            "Drafts",
+            message(&format!("draft {i}"), 3),
+            "\\Draft",
+            None,
+        ));
     }
     for i in 0..5 {
-        seeds.push(seed("Entwürfe", message(&format!("entwurf {i}"), 3), "", None));
+        seeds.push(seed(
+            "Entwürfe",
+            message(&format!("entwurf {i}"), 3),
+            "",
+            None,
+        ));
     }
     fill(acct, &seeds).await;
 }
@@ -73,7 +83,11 @@ async fn courier_like_rerun_with_two_drafts_folders_copies_nothing_twice() {
         assert_eq!(again.exit_status(), 0, "pass {pass}: {again:#?}");
         assert_eq!(again.copied, 0, "pass {pass}: {again:#?}");
         assert_eq!(target_of(&again, "Drafts"), "INBOX.Drafts", "pass {pass}");
-        assert_eq!(target_of(&again, "Entwürfe"), "INBOX.Entwürfe", "pass {pass}");
+        assert_eq!(
+            target_of(&again, "Entwürfe"),
+            "INBOX.Entwürfe",
+            "pass {pass}"
+        );
         assert!(
             again
                 .folders
@@ -133,14 +147,22 @@ async fn changed_options_keep_copied_folders_until_remap_moves_them() {
     assert_eq!(kept.copied, 0, "{kept:#?}");
     for f in &kept.folders {
         let planned = format!("Migrated/jo@old.example/{}", f.source);
-        assert_eq!(f.planned_target.as_deref(), Some(planned.as_str()), "{f:#?}");
+        assert_eq!(
+            f.planned_target.as_deref(),
+            Some(planned.as_str()),
+            "{f:#?}"
+        );
         assert!(f.notes.iter().any(|n| n.contains("remap")), "{f:#?}");
     }
     assert_eq!(target_of(&kept, "Projects"), "Projects");
     assert_eq!(target_of(&kept, "Entwürfe"), "Entwürfe");
     let json = serde_json::to_value(&kept).unwrap();
     assert!(json["folders"][0]["planned_target"].is_string(), "{json}");
-    assert_eq!(snapshot(&da).await, after_first, "nothing moved, nothing created");
+    assert_eq!(
+        snapshot(&da).await,
+        after_first,
+        "nothing moved, nothing created"
+    );
 
     // The admin asks for the move: each folder is copied once into its new place.
     unified.plan.remap = true;
@@ -244,7 +266,10 @@ async fn courier_like_incremental_batch_passes_copy_nothing_twice() {
     let file = dir.path().join("accounts.csv");
     std::fs::write(
         &file,
-        format!("target,source,password\nlou@x.example,lou,{}\n", su.password),
+        format!(
+            "target,source,password\nlou@x.example,lou,{}\n",
+            su.password
+        ),
     )
     .unwrap();
     store

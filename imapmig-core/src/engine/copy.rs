@@ -225,8 +225,7 @@ async fn plan_retrying(
         .collect();
     let mut attempt = 0u32;
     loop {
-        match super::plan_counted(&ctx.source, &ctx.destination, &ctx.options.plan, &earlier)
-            .await
+        match super::plan_counted(&ctx.source, &ctx.destination, &ctx.options.plan, &earlier).await
         {
             Err(e) if e.is_transient() && attempt < ctx.options.retries => {
                 attempt += 1;

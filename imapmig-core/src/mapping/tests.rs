@@ -1648,7 +1648,11 @@ fn courier_rerun_keeps_the_drafts_folder_it_copied_into() {
     let first = super::plan(&src, &d, &mapping()).unwrap();
     assert_eq!(target(&first, "Drafts"), "INBOX.Drafts");
     assert_eq!(target(&first, "Entwürfe"), "INBOX.Entwürfe");
-    let after = dest(plain('.', &["INBOX", "INBOX.Entwürfe", "INBOX.Drafts"]), '.', "INBOX.");
+    let after = dest(
+        plain('.', &["INBOX", "INBOX.Entwürfe", "INBOX.Drafts"]),
+        '.',
+        "INBOX.",
+    );
 
     // Without its history the planner takes the first drafts folder listed: the defect.
     let blind = super::plan(&src, &after, &mapping()).unwrap();
@@ -1663,7 +1667,10 @@ fn courier_rerun_keeps_the_drafts_folder_it_copied_into() {
     ));
     assert!(entry(&again, "Drafts").exists && entry(&again, "Entwürfe").exists);
     assert!(
-        has_note(&again, "`INBOX.Drafts` is the destination's drafts folder again"),
+        has_note(
+            &again,
+            "`INBOX.Drafts` is the destination's drafts folder again"
+        ),
         "{:?}",
         again.notes
     );
@@ -1714,7 +1721,10 @@ fn changed_options_keep_copied_folders_and_name_the_planned_place() {
     assert_eq!(target(&moved, "Work"), "Migrated/old@example.org/Work");
     assert_eq!(entry(&moved, "Work").reason, Reason::Unified);
     assert!(
-        has_note(&moved, "`Work` moves from `Work` to `Migrated/old@example.org/Work`"),
+        has_note(
+            &moved,
+            "`Work` moves from `Work` to `Migrated/old@example.org/Work`"
+        ),
         "{:?}",
         moved.notes
     );
@@ -1802,7 +1812,10 @@ fn a_kept_drafts_folder_merges_with_a_new_one_of_the_same_use() {
 #[test]
 fn folders_merged_before_stay_merged() {
     // Both went to `Sent Items` (a special-use merge); now `Sent Items` is renamed away.
-    let src = folders('/', &[("INBOX", &[]), ("Sent", &["\\Sent"]), ("Sent Items", &[])]);
+    let src = folders(
+        '/',
+        &[("INBOX", &[]), ("Sent", &["\\Sent"]), ("Sent Items", &[])],
+    );
     let d = dest(
         folders('/', &[("INBOX", &[]), ("Sent Items", &["\\Sent"])]),
         '/',
