@@ -26,6 +26,7 @@ use imapmig_core::engine::{
     self, EngineError, ErrorKind, MigrationOptions, MigrationReport, ProgressEvent, Side,
     Verification,
 };
+use imapmig_core::mapping::PlanOptions;
 use imapmig_core::state::SqliteStore;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -102,6 +103,11 @@ enum Command {
         /// Print the folder plan and counts; copy nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Move folders that earlier runs copied elsewhere than the options now say: copy
+        /// each afresh into its new place (messages already there are matched by content),
+        /// leaving the old copies where they are. Without it a copied folder stays put.
+        #[arg(long)]
+        remap_folders: bool,
         /// Print the final report as one JSON object on stdout.
         #[arg(long)]
         json: bool,
@@ -231,6 +237,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             connections,
             batch,
             dry_run,
+            remap_folders,
             json,
         } => {
             let state_path = match state {
@@ -253,7 +260,10 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             };
             let options = MigrationOptions {
                 account_key: key,
-                plan: plan.plan_options(&args::source_name(&source))?,
+                plan: PlanOptions {
+                    remap: remap_folders,
+                    ..plan.plan_options(&args::source_name(&source))?
+                },
                 filter: plan.filter()?,
                 connections: connections.max(1),
                 batch: batch.max(1),

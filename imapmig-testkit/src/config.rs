@@ -161,7 +161,12 @@ namespace inbox {{
         sep = p.flavour.separator(),
         prefix = p.flavour.prefix(),
     );
-    for (name, attr) in p.flavour.special_use_names() {
+    let special_use: &[(&str, &str)] = if p.options.special_use_folders {
+        p.flavour.special_use_names()
+    } else {
+        &[]
+    };
+    for (name, attr) in special_use {
         c += &format!(
             "  mailbox \"{name}\" {{\n    special_use = {attr}\n    auto = subscribe\n  }}\n"
         );

@@ -178,6 +178,11 @@ pub struct DovecotOptions {
     /// Raw configuration lines appended at the end of `dovecot.conf` (later
     /// settings override earlier ones), for one-off needs.
     pub extra_config: Option<String>,
+    /// Whether the flavour's special-use folders are configured (created at
+    /// login, listed with their RFC 6154 attributes). Default `true`. With
+    /// `false` the server looks like Courier or Mailutils: no folder carries
+    /// a special-use attribute and none exists until a client creates it.
+    pub special_use_folders: bool,
 }
 
 impl Default for DovecotOptions {
@@ -188,6 +193,7 @@ impl Default for DovecotOptions {
             auth_failure_delay_secs: 0,
             auth_penalty: false,
             extra_config: None,
+            special_use_folders: true,
         }
     }
 }

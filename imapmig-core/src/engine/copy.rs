@@ -14,7 +14,7 @@ use super::{
 };
 use crate::body::BodyEvent;
 use crate::imap::is_sendable_keyword;
-use crate::mapping::{FolderPlan, PlanEntry};
+use crate::mapping::{EarlierTargets, FolderPlan, PlanEntry, Reason};
 use crate::model::{Flags, MessageMeta, Uid, UidValidity};
 use crate::sink::{AnySink, MigrationSink, OpenedTarget, SinkSpec};
 use crate::source::{AccessError, AnySource, MigrationSource, SourceSpec};
@@ -90,6 +90,7 @@ pub(super) async fn run(
                     target: entry.target.clone(),
                     found: u64::from(opened.messages),
                     not_imported: src.take_skipped(),
+                    planned_target: planned_elsewhere(entry),
                     ..FolderReport::default()
                 }),
                 Err(source) => report.failed_folders.push(FolderFailure::of(
@@ -215,9 +216,17 @@ pub(super) async fn run(
 async fn plan_retrying(
     ctx: &Ctx,
 ) -> Result<(FolderPlan, HashMap<String, u32>, AnySource, AnySink), EngineError> {
+    // Where earlier runs copied each folder: the plan keeps them there.
+    let earlier: EarlierTargets = ctx
+        .state
+        .folders(&ctx.options.account_key)?
+        .into_iter()
+        .map(|(folder, record)| (folder, record.dest_folder))
+        .collect();
     let mut attempt = 0u32;
     loop {
-        match super::plan_counted(&ctx.source, &ctx.destination, &ctx.options.plan).await {
+        match super::plan_counted(&ctx.source, &ctx.destination, &ctx.options.plan, &earlier).await
+        {
             Err(e) if e.is_transient() && attempt < ctx.options.retries => {
                 attempt += 1;
                 backoff(ctx, "", attempt, &e).await;
@@ -508,6 +517,14 @@ fn flags_for_destination(
     out
 }
 
+/// Where the plan would put a folder that stays where earlier runs copied it.
+fn planned_elsewhere(entry: &PlanEntry) -> Option<String> {
+    match &entry.reason {
+        Reason::CopiedBefore { planned } => Some(planned.clone()),
+        _ => None,
+    }
+}
+
 async fn copy_folder(
     ctx: &Ctx,
     src: &mut AnySource,
@@ -545,13 +562,46 @@ async fn copy_folder(
     };
     let selection = ctx.options.filter.selection_key(size_limit);
 
-    // Where did we leave this folder?
+    if let Some(planned) = planned_elsewhere(entry) {
+        rep.notes.push(format!(
+            "stays in {:?}, where earlier runs copied it, although the folder plan now puts it \
+             in {planned:?}; to move it there, re-run with remap (copies it afresh into \
+             {planned:?} and leaves these copies where they are)",
+            entry.target
+        ));
+        rep.planned_target = Some(planned);
+    }
+    // Where did we leave this folder? The plan kept every copied folder where it was copied
+    // (see `mapping`), unless remap asked to move it.
     let mut record = match state.folder(account, folder)? {
+        Some(r) if r.dest_folder != entry.target && !ctx.options.plan.remap => {
+            // Never copied afresh without being asked: that would store it twice.
+            return Err(EngineError::Internal(format!(
+                "the folder plan moved the folder from {:?} to {:?} without remap; nothing \
+                 was copied",
+                r.dest_folder, entry.target
+            )));
+        }
         Some(r) if r.dest_folder != entry.target => {
             rep.notes.push(format!(
-                "the folder now goes to {:?} instead of {:?}; copying it there afresh",
-                entry.target, r.dest_folder
+                "moved from {:?} as remap asked: copied afresh into {:?}, where messages \
+                 already there are matched by content; the copies in {:?} stay where they are",
+                r.dest_folder, entry.target, r.dest_folder
             ));
+            rep.remapped_from = Some(r.dest_folder);
+            state.forget_folder(account, folder)?;
+            None
+        }
+        Some(_) if !entry.exists => {
+            // The destination folder was gone when the run began: what the state says was
+            // copied into it is not there any more. Believe the destination.
+            rep.notes.push(format!(
+                "earlier runs copied this folder into {:?}, which the destination no longer \
+                 had (deleted or renamed there): it was created again and the folder copied \
+                 into it afresh",
+                entry.target
+            ));
+            rep.recreated = true;
             state.forget_folder(account, folder)?;
             None
         }

@@ -33,7 +33,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::imap::{Credentials, Endpoint, ImapError, Session};
-use crate::mapping::{self, Destination, FolderPlan, PlanError, PlanOptions};
+use crate::mapping::{self, Destination, EarlierTargets, FolderPlan, PlanError, PlanOptions};
 use crate::sink::{AnySink, MigrationSink, SinkSpec};
 use crate::source::{AccessError, AnySource, MigrationSource, SkippedEntry, SourceSpec};
 use crate::state::{StateError, StateStore};
@@ -226,6 +226,20 @@ pub struct FolderReport {
     /// Entries of a local store (Maildir, mbox) in this folder that were not imported, with
     /// the path and why.
     pub not_imported: Vec<SkippedEntry>,
+    /// Where the folder plan would now put the folder, when that is not `target`: earlier
+    /// runs copied the folder into `target`, so it stays there (a run with
+    /// [`PlanOptions::remap`] moves it). Absent from JSON when the plan agrees.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub planned_target: Option<String>,
+    /// Where earlier runs had copied the folder, when this run moved it to `target` as
+    /// [`PlanOptions::remap`] asked; those copies were left there. Absent from JSON otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remapped_from: Option<String>,
+    /// Whether the destination folder earlier runs copied into was gone (deleted or renamed
+    /// on the destination), so that it was created again and the folder copied afresh.
+    /// Absent from JSON when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub recreated: bool,
 }
 
 /// Something a server (or local store) sent that the migration did not ask for, could not
@@ -501,15 +515,18 @@ pub async fn plan(
     destination: &SinkSpec,
     options: &PlanOptions,
 ) -> Result<(FolderPlan, AnySource, AnySink), EngineError> {
-    let (plan, _, src, dst) = plan_counted(source, destination, options).await?;
+    let (plan, _, src, dst) =
+        plan_counted(source, destination, options, &EarlierTargets::new()).await?;
     Ok((plan, src, dst))
 }
 
-/// [`plan`], plus the source folders' message counts where the source told them for free.
+/// [`plan`] for a re-run, plus the source folders' message counts where the source told them
+/// for free: folders copied before (`earlier`, from the sync state) keep their destination.
 pub(crate) async fn plan_counted(
     source: &SourceSpec,
     destination: &SinkSpec,
     options: &PlanOptions,
+    earlier: &EarlierTargets,
 ) -> Result<(FolderPlan, HashMap<String, u32>, AnySource, AnySink), EngineError> {
     let (src, dst) = tokio::join!(source.open(), destination.open());
     let mut src = src.map_err(|source| EngineError::Server {
@@ -520,7 +537,7 @@ pub(crate) async fn plan_counted(
         side: Side::Destination,
         source,
     })?;
-    let (plan, counts) = plan_with(&mut src, &mut dst, options).await?;
+    let (plan, counts) = plan_with(&mut src, &mut dst, options, earlier).await?;
     Ok((plan, counts, src, dst))
 }
 
@@ -528,6 +545,7 @@ async fn plan_with(
     src: &mut AnySource,
     dst: &mut AnySink,
     options: &PlanOptions,
+    earlier: &EarlierTargets,
 ) -> Result<(FolderPlan, HashMap<String, u32>), EngineError> {
     let server = |side| move |source| EngineError::Server { side, source };
     let src_list = src.list_folders().await.map_err(server(Side::Source))?;
@@ -546,7 +564,7 @@ async fn plan_with(
         utf8: false,
     };
     Ok((
-        mapping::plan(&src_list.folders, &dest, &options)?,
+        mapping::Planner::new(&options)?.plan_after(&src_list.folders, &dest, earlier)?,
         src_list.messages,
     ))
 }

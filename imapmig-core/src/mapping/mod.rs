@@ -94,6 +94,33 @@
 //! "source folder X stored as Y because ..." for each escape, and an entry that kept its place
 //! but needed escaping has the reason [`Reason::Escaped`].
 //!
+//! # Re-runs: a copied folder keeps its destination
+//!
+//! The plan of a re-run must not move a folder that earlier runs copied: its messages are at
+//! the old place, and copying them to a new one would store them twice. The engine therefore
+//! plans with [`Planner::plan_after`], giving the destinations the sync state recorded
+//! ([`EarlierTargets`]):
+//!
+//! * When the destination offers several folders for one special use (a server without
+//!   SPECIAL-USE on which the first run created `INBOX.Drafts` beside an `INBOX.Entwürfe`),
+//!   the one the special-use folder was copied into is chosen again, with a short note. So
+//!   is a destination folder that has since gained or lost an attribute.
+//! * When the plan still puts a copied folder elsewhere (the options changed: unified mode, a
+//!   rename; or the destination's prefix did), the folder stays where it was copied, with
+//!   [`Reason::CopiedBefore`] naming where the plan would put it and a note saying how to move
+//!   it: [`PlanOptions::remap`]. With `remap`, the plan is followed and the engine copies the
+//!   folder afresh into its new place (re-matching by content what is already there).
+//! * When the folder a copied folder went to is gone from the destination (deleted or renamed
+//!   there), the entry keeps that name with [`PlanEntry::exists`] `false`: the engine creates
+//!   it again and copies the folder into it afresh, and says so. It never believes its own
+//!   records over the destination.
+//!
+//! Keeping a folder in place never makes two source folders share a destination folder that
+//! the options do not merge: if another folder would now land where a kept folder's copies
+//! are, planning fails with [`PlanError::Occupied`]. Folders that earlier runs already merged
+//! (a special-use merge) stay merged. New folders (never copied) always go where the options
+//! say, subfolders of a kept folder included.
+//!
 //! # Cost
 //!
 //! Planning costs `O(n · d)` hash lookups for `n` folders nested `d` deep: one per ancestor,
@@ -161,6 +188,53 @@ pub struct PlanOptions {
     /// Copy virtual folders (`\All`, `\Flagged`, `\Important`) too. Off by default: their
     /// messages are also in other folders, so copying them duplicates mail.
     pub include_virtual: bool,
+    /// Move folders that earlier runs copied somewhere else than these options now say: each
+    /// goes where the options put it and is copied there afresh (what that folder already
+    /// holds is re-matched by content first); the copies at the old place are left alone. Off
+    /// by default: a copied folder keeps its destination (see "Re-runs" in the module
+    /// documentation).
+    #[serde(default)]
+    pub remap: bool,
+}
+
+/// Where earlier runs copied source folders, as the sync state recorded it: source folder name
+/// (decoded, as the source lists it) → destination folder name (decoded). Given to
+/// [`Planner::plan_after`] so that a re-run keeps every copied folder where it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EarlierTargets {
+    by_source: std::collections::HashMap<String, String>,
+}
+
+impl EarlierTargets {
+    /// No folder copied yet: the plan of a first run.
+    pub fn new() -> EarlierTargets {
+        EarlierTargets::default()
+    }
+
+    /// Records that earlier runs copied `source` into `target`.
+    pub fn insert(&mut self, source: impl Into<String>, target: impl Into<String>) {
+        self.by_source.insert(source.into(), target.into());
+    }
+
+    /// Where earlier runs copied `source`, if they did.
+    pub fn get(&self, source: &str) -> Option<&str> {
+        self.by_source.get(source).map(String::as_str)
+    }
+
+    /// Whether no folder was copied before.
+    pub fn is_empty(&self) -> bool {
+        self.by_source.is_empty()
+    }
+}
+
+impl<S: Into<String>, T: Into<String>> FromIterator<(S, T)> for EarlierTargets {
+    fn from_iter<I: IntoIterator<Item = (S, T)>>(iter: I) -> Self {
+        let mut e = EarlierTargets::new();
+        for (s, t) in iter {
+            e.insert(s, t);
+        }
+        e
+    }
 }
 
 /// What the planner needs to know about the destination account.
@@ -238,6 +312,12 @@ pub enum Reason {
     Unified,
     /// It keeps its place in the tree, but a segment of its name had to be escaped.
     Escaped,
+    /// Earlier runs copied the folder here, and a copied folder keeps its destination; the
+    /// plan alone would now put it at `planned` (a run with [`PlanOptions::remap`] moves it).
+    CopiedBefore {
+        /// Where the options (and the destination as it is now) would put the folder.
+        planned: String,
+    },
 }
 
 /// Why a source folder is not copied.
@@ -316,6 +396,25 @@ pub enum PlanError {
         b: String,
         /// The destination name both would use.
         target: String,
+    },
+    /// A source folder would land in a destination folder that holds the copies of another
+    /// source folder from earlier runs, which stays there although the options now put it
+    /// elsewhere: copying would mix the two. Move the other folder first (remap), or rename or
+    /// exclude this one.
+    #[error(
+        "source folder `{folder}` would land in `{target}`, which holds the copies of `{holder}` \
+         from earlier runs (the options now put `{holder}` in `{planned}`, but a copied folder \
+         stays where it is); move `{holder}` first with remap, or rename or exclude `{folder}`"
+    )]
+    Occupied {
+        /// The source folder that would land there.
+        folder: String,
+        /// The destination folder.
+        target: String,
+        /// The source folder whose copies are there.
+        holder: String,
+        /// Where the options would put `holder`.
+        planned: String,
     },
     /// A computed destination name is empty or has an empty segment. This guards the escaping
     /// rules; seeing it is a bug in imapmig, please report it with the folder name.

@@ -14,7 +14,8 @@ use super::escape::{escape_with_causes, Causes};
 use super::glob::Patterns;
 use super::localized::{self, canonical_name};
 use super::{
-    Destination, Detection, Exclusion, FolderPlan, Mode, PlanEntry, PlanError, PlanOptions, Reason,
+    Destination, Detection, EarlierTargets, Exclusion, FolderPlan, Mode, PlanEntry, PlanError,
+    PlanOptions, Reason,
 };
 
 const INBOX: &str = "INBOX";
@@ -32,6 +33,7 @@ pub struct Planner {
     renames: Vec<RenameRule>,
     rename_index: HashMap<String, usize>,
     unified: Option<Vec<String>>,
+    remap: bool,
 }
 
 /// One validated rename.
@@ -130,12 +132,25 @@ impl Planner {
             renames,
             rename_index,
             unified,
+            remap: opts.remap,
         })
     }
 
-    /// Plans one account: where each of `source`'s folders lands on `dest`.
+    /// Plans one account: where each of `source`'s folders lands on `dest`, as for a first
+    /// run.
     pub fn plan(&self, source: &[Folder], dest: &Destination) -> Result<FolderPlan, PlanError> {
-        Run::new(self, source, dest)?.finish()
+        self.plan_after(source, dest, &EarlierTargets::new())
+    }
+
+    /// Plans a re-run: like [`Planner::plan`], but every folder that `earlier` runs copied
+    /// keeps its destination (see "Re-runs" in the [module documentation](super)).
+    pub fn plan_after(
+        &self,
+        source: &[Folder],
+        dest: &Destination,
+        earlier: &EarlierTargets,
+    ) -> Result<FolderPlan, PlanError> {
+        Run::new(self, source, dest, earlier)?.finish()
     }
 }
 
@@ -302,6 +317,9 @@ enum Head<'d> {
 struct DestIndex<'d> {
     by_key: HashMap<String, &'d Folder>,
     by_use: HashMap<SpecialUse, &'d Folder>,
+    /// Every folder that could serve each use, in order of preference (attribute, then name;
+    /// list order within each): `by_use` holds the first unless an earlier run chose another.
+    candidates: HashMap<SpecialUse, Vec<&'d Folder>>,
 }
 
 impl<'d> DestIndex<'d> {
@@ -311,14 +329,14 @@ impl<'d> DestIndex<'d> {
         for f in &dest.folders {
             by_key.entry(name_key(&f.name, delim)).or_insert(f);
         }
-        let mut by_use: HashMap<SpecialUse, &'d Folder> = HashMap::new();
+        let mut candidates: HashMap<SpecialUse, Vec<&'d Folder>> = HashMap::new();
         // A folder the destination lists with an empty name or an empty segment in it is a
         // server oddity we will not build on: appending under it would give an invalid name.
         let usable =
             |f: &Folder| f.selectable() && !f.is_inbox() && !f.name.split(delim).any(str::is_empty);
         for f in dest.folders.iter().filter(|f| usable(f)) {
             if let Some(u) = attribute_use(f) {
-                by_use.entry(u).or_insert(f);
+                candidates.entry(u).or_default().push(f);
             }
         }
         // By name only where the folder announces no use of its own: an "Archive" marked
@@ -331,10 +349,18 @@ impl<'d> DestIndex<'d> {
             let rest = strip_prefix_ci(&f.name, prefix).unwrap_or(&f.name);
             let segs: Vec<&str> = rest.split(f.delimiter.unwrap_or(delim)).collect();
             if let Some(u) = localized_use(&segs) {
-                by_use.entry(u).or_insert(f);
+                candidates.entry(u).or_default().push(f);
             }
         }
-        DestIndex { by_key, by_use }
+        let by_use = candidates
+            .iter()
+            .filter_map(|(u, fs)| Some((*u, *fs.first()?)))
+            .collect();
+        DestIndex {
+            by_key,
+            by_use,
+            candidates,
+        }
     }
 
     fn get(&self, target: &str, delim: char) -> Option<&'d Folder> {
@@ -352,6 +378,7 @@ struct Run<'p, 'a, 'd> {
     dot_inbox: bool,
     infos: Vec<Info<'a>>,
     index: DestIndex<'d>,
+    earlier: &'d EarlierTargets,
     notes: Vec<String>,
 }
 
@@ -367,6 +394,7 @@ impl<'p, 'a, 'd> Run<'p, 'a, 'd> {
         planner: &'p Planner,
         source: &'a [Folder],
         dest: &'d Destination,
+        earlier: &'d EarlierTargets,
     ) -> Result<Self, PlanError> {
         let delim = dest.delimiter;
         // The escape writes `%` and upper-case hex digits; a separator among them would split
@@ -439,6 +467,7 @@ impl<'p, 'a, 'd> Run<'p, 'a, 'd> {
             dot_inbox,
             infos,
             index,
+            earlier,
             notes,
         })
     }
@@ -482,6 +511,51 @@ impl<'p, 'a, 'd> Run<'p, 'a, 'd> {
                 }
             }
         }
+        // A special-use folder copied before goes where it went while the destination still
+        // offers that folder for the use, even if it now offers another one first (a server
+        // without SPECIAL-USE on which the first run created `Drafts` beside `Entwürfe`).
+        let mut kept: Vec<(usize, SpecialUse, &'d Folder)> = Vec::new();
+        for (&u, &w) in &winners {
+            let Some(before) = self.earlier.get(&infos[w].folder.name) else {
+                continue;
+            };
+            let key = name_key(before, self.delim);
+            let Some(candidates) = self.index.candidates.get(&u) else {
+                continue;
+            };
+            let Some(&chosen) = candidates
+                .iter()
+                .find(|f| name_key(&f.name, self.delim) == key)
+            else {
+                continue;
+            };
+            if candidates.first().is_some_and(|f| std::ptr::eq(*f, chosen)) {
+                continue;
+            }
+            kept.push((w, u, chosen));
+        }
+        kept.sort_by_key(|(w, _, _)| *w);
+        for (w, u, chosen) in kept {
+            let others: Vec<String> = self
+                .index
+                .candidates
+                .get(&u)
+                .into_iter()
+                .flatten()
+                .filter(|f| !std::ptr::eq(**f, chosen))
+                .map(|f| format!("`{}`", f.name))
+                .collect();
+            notes.push(format!(
+                "`{}` is the destination's {} folder again, as earlier runs copied `{}` into it \
+                 (the destination also has {})",
+                chosen.name,
+                u.name(),
+                infos[w].folder.name,
+                others.join(", ")
+            ));
+            self.index.by_use.insert(u, chosen);
+        }
+
         let winner_at: HashMap<&[&str], SpecialUse> = winners
             .iter()
             .map(|(u, &i)| (infos[i].segs.as_slice(), *u))
@@ -513,11 +587,15 @@ impl<'p, 'a, 'd> Run<'p, 'a, 'd> {
             entry_info.push(i);
         }
 
-        let merged = self.resolve_collisions(&mut entries, &entry_info, &mut notes)?;
+        let pinned = self.keep_earlier_targets(&mut entries, &entry_info, &mut notes);
+        let merged = self.resolve_collisions(&mut entries, &entry_info, &pinned, &mut notes)?;
 
         // Folders that look like a special-use folder but lost to another one.
-        for (e, &i) in entries.iter().zip(&entry_info) {
+        for ((e, &i), &kept) in entries.iter().zip(&entry_info).zip(&pinned) {
             let info = &infos[i];
+            if kept {
+                continue;
+            }
             let (Some((u, det)), None) = (info.own_use, info.rename) else {
                 continue;
             };
@@ -803,15 +881,7 @@ impl<'p, 'a, 'd> Run<'p, 'a, 'd> {
         };
         let special_use = match &reason {
             Reason::SpecialUse(u, _) => Some(*u),
-            _ => existing.and_then(|f| {
-                attribute_use(f).or_else(|| {
-                    self.index
-                        .by_use
-                        .iter()
-                        .find(|(_, g)| std::ptr::eq(**g, f))
-                        .map(|(u, _)| *u)
-                })
-            }),
+            _ => existing.and_then(|f| self.use_of(f)),
         };
         let target = if inbox { INBOX.to_string() } else { target };
         Ok(PlanEntry {
@@ -824,12 +894,111 @@ impl<'p, 'a, 'd> Run<'p, 'a, 'd> {
         })
     }
 
+    /// The special use an existing destination folder serves in this plan, if any.
+    fn use_of(&self, f: &Folder) -> Option<SpecialUse> {
+        attribute_use(f).or_else(|| {
+            self.index
+                .by_use
+                .iter()
+                .find(|(_, g)| std::ptr::eq(**g, f))
+                .map(|(u, _)| *u)
+        })
+    }
+
+    /// Puts every folder that earlier runs copied back where they copied it, unless the
+    /// options ask to remap. Returns, per entry, whether it was kept against the plan.
+    fn keep_earlier_targets(
+        &self,
+        entries: &mut [PlanEntry],
+        entry_info: &[usize],
+        notes: &mut Vec<String>,
+    ) -> Vec<bool> {
+        let delim = self.delim;
+        let mut pinned = vec![false; entries.len()];
+        for ((entry, &i), kept) in entries.iter_mut().zip(entry_info).zip(&mut pinned) {
+            let source = &self.infos[i].folder.name;
+            let Some(before) = self.earlier.get(source).filter(|b| !b.is_empty()) else {
+                continue;
+            };
+            if name_key(before, delim) == name_key(&entry.target, delim) {
+                // The same folder; keep the name exactly as recorded, so the engine finds
+                // its record under it.
+                if !placement_is_inbox(&entry.target) {
+                    entry.target = before.to_string();
+                }
+                if !entry.exists {
+                    notes.push(gone_note(source, before));
+                }
+                continue;
+            }
+            if self.planner.remap {
+                notes.push(format!(
+                    "`{source}` moves from `{before}` to `{}` (remap): it is copied afresh \
+                     there, where messages already present are matched by content; its copies \
+                     in `{before}` stay where they are",
+                    entry.target
+                ));
+                continue;
+            }
+            let inbox = placement_is_inbox(before);
+            let existing = if inbox {
+                None
+            } else {
+                self.index.get(before, delim)
+            };
+            let planned = std::mem::replace(
+                &mut entry.target,
+                if inbox {
+                    INBOX.to_string()
+                } else {
+                    before.to_string()
+                },
+            );
+            entry.exists = inbox || existing.is_some();
+            entry.target_raw = match existing {
+                Some(f) => f.raw.clone(),
+                None if inbox => INBOX.to_string(),
+                None if self.dest.utf8 => before.to_string(),
+                None => utf7::encode(before),
+            };
+            entry.special_use = existing.and_then(|f| self.use_of(f));
+            if entry.exists {
+                notes.push(format!(
+                    "`{source}` stays in `{before}`, where earlier runs copied it, although the \
+                     plan now puts it in `{planned}`: moving it would copy its messages again. \
+                     To move it, re-run with remap (it is then copied afresh into `{planned}`, \
+                     and its copies in `{before}` stay where they are)"
+                ));
+            } else {
+                notes.push(format!(
+                    "{} (the plan alone would now put it in `{planned}`; remap moves it there)",
+                    gone_note(source, before)
+                ));
+            }
+            entry.reason = Reason::CopiedBefore { planned };
+            *kept = true;
+        }
+        pinned
+    }
+
+    /// Whether earlier runs copied the entry's source folder into the folder named `key`.
+    fn copied_before_into(&self, entry: &PlanEntry, key: &str) -> bool {
+        self.earlier
+            .get(&entry.source.name)
+            .is_some_and(|b| name_key(b, self.delim) == key)
+    }
+
     /// Finds entries sharing a destination name. Merges the documented special-use case and
     /// fails on anything else. Returns the source indexes of merged (losing) folders.
+    ///
+    /// Folders kept where earlier runs copied them (`pinned`) share a destination folder only
+    /// with folders copied there before too, or in a special-use merge of their own use;
+    /// anything else fails with [`PlanError::Occupied`].
     fn resolve_collisions(
         &self,
         entries: &mut [PlanEntry],
         entry_info: &[usize],
+        pinned: &[bool],
         notes: &mut Vec<String>,
     ) -> Result<HashSet<usize>, PlanError> {
         let mut groups: HashMap<String, Vec<usize>> = HashMap::with_capacity(entries.len());
@@ -848,12 +1017,27 @@ impl<'p, 'a, 'd> Run<'p, 'a, 'd> {
             if group.len() < 2 || group.first() != Some(&e) {
                 continue;
             }
+            let holder = group.iter().copied().find(|&g| pinned[g]);
+            let clash = |entries: &[PlanEntry], a: usize, b: usize| match holder {
+                Some(h) => occupied(entries, h, group.iter().copied().find(|&g| !pinned[g])),
+                None => collision(entries, a, b),
+            };
+            if holder.is_some() {
+                // Already together on the destination: keeping them so mixes nothing new.
+                let key = name_key(&entries[e].target, self.delim);
+                if group
+                    .iter()
+                    .all(|&g| self.copied_before_into(&entries[g], &key))
+                {
+                    continue;
+                }
+            }
             let winner = group
                 .iter()
                 .copied()
                 .find(|&g| matches!(entries[g].reason, Reason::SpecialUse(..)));
             let Some(w) = winner else {
-                return Err(collision(entries, group[0], group[1]));
+                return Err(clash(entries, group[0], group[1]));
             };
             let Reason::SpecialUse(u, _) = entries[w].reason else {
                 continue;
@@ -862,6 +1046,21 @@ impl<'p, 'a, 'd> Run<'p, 'a, 'd> {
                 let info = &self.infos[entry_info[g]];
                 let own_tree = matches!(entries[g].reason, Reason::SameTree | Reason::Escaped);
                 match info.own_use {
+                    // A folder of the same use kept where earlier runs copied it, which is
+                    // now the destination's folder of that use: the same merge.
+                    Some((lu, _)) if lu == u && pinned[g] => {
+                        merged.insert(entry_info[g]);
+                        notes.push(format!(
+                            "`{}` and `{}` are both {} folders and both land in `{}`, where \
+                             earlier runs copied `{}`: their messages are merged there (a \
+                             special-use merge)",
+                            entries[w].source.name,
+                            entries[g].source.name,
+                            u.name(),
+                            entries[w].target,
+                            entries[g].source.name,
+                        ));
+                    }
                     Some((lu, det)) if lu == u && own_tree => {
                         let (target, raw, exists) = (
                             entries[w].target.clone(),
@@ -884,7 +1083,7 @@ impl<'p, 'a, 'd> Run<'p, 'a, 'd> {
                             entries[w].target
                         ));
                     }
-                    _ => return Err(collision(entries, w.min(g), w.max(g))),
+                    _ => return Err(clash(entries, w.min(g), w.max(g))),
                 }
             }
         }
@@ -902,6 +1101,32 @@ fn collision(entries: &[PlanEntry], a: usize, b: usize) -> PlanError {
         b: entries[b].source.name.clone(),
         target: entries[b].target.clone(),
     }
+}
+
+/// `holder` is kept where earlier runs copied it; `other` (when known) would now land there.
+fn occupied(entries: &[PlanEntry], holder: usize, other: Option<usize>) -> PlanError {
+    let h = &entries[holder];
+    let planned = match &h.reason {
+        Reason::CopiedBefore { planned } => planned.clone(),
+        _ => h.target.clone(),
+    };
+    PlanError::Occupied {
+        folder: other
+            .and_then(|o| entries.get(o))
+            .map(|o| o.source.name.clone())
+            .unwrap_or_default(),
+        target: h.target.clone(),
+        holder: h.source.name.clone(),
+        planned,
+    }
+}
+
+/// The note for a folder whose earlier destination is gone from the destination server.
+fn gone_note(source: &str, before: &str) -> String {
+    format!(
+        "earlier runs copied `{source}` into `{before}`, which the destination no longer has \
+         (deleted or renamed there): it is created again and `{source}` is copied into it afresh"
+    )
 }
 
 fn detection_words(d: Detection) -> &'static str {

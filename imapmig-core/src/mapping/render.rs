@@ -23,6 +23,9 @@ impl fmt::Display for Reason {
             Reason::SameTree => f.write_str("same place"),
             Reason::Unified => f.write_str("unified"),
             Reason::Escaped => f.write_str("same place, name escaped"),
+            Reason::CopiedBefore { planned } => {
+                write!(f, "copied here before (the options now say `{planned}`)")
+            }
         }
     }
 }

@@ -1597,3 +1597,283 @@ fn gmail_destination_by_attributes() {
         "[Gmail]/Gesendet/Old"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Re-runs: a copied folder keeps its destination
+
+/// The folders a first run created, added to the destination as a server without SPECIAL-USE
+/// lists them (no attributes), in reverse order so that list order cannot help.
+fn after_first_run(d: &Destination, first: &FolderPlan) -> Destination {
+    let mut after = d.clone();
+    for e in first.entries.iter().filter(|e| !e.exists) {
+        if !after.folders.iter().any(|f| f.name == e.target) {
+            after.folders.push(Folder {
+                name: e.target.clone(),
+                raw: e.target_raw.clone(),
+                delimiter: Some(d.delimiter),
+                attributes: vec![],
+                special_use: None,
+            });
+        }
+    }
+    after.folders.reverse();
+    after
+}
+
+fn earlier_of(plan: &FolderPlan) -> EarlierTargets {
+    plan.entries
+        .iter()
+        .map(|e| (e.source.name.clone(), e.target.clone()))
+        .collect()
+}
+
+fn plan_after(
+    src: &[Folder],
+    d: &Destination,
+    opts: &PlanOptions,
+    earlier: &EarlierTargets,
+) -> Result<FolderPlan, PlanError> {
+    Planner::new(opts)?.plan_after(src, d, earlier)
+}
+
+/// Issue item 1: a Courier-like destination (no SPECIAL-USE) that the first run gave both
+/// `INBOX.Drafts` and `INBOX.Entwürfe`.
+#[test]
+fn courier_rerun_keeps_the_drafts_folder_it_copied_into() {
+    let src = folders(
+        '/',
+        &[("INBOX", &[]), ("Drafts", &["\\Drafts"]), ("Entwürfe", &[])],
+    );
+    let d = dest(plain('.', &["INBOX"]), '.', "INBOX.");
+    let first = super::plan(&src, &d, &mapping()).unwrap();
+    assert_eq!(target(&first, "Drafts"), "INBOX.Drafts");
+    assert_eq!(target(&first, "Entwürfe"), "INBOX.Entwürfe");
+    let after = dest(
+        plain('.', &["INBOX", "INBOX.Entwürfe", "INBOX.Drafts"]),
+        '.',
+        "INBOX.",
+    );
+
+    // Without its history the planner takes the first drafts folder listed: the defect.
+    let blind = super::plan(&src, &after, &mapping()).unwrap();
+    assert_eq!(target(&blind, "Drafts"), "INBOX.Entwürfe");
+
+    let again = plan_after(&src, &after, &mapping(), &earlier_of(&first)).unwrap();
+    assert_eq!(target(&again, "Drafts"), "INBOX.Drafts");
+    assert_eq!(target(&again, "Entwürfe"), "INBOX.Entwürfe");
+    assert!(matches!(
+        entry(&again, "Drafts").reason,
+        Reason::SpecialUse(Drafts, Detection::Attribute)
+    ));
+    assert!(entry(&again, "Drafts").exists && entry(&again, "Entwürfe").exists);
+    assert!(
+        has_note(
+            &again,
+            "`INBOX.Drafts` is the destination's drafts folder again"
+        ),
+        "{:?}",
+        again.notes
+    );
+    assert!(!has_note(&again, "merged"), "{:?}", again.notes);
+}
+
+#[test]
+fn changed_options_keep_copied_folders_and_name_the_planned_place() {
+    let src = folders('/', &[("INBOX", &[]), ("Sent", &["\\Sent"]), ("Work", &[])]);
+    let d = dovecot_dest();
+    let first = super::plan(&src, &d, &mapping()).unwrap();
+    let d = after_first_run(&d, &first);
+    // The admin switches to unified mode, and a new folder appears on the source.
+    let mut src2 = src.clone();
+    src2.push(folder("Later", '/', &[]));
+    let opts = unified("Migrated", "old@example.org");
+    let again = plan_after(&src2, &d, &opts, &earlier_of(&first)).unwrap();
+    for (name, kept, planned) in [
+        ("INBOX", "INBOX", "Migrated/old@example.org/INBOX"),
+        ("Sent", "Sent", "Migrated/old@example.org/Sent"),
+        ("Work", "Work", "Migrated/old@example.org/Work"),
+    ] {
+        let e = entry(&again, name);
+        assert_eq!(e.target, kept);
+        assert_eq!(
+            e.reason,
+            Reason::CopiedBefore {
+                planned: planned.into()
+            }
+        );
+        assert!(e.exists);
+        assert!(
+            has_note(&again, &format!("`{name}` stays in `{kept}`")),
+            "{:?}",
+            again.notes
+        );
+    }
+    // Never copied: goes where the options say.
+    assert_eq!(target(&again, "Later"), "Migrated/old@example.org/Later");
+    assert!(again.render().contains("copied here before"));
+
+    // With remap the options are followed, and the notes say what moves.
+    let remap = PlanOptions {
+        remap: true,
+        ..opts
+    };
+    let moved = plan_after(&src2, &d, &remap, &earlier_of(&first)).unwrap();
+    assert_eq!(target(&moved, "Work"), "Migrated/old@example.org/Work");
+    assert_eq!(entry(&moved, "Work").reason, Reason::Unified);
+    assert!(
+        has_note(
+            &moved,
+            "`Work` moves from `Work` to `Migrated/old@example.org/Work`"
+        ),
+        "{:?}",
+        moved.notes
+    );
+}
+
+#[test]
+fn a_copied_folder_gone_from_the_destination_is_planned_anew_in_its_place() {
+    let src = plain('/', &["INBOX", "Projects"]);
+    let d = dest(plain('/', &["INBOX"]), '/', "");
+    let earlier: EarlierTargets = [("INBOX", "INBOX"), ("Projects", "Old/Projects")]
+        .into_iter()
+        .collect();
+    let plan = plan_after(&src, &d, &mapping(), &earlier).unwrap();
+    let e = entry(&plan, "Projects");
+    assert_eq!(e.target, "Old/Projects");
+    assert!(!e.exists, "to be created again");
+    assert_eq!(
+        e.reason,
+        Reason::CopiedBefore {
+            planned: "Projects".into()
+        }
+    );
+    assert!(has_note(&plan, "no longer has"), "{:?}", plan.notes);
+
+    // The same when the plan agrees with the record.
+    let earlier: EarlierTargets = [("Projects", "Projects")].into_iter().collect();
+    let plan = plan_after(&src, &d, &mapping(), &earlier).unwrap();
+    assert!(!entry(&plan, "Projects").exists);
+    assert_eq!(entry(&plan, "Projects").reason, Reason::SameTree);
+    assert!(has_note(&plan, "no longer has"), "{:?}", plan.notes);
+}
+
+#[test]
+fn a_kept_folder_never_takes_in_another_folder() {
+    // `A` was copied into `A`; the admin now renames `A` to `B` and `C` to `A`.
+    let src = plain('/', &["INBOX", "A", "C"]);
+    let d = dest(plain('/', &["INBOX", "A"]), '/', "");
+    let earlier: EarlierTargets = [("A", "A")].into_iter().collect();
+    let opts = PlanOptions {
+        renames: vec![("A".into(), "B".into()), ("C".into(), "A".into())],
+        ..mapping()
+    };
+    let err = plan_after(&src, &d, &opts, &earlier).unwrap_err();
+    assert_eq!(
+        err,
+        PlanError::Occupied {
+            folder: "C".into(),
+            target: "A".into(),
+            holder: "A".into(),
+            planned: "B".into(),
+        }
+    );
+    // Moving `A` as asked lets `C` in: the admin said so.
+    let remap = PlanOptions {
+        remap: true,
+        ..opts
+    };
+    let plan = plan_after(&src, &d, &remap, &earlier).unwrap();
+    assert_eq!(target(&plan, "A"), "B");
+    assert_eq!(target(&plan, "C"), "A");
+}
+
+#[test]
+fn a_kept_drafts_folder_merges_with_a_new_one_of_the_same_use() {
+    // The first run had only `Entwürfe`, which went to the destination's `INBOX.Drafts`; now
+    // the source also has a `Drafts` with `\Drafts`, which wins the use.
+    let src = folders(
+        '/',
+        &[("INBOX", &[]), ("Drafts", &["\\Drafts"]), ("Entwürfe", &[])],
+    );
+    let d = dest(plain('.', &["INBOX", "INBOX.Drafts"]), '.', "INBOX.");
+    let earlier: EarlierTargets = [("Entwürfe", "INBOX.Drafts")].into_iter().collect();
+    let plan = plan_after(&src, &d, &mapping(), &earlier).unwrap();
+    assert_eq!(target(&plan, "Drafts"), "INBOX.Drafts");
+    assert_eq!(target(&plan, "Entwürfe"), "INBOX.Drafts");
+    assert_eq!(
+        entry(&plan, "Entwürfe").reason,
+        Reason::CopiedBefore {
+            planned: "INBOX.Entwürfe".into()
+        }
+    );
+    assert!(has_note(&plan, "special-use merge"), "{:?}", plan.notes);
+}
+
+#[test]
+fn folders_merged_before_stay_merged() {
+    // Both went to `Sent Items` (a special-use merge); now `Sent Items` is renamed away.
+    let src = folders(
+        '/',
+        &[("INBOX", &[]), ("Sent", &["\\Sent"]), ("Sent Items", &[])],
+    );
+    let d = dest(
+        folders('/', &[("INBOX", &[]), ("Sent Items", &["\\Sent"])]),
+        '/',
+        "",
+    );
+    let first = super::plan(&src, &d, &mapping()).unwrap();
+    assert_eq!(target(&first, "Sent"), "Sent Items");
+    assert_eq!(target(&first, "Sent Items"), "Sent Items");
+    let opts = PlanOptions {
+        renames: vec![("Sent Items".into(), "Old Sent".into())],
+        ..mapping()
+    };
+    let again = plan_after(&src, &d, &opts, &earlier_of(&first)).unwrap();
+    assert_eq!(target(&again, "Sent"), "Sent Items");
+    assert_eq!(target(&again, "Sent Items"), "Sent Items");
+    assert_eq!(
+        entry(&again, "Sent Items").reason,
+        Reason::CopiedBefore {
+            planned: "Old Sent".into()
+        }
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The guarantee behind re-runs: whatever the first run created on the destination, and
+    /// in whatever order the destination lists it, the same options plan every folder where
+    /// the first run put it.
+    #[test]
+    fn a_rerun_plans_every_folder_where_the_first_run_put_it(
+        src in prop::collection::vec(folder_strategy(), 0..16),
+        d in dest_strategy(),
+        opts in options_strategy(),
+    ) {
+        let Ok(first) = super::plan(&src, &d, &opts) else {
+            return Ok(());
+        };
+        let after = after_first_run(&d, &first);
+        let again = plan_after(&src, &after, &opts, &earlier_of(&first));
+        let again = match again {
+            Ok(p) => p,
+            Err(e) => return Err(TestCaseError::fail(format!("{e}\nfirst:\n{}", first.render()))),
+        };
+        prop_assert_eq!(again.entries.len(), first.entries.len());
+        for (a, b) in first.entries.iter().zip(&again.entries) {
+            prop_assert_eq!(&a.source.name, &b.source.name);
+            prop_assert_eq!(&a.target, &b.target, "first:\n{}\nagain:\n{}", first.render(), again.render());
+            prop_assert!(b.exists);
+            // Kept against the plan only where the plan now picks a folder the first run
+            // created for another source folder (a virtual folder without a destination
+            // folder of its use, say, which then finds one by name).
+            if let Reason::CopiedBefore { planned } = &b.reason {
+                prop_assert!(
+                    first.entries.iter().any(|e| !e.exists && &e.target == planned),
+                    "kept against the plan:\nfirst:\n{}\nagain:\n{}", first.render(), again.render()
+                );
+            }
+        }
+    }
+}
