@@ -193,7 +193,8 @@ pub struct PlanOptions {
     /// holds is re-matched by content first); the copies at the old place are left alone. Off
     /// by default: a copied folder keeps its destination (see "Re-runs" in the module
     /// documentation).
-    #[serde(default)]
+    /// Absent from JSON when false, so that stored task settings read as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub remap: bool,
 }
 
