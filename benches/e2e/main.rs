@@ -276,6 +276,27 @@ fn login(d: &Dovecot, user: &str) -> Login {
     }
 }
 
+/// Gives every folder of `user` a new UIDVALIDITY (from `base` up), as a server that renumbers
+/// its folders between sessions would; returns how many folders.
+fn new_uid_validities(d: &Dovecot, user: &str, base: u32) -> u32 {
+    let list = d.doveadm_ok(&["mailbox", "list", "-u", user]);
+    let mut n = 0;
+    for folder in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let validity = (base + n).to_string();
+        d.doveadm_ok(&[
+            "mailbox",
+            "update",
+            "-u",
+            user,
+            "--uid-validity",
+            &validity,
+            folder,
+        ]);
+        n += 1;
+    }
+    n
+}
+
 fn counts_of(d: &AccountDigest) -> BTreeMap<String, u64> {
     d.iter().map(|(k, v)| (k.clone(), v.messages())).collect()
 }
@@ -572,6 +593,24 @@ async fn run(cfg: Settings) {
                 (0, 0),
             )
             .await;
+            // A server that gives every folder a new UIDVALIDITY between sessions (GNU Mailutils
+            // does, on both sides): every copied message must be recognised by content again,
+            // and nothing copied twice (the counts check says so).
+            let dst_user = format!("imapmig-{user}");
+            let mut renumbered = 0;
+            for (server, who) in [(&cx.src, s.user.as_str()), (&cx.dst, dst_user.as_str())] {
+                renumbered += new_uid_validities(server, who, 1_000_000 + n as u32);
+            }
+            say(t0, &format!("{renumbered} folders given a new UIDVALIDITY"));
+            cx.incremental(
+                &format!("{n} small msgs: UIDVALIDITY changed"),
+                "imapmig",
+                &s,
+                &dst_user,
+                &counts_now,
+                (0, 0),
+            )
+            .await;
         }
     }
 
@@ -843,6 +882,10 @@ fn report(rows: &[Row], cfg: &Settings) -> (String, Value) {
             pick(&format!("{n} small msgs: state lost"), "imapmig, no state"),
             &wall,
         );
+        let renumbered = valid(
+            pick(&format!("{n} small msgs: UIDVALIDITY changed"), "imapmig"),
+            &wall,
+        );
         let first_pass = format!("{n} small msgs: first pass");
         for tool in ["imapmig", "mbsync"] {
             let copy = valid(pick(&first_pass, tool), &wall);
@@ -853,6 +896,16 @@ fn report(rows: &[Row], cfg: &Settings) -> (String, Value) {
                 "(reference)",
                 None,
                 match (lost, copy) {
+                    (Some(a), Some(b)) => format!("{a:.2} s / {b:.2} s"),
+                    _ => String::new(),
+                },
+            );
+            target(
+                &format!("UIDVALIDITY changed on {n} msgs: re-match / {tool} first pass"),
+                ratio(renumbered, copy),
+                "(reference)",
+                None,
+                match (renumbered, copy) {
                     (Some(a), Some(b)) => format!("{a:.2} s / {b:.2} s"),
                     _ => String::new(),
                 },
