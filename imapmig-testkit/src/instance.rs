@@ -294,7 +294,10 @@ pub(crate) fn wait_ready(
 
 /// Why a server process exited during the start, judged from its log.
 fn exited(log: &dyn Fn() -> String) -> StartError {
-    if log().to_ascii_lowercase().contains("address already in use") {
+    if log()
+        .to_ascii_lowercase()
+        .contains("address already in use")
+    {
         StartError::PortInUse
     } else {
         StartError::Failed("a server process exited".to_string())
@@ -369,7 +372,9 @@ pub(crate) fn imap_chat(port: u16, commands: &[String]) -> Result<Vec<String>, S
     let mut read_line = |lines: &mut Vec<String>| -> Result<String, String> {
         let mut l = String::new();
         match reader.read_line(&mut l) {
-            Ok(0) => Err(format!("{addr} closed the connection; read so far: {lines:?}")),
+            Ok(0) => Err(format!(
+                "{addr} closed the connection; read so far: {lines:?}"
+            )),
             Ok(_) => {
                 lines.push(l.clone());
                 Ok(l)

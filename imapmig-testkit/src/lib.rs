@@ -38,13 +38,19 @@
 #![deny(missing_docs)]
 
 mod config;
+pub mod courier;
+pub mod cyrus;
 mod instance;
 mod listener;
+pub mod mailutils;
 pub mod proxy;
 pub mod scripted;
 mod sys;
 mod tls;
 
+pub use courier::{Courier, CourierOptions};
+pub use cyrus::{Cyrus, CyrusOptions};
+pub use mailutils::{Mailutils, MailutilsOptions};
 pub use proxy::{Direction, FaultProxy};
 pub use scripted::{BodyAnswer, Command, ScriptedFolder, ScriptedMessage, ScriptedServer};
 
@@ -60,7 +66,7 @@ use std::time::{Duration, Instant};
 
 use config::{ConfigParams, Ports};
 use instance::{
-    free_ports, make_instance_dir, ProcessGroup, Probe, StartError, PORT_ATTEMPTS, START_TIMEOUT,
+    free_ports, make_instance_dir, Probe, ProcessGroup, StartError, PORT_ATTEMPTS, START_TIMEOUT,
 };
 
 /// Loopback address every instance listens on.
