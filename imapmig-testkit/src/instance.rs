@@ -392,7 +392,9 @@ pub(crate) fn imap_chat(port: u16, commands: &[String]) -> Result<Vec<String>, S
             let l = read_line(&mut lines)?;
             if let Some(rest) = l.strip_prefix(&format!("{tag} ")) {
                 if !rest.starts_with("OK") {
-                    return Err(format!("`{cmd}` failed: {}", l.trim_end()));
+                    // Never repeat a password: name the command only.
+                    let verb = cmd.split(' ').next().unwrap_or_default();
+                    return Err(format!("{verb} failed: {}", l.trim_end()));
                 }
                 break;
             }

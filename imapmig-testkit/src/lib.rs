@@ -29,6 +29,11 @@
 //! ends the instance's process group when the pipe from the test process
 //! closes.
 //!
+//! Other real servers for interoperability tests, each in its own module
+//! with its observed capabilities and quirks: [`Cyrus`] (Cyrus IMAP 3.6),
+//! [`Courier`] (Courier-IMAP 5.0 and POP3) and [`Mailutils`] (GNU Mailutils
+//! 3.15 imap4d and pop3d). `bash scripts/setup` installs them.
+//!
 //! For faults a real server will not show on demand, [`FaultProxy`] sits in
 //! front of an instance and cuts connections at an exact byte or pattern,
 //! plays dead for a while, or refuses logins in the server's place; and
