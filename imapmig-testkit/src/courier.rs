@@ -80,7 +80,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
 use crate::instance::{self, Probe, ProcessGroup, StartError, PORT_ATTEMPTS};
-use crate::{lock, sys, tls, TestUser, HOST};
+use crate::{lock, sys, tls, LoginSecurity, TestUser, HOST};
 
 /// Knobs for [`Courier::start_with`]; `CourierOptions::default()` is what
 /// [`Courier::start`] uses.
@@ -292,6 +292,19 @@ impl Courier {
     /// `INBOX.Sent`, `INBOX.Projects.2024`, ...).
     pub fn prefix(&self) -> &'static str {
         "INBOX."
+    }
+
+    /// The full IMAP name of a folder given by its path components, as
+    /// this server spells it (like [`crate::Flavour::folder_name`]).
+    pub fn folder_name(&self, parts: &[&str]) -> String {
+        instance::folder_name(self.prefix(), self.separator(), parts)
+    }
+
+    /// [`LoginSecurity::Cleartext`]: the `LOGIN` command works on the plain
+    /// port (observed); only SASL `AUTH=PLAIN` waits for STARTTLS, which a
+    /// client that falls back to `LOGIN` does not need.
+    pub fn login_security(&self) -> LoginSecurity {
+        LoginSecurity::Cleartext
     }
 
     /// The instance's directory (etc, mail, logs, ...).

@@ -65,7 +65,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Mutex, OnceLock};
 
 use crate::instance::{self, Probe, ProcessGroup, StartError, PORT_ATTEMPTS};
-use crate::{lock, sys, tls, TestUser, HOST, INSTANCE_COUNTER};
+use crate::{lock, sys, tls, LoginSecurity, TestUser, HOST, INSTANCE_COUNTER};
 
 /// Knobs for [`Cyrus::start_with`]; `CyrusOptions::default()` is what
 /// [`Cyrus::start`] uses.
@@ -262,6 +262,23 @@ impl Cyrus {
     /// a user's folders are siblings of `INBOX`).
     pub fn prefix(&self) -> &'static str {
         ""
+    }
+
+    /// The full IMAP name of a folder given by its path components, as
+    /// this server spells it (like [`crate::Flavour::folder_name`]).
+    pub fn folder_name(&self, parts: &[&str]) -> String {
+        instance::folder_name(self.prefix(), self.separator(), parts)
+    }
+
+    /// Whether the plain port takes a password in the clear: yes with
+    /// [`CyrusOptions::allow_plaintext`] (the test default), else only
+    /// after STARTTLS (Cyrus's own default, `LOGINDISABLED`).
+    pub fn login_security(&self) -> LoginSecurity {
+        if self.options.allow_plaintext {
+            LoginSecurity::Cleartext
+        } else {
+            LoginSecurity::StartTls
+        }
     }
 
     /// The instance's directory (config, partition, sasldb, ...).

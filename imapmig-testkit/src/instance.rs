@@ -322,6 +322,14 @@ pub(crate) fn read_lossy(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// The full IMAP name of a folder given by its path components on a server
+/// with personal namespace `prefix` and hierarchy separator `sep` (the rule
+/// of `Flavour::folder_name`, for the servers whose namespace is fixed).
+pub(crate) fn folder_name(prefix: &str, sep: char, parts: &[&str]) -> String {
+    let mut buf = [0u8; 4];
+    format!("{prefix}{}", parts.join(sep.encode_utf8(&mut buf)))
+}
+
 /// Where the privately unpacked servers live (see `scripts/setup`):
 /// `$IMAPMIG_TESTKIT_OPT` or `/opt/imapmig-testkit`.
 pub(crate) fn opt_root() -> PathBuf {

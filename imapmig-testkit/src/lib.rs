@@ -152,6 +152,19 @@ impl Flavour {
     }
 }
 
+/// What a client must do on a server's plain IMAP port before it may log in
+/// with a password: the words of `imapmig::imap::Security` that apply (the
+/// test kit does not depend on the core crate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LoginSecurity {
+    /// `LOGIN` in the clear is accepted (loopback tests may use
+    /// `Security::Cleartext`).
+    Cleartext,
+    /// Passwords are refused until STARTTLS (`LOGINDISABLED`): use
+    /// `Security::StartTls` on the plain port, or implicit TLS.
+    StartTls,
+}
+
 /// Credentials of a user of a [`Dovecot`] instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestUser {

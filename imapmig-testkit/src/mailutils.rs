@@ -47,13 +47,20 @@
 //! - APPEND without an INTERNALDATE is refused (`NO APPEND [TRYCREATE]
 //!   failed`) unless the message has a `From:` header; then it is stored
 //!   with INTERNALDATE `01-Jan-1970 00:00:00 +0000`.
-//! - APPEND flags are dropped: `(\Seen \Answered \Flagged \Draft)` comes
-//!   back as `FLAGS ()` (or `(\Recent)`). No APPENDUID.
+//! - APPEND into a mailbox the session has NOT selected keeps the system
+//!   flags (`\Seen \Flagged` and `\Answered` came back, with `\Recent`)
+//!   and every message. No APPENDUID.
+//! - APPEND into the mailbox the session HAS selected loses mail: the
+//!   session sees only the first new message (`NOOP` says `1 EXISTS` after
+//!   three APPENDs) and, when it ends, imap4d rewrites the mbox from that
+//!   view. Seen: SELECT INBOX (empty), three APPENDs with `(\Seen
+//!   \Flagged)` answered `OK`, LOGOUT: the next session finds one message
+//!   with `FLAGS ()`; SELECT of a 3-message INBOX, one APPEND, connection
+//!   dropped: the next session finds 2 messages. A client that selects the
+//!   target folder before appending (as imapmig does, for speed on Dovecot)
+//!   must not do so here.
 //! - INTERNALDATE loses its zone: `05-Dec-2020 10:11:12 +0100` comes back
 //!   as `05-Dec-2020 10:11:12 +0000` (an hour off).
-//! - In a session that SELECTed a new, empty INBOX, three APPENDs were
-//!   answered `OK` but only the first was in the mailbox in the next
-//!   session (`mailutils_append_fidelity`; the cause was not looked into).
 //! - UIDVALIDITY: an empty INBOX gets a new one in every session; a
 //!   non-empty one keeps it.
 //! - The message is changed once the mailbox is saved (from the next
@@ -72,7 +79,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
 use crate::instance::{self, Probe, ProcessGroup, StartError, PORT_ATTEMPTS};
-use crate::{lock, sys, tls, TestUser, HOST};
+use crate::{lock, sys, tls, LoginSecurity, TestUser, HOST};
 
 /// The domain every Mailutils test user logs in with.
 pub const DOMAIN: &str = "mailutils.test";
@@ -236,6 +243,18 @@ impl Mailutils {
     /// The personal namespace prefix: `""`.
     pub fn prefix(&self) -> &'static str {
         ""
+    }
+
+    /// The full IMAP name of a folder given by its path components, as
+    /// this server spells it (like [`crate::Flavour::folder_name`]).
+    pub fn folder_name(&self, parts: &[&str]) -> String {
+        instance::folder_name(self.prefix(), self.separator(), parts)
+    }
+
+    /// [`LoginSecurity::Cleartext`]: `LOGIN` works on the plain port
+    /// (observed).
+    pub fn login_security(&self) -> LoginSecurity {
+        LoginSecurity::Cleartext
     }
 
     /// The instance's directory (configs, user file, mail, ...).
