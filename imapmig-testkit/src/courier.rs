@@ -71,8 +71,9 @@
 //!   sent as a separate untagged `FETCH (FLAGS ...)` after the response.
 //! - UIDVALIDITY is kept between sessions, for an empty INBOX too (two
 //!   sessions a second apart saw the same value).
-//! - POP3: `USER`/`PASS` work in the clear; `CAPA` lists `STLS`, and `SASL
-//!   LOGIN PLAIN` only under TLS.
+//! - POP3: `USER`/`PASS` work in the clear; `CAPA`: `STLS TOP USER
+//!   LOGIN-DELAY 10 PIPELINING UIDL UTF8 USER IMPLEMENTATION Courier Mail
+//!   Server`; after STLS `STLS` goes and `SASL LOGIN PLAIN` comes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -35,7 +35,9 @@
 //!   STARTTLS AUTH=PLAIN AUTH=LOGIN SASL-IR` (with `allowplaintext: 0`,
 //!   Cyrus's default, it says `LOGINDISABLED` instead of the AUTH= list and
 //!   refuses `LOGIN` with `NO Login only available under a layer`).
-//! - After login: `UIDPLUS` (APPENDUID), `CONDSTORE`, `QRESYNC`,
+//!   After STARTTLS (with `allowplaintext: 0`): `AUTH=PLAIN AUTH=LOGIN
+//!   SASL-IR`, no `LOGINDISABLED`.
+//! - The `CAPABILITY` command, before login as after: `UIDPLUS` (APPENDUID), `CONDSTORE`, `QRESYNC`,
 //!   `SPECIAL-USE`, `CREATE-SPECIAL-USE`, `LIST-EXTENDED`, `LIST-STATUS`,
 //!   `MULTIAPPEND`, `MOVE`, `NAMESPACE`, `ID`, `QUOTA`, `BINARY`,
 //!   `CATENATE`, `METADATA`, `COMPRESS=DEFLATE`, `IDLE`,

@@ -37,9 +37,13 @@
 //! - `imap4d` greets `* OK IMAP4rev1` (no capabilities in the greeting).
 //!   `CAPABILITY` before login: `IMAP4rev1 NAMESPACE ID IDLE LITERAL+
 //!   UNSELECT STARTTLS` and a long AUTH= list from GNU SASL (`AUTH=PLAIN`,
-//!   `AUTH=LOGIN`, `AUTH=CRAM-MD5`, `AUTH=SCRAM-SHA-256`, ...) though only
-//!   the `LOGIN` command is backed by the user file here. No `UIDPLUS`
-//!   (no APPENDUID), `CONDSTORE`, `SPECIAL-USE`, `MOVE` or `MULTIAPPEND`.
+//!   `AUTH=LOGIN`, `AUTH=CRAM-MD5`, `AUTH=SCRAM-SHA-256`, ...); after
+//!   STARTTLS the same without `STARTTLS`; after login the pre-login list
+//!   again. `LOGIN` and `AUTHENTICATE PLAIN` both work in the clear, but
+//!   the tagged `OK` of a successful AUTHENTICATE ends in a bare LF (`a OK
+//!   AUTHENTICATE PLAIN authentication successful\n`), which strict
+//!   clients (Python's imaplib) reject. No `UIDPLUS` (no APPENDUID),
+//!   `CONDSTORE`, `SPECIAL-USE`, `MOVE` or `MULTIAPPEND`.
 //! - Namespace: `(("" "/")) NIL NIL`; `LIST "" "*"` shows `INBOX` with
 //!   `\NoInferiors` and a NIL separator; created folders have `/`.
 //! - APPEND with a keyword (`$Forwarded`) is refused: `BAD APPEND
@@ -70,7 +74,8 @@
 //! - A bare LF comes back as CRLF; a message not ending in a newline gets
 //!   CRLF added.
 //! - `pop3d`: greets `+OK POP3 Ready <pid.time@host>`; `CAPA`: `TOP UIDL
-//!   RESP-CODES PIPELINING AUTH-RESP-CODE EXPIRENEVER USER STLS`;
+//!   RESP-CODES PIPELINING AUTH-RESP-CODE EXPIRENEVER USER STLS` (after
+//!   STLS the same without `STLS`; no SASL);
 //!   `USER`/`PASS` work in the clear; RETR returns the mbox-rewritten
 //!   message (with `X-UID`, `Status`).
 

@@ -813,6 +813,44 @@ fn mailutils_append_fidelity() {
     );
 }
 
+/// Standard base64 (for a SASL PLAIN response).
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn mailutils_authenticate_plain_ends_in_bare_lf() {
+    assert_eq!(base64(b"\0ab\0cd"), "AGFiAGNk");
+    let server = Mailutils::start();
+    let frank = server.user("frank");
+    let mut imap = Imap::connect(server.imap_port(), READ_TIMEOUT);
+    write!(imap.writer, "a AUTHENTICATE PLAIN\r\n").unwrap();
+    assert!(imap.raw_line().starts_with(b"+"));
+    let response = base64(format!("\0{}\0{}", frank.name, frank.password).as_bytes());
+    write!(imap.writer, "{response}\r\n").unwrap();
+    assert_eq!(
+        imap.raw_line(),
+        b"a OK AUTHENTICATE PLAIN authentication successful\n"
+    );
+    let (_, done) = imap.cmd("NOOP");
+    assert!(ok(&done), "{done}");
+}
+
 #[test]
 fn mailutils_tls() {
     let server = Mailutils::start();
