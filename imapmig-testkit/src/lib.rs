@@ -29,6 +29,11 @@
 //! ends the instance's process group when the pipe from the test process
 //! closes.
 //!
+//! Other real servers for interoperability tests, each in its own module
+//! with its observed capabilities and quirks: [`Cyrus`] (Cyrus IMAP 3.6),
+//! [`Courier`] (Courier-IMAP 5.0 and POP3) and [`Mailutils`] (GNU Mailutils
+//! 3.15 imap4d and pop3d). `bash scripts/setup` installs them.
+//!
 //! For faults a real server will not show on demand, [`FaultProxy`] sits in
 //! front of an instance and cuts connections at an exact byte or pattern,
 //! plays dead for a while, or refuses logins in the server's place; and
@@ -38,34 +43,37 @@
 #![deny(missing_docs)]
 
 mod config;
+pub mod courier;
+pub mod cyrus;
+mod instance;
 mod listener;
+pub mod mailutils;
 pub mod proxy;
 pub mod scripted;
 mod sys;
 mod tls;
 
+pub use courier::{Courier, CourierOptions};
+pub use cyrus::{Cyrus, CyrusOptions};
+pub use mailutils::{Mailutils, MailutilsOptions};
 pub use proxy::{Direction, FaultProxy};
 pub use scripted::{BodyAnswer, Command, ScriptedFolder, ScriptedMessage, ScriptedServer};
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use config::{ConfigParams, Ports};
+use instance::{
+    free_ports, make_instance_dir, Probe, ProcessGroup, StartError, PORT_ATTEMPTS, START_TIMEOUT,
+};
 
-/// How long [`Dovecot::start`] waits for the server to greet.
-const START_TIMEOUT: Duration = Duration::from_secs(15);
-/// How many times a start is retried when a chosen port was taken meanwhile.
-const PORT_ATTEMPTS: usize = 8;
-/// How long a stopping instance may take before it is killed.
-const STOP_GRACE: Duration = Duration::from_millis(300);
 /// Loopback address every instance listens on.
 const HOST: &str = "127.0.0.1";
 
@@ -142,6 +150,19 @@ impl Flavour {
         let sep = self.separator().encode_utf8(&mut sep);
         format!("{}{}", self.prefix(), parts.join(sep))
     }
+}
+
+/// What a client must do on a server's plain IMAP port before it may log in
+/// with a password: the words of `imapmig::imap::Security` that apply (the
+/// test kit does not depend on the core crate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LoginSecurity {
+    /// `LOGIN` in the clear is accepted (loopback tests may use
+    /// `Security::Cleartext`).
+    Cleartext,
+    /// Passwords are refused until STARTTLS (`LOGINDISABLED`): use
+    /// `Security::StartTls` on the plain port, or implicit TLS.
+    StartTls,
 }
 
 /// Credentials of a user of a [`Dovecot`] instance.
@@ -254,17 +275,6 @@ struct UserEntry {
     quota_kib: Option<u64>,
 }
 
-/// The running processes of an instance.
-struct Running {
-    /// The `sh` watchdog; leader of the instance's process group. It waits
-    /// for EOF on its stdin, then sends SIGTERM to the group.
-    watchdog: Child,
-    /// Our end of the watchdog's stdin: closing it stops the instance.
-    stdin: Option<ChildStdin>,
-    /// `dovecot -F`, the master process (our child, so we reap it).
-    dovecot: Child,
-}
-
 /// A running private Dovecot instance. Dropping it stops the server (all of
 /// its processes) and deletes its directory.
 pub struct Dovecot {
@@ -285,7 +295,8 @@ pub struct Dovecot {
     /// The users, by normalised (lower-case) name; mirrored into
     /// `auth/passdb/<name>` and `auth/userdb/<name>`.
     users: Mutex<BTreeMap<String, UserEntry>>,
-    running: Mutex<Option<Running>>,
+    /// The watchdog and `dovecot -F`, the master process.
+    running: Mutex<Option<ProcessGroup>>,
 }
 
 impl std::fmt::Debug for Dovecot {
@@ -299,14 +310,6 @@ impl std::fmt::Debug for Dovecot {
             .field("pop3s_port", &self.ports.pop3s)
             .finish_non_exhaustive()
     }
-}
-
-/// Why one start attempt failed.
-enum StartError {
-    /// A chosen port was taken by someone else meanwhile: pick new ones.
-    PortInUse,
-    /// Anything else: give up with this message.
-    Failed(String),
 }
 
 impl Dovecot {
@@ -354,7 +357,7 @@ impl Dovecot {
             (me.name.clone(), me.name.clone(), me.clone(), me)
         };
 
-        let dir = make_instance_dir(as_root);
+        let dir = make_instance_dir("imapmig-dovecot-", as_root);
         let root = dir.path().to_path_buf();
         let token = format!(
             "imt-{}-{}",
@@ -439,7 +442,13 @@ impl Dovecot {
         let mut server = server;
         let mut last_error = String::new();
         for _attempt in 0..PORT_ATTEMPTS {
-            server.ports = free_ports();
+            let p = free_ports(4);
+            server.ports = Ports {
+                imap: p[0],
+                imaps: p[1],
+                pop3: p[2],
+                pop3s: p[3],
+            };
             server.write_config(&login_user, &internal_user, as_root);
             match server.launch() {
                 Ok(()) => return server,
@@ -760,56 +769,46 @@ impl Dovecot {
         let stderr2 = stderr.try_clone().map_err(|e| {
             StartError::Failed(format!("imapmig-testkit: cannot dup a file handle: {e}"))
         })?;
-        // The watchdog leads a new process group, which Dovecot joins. When
-        // its stdin — a pipe from this process — reaches EOF (Drop, or this
-        // process dying in any way), it sends SIGTERM to the whole group.
-        let mut watchdog = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg("cat >/dev/null; kill -TERM 0")
-            .arg("imapmig-dovecot-watchdog")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| {
-                StartError::Failed(format!("imapmig-testkit: cannot spawn /bin/sh: {e}"))
-            })?;
-        let stdin = watchdog.stdin.take();
-        let pgid = watchdog.id() as i32;
+        // The watchdog leads a new process group, which Dovecot joins; the
+        // group ends when this process drops the instance or dies.
+        let mut group = ProcessGroup::start("imapmig-dovecot-watchdog")?;
         // A master killed by SIGKILL leaves its pid file behind, and in
         // containers whose init does not reap orphans that pid may still
         // exist (as a zombie): Dovecot would think it is still running.
         let _ = std::fs::remove_file(root.join("run").join("master.pid"));
-        let dovecot = std::process::Command::new(&bins.dovecot)
-            .arg("-F")
-            .arg("-c")
-            .arg(self.config_file())
-            .stdin(Stdio::null())
-            .stdout(stderr)
-            .stderr(stderr2)
-            .current_dir(root)
-            .process_group(pgid)
-            .spawn();
-        let dovecot = match dovecot {
-            Ok(child) => child,
-            Err(e) => {
-                drop(stdin);
-                let _ = watchdog.wait();
-                return Err(StartError::Failed(format!(
-                    "imapmig-testkit: cannot run {}: {e}",
-                    bins.dovecot.display()
-                )));
-            }
-        };
-        let pid = dovecot.id() as i32;
-        *lock(&self.running) = Some(Running {
-            watchdog,
-            stdin,
-            dovecot,
-        });
+        let spawned = group.spawn(
+            std::process::Command::new(&bins.dovecot)
+                .arg("-F")
+                .arg("-c")
+                .arg(self.config_file())
+                .stdin(Stdio::null())
+                .stdout(stderr)
+                .stderr(stderr2)
+                .current_dir(root),
+        );
+        if let Err(e) = spawned {
+            group.stop();
+            return Err(e);
+        }
+        *lock(&self.running) = Some(group);
 
-        match self.wait_ready(pid) {
+        let probes = [
+            Probe::Greets {
+                port: self.ports.imap,
+                prefix: "* OK",
+                token: Some(self.token.clone()),
+            },
+            Probe::Greets {
+                port: self.ports.pop3,
+                prefix: "+OK",
+                token: Some(self.token.clone()),
+            },
+        ];
+        let ready = match &*lock(&self.running) {
+            Some(group) => instance::wait_ready(group, &probes, &|| self.log()),
+            None => Err(StartError::Failed("stopped while starting".into())),
+        };
+        match ready {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.stop();
@@ -825,81 +824,16 @@ impl Dovecot {
         }
     }
 
-    /// Polls until both the IMAP and the POP3 port greet with this
-    /// instance's token.
-    fn wait_ready(&self, pid: i32) -> Result<(), StartError> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        let mut pause = Duration::from_millis(2);
-        let mut imap_ok = false;
-        loop {
-            if sys::child_exited(pid) {
-                let log = self.log();
-                if log.contains("Address already in use") {
-                    return Err(StartError::PortInUse);
-                }
-                return Err(StartError::Failed("the dovecot process exited".to_string()));
-            }
-            if !imap_ok {
-                match greeting(self.ports.imap) {
-                    Greeting::Ours(line)
-                        if line.starts_with("* OK") && line.contains(&self.token) =>
-                    {
-                        imap_ok = true
-                    }
-                    Greeting::Ours(_) | Greeting::Foreign => return Err(StartError::PortInUse),
-                    Greeting::NotYet => {}
-                }
-            }
-            if imap_ok {
-                match greeting(self.ports.pop3) {
-                    Greeting::Ours(line)
-                        if line.starts_with("+OK") && line.contains(&self.token) =>
-                    {
-                        return Ok(())
-                    }
-                    Greeting::Ours(_) | Greeting::Foreign => return Err(StartError::PortInUse),
-                    Greeting::NotYet => {}
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(StartError::Failed(format!(
-                    "no greeting on 127.0.0.1:{} within {START_TIMEOUT:?}",
-                    if imap_ok {
-                        self.ports.pop3
-                    } else {
-                        self.ports.imap
-                    }
-                )));
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(20));
-        }
-    }
-
     /// Stops the processes (if running) and waits until they are gone.
+    ///
+    /// A graceful stop takes a few ms; but now and then a Dovecot process
+    /// (seen: auth, a just-forked pop3-login) ignores SIGTERM and the master
+    /// waits for it for many seconds: after a short grace period the group
+    /// gets SIGKILL (Dovecot's maildir storage is crash-safe).
     fn stop(&self) {
-        let Some(mut running) = lock(&self.running).take() else {
-            return;
-        };
-        let pgid = running.watchdog.id() as i32;
-        let master = running.dovecot.id() as i32;
-        // EOF on the watchdog's stdin: it sends SIGTERM to the group.
-        drop(running.stdin.take());
-        // The watchdog (a zombie until reaped below) keeps the group id
-        // reserved, so signalling the group cannot hit an unrelated process.
-        // A graceful stop takes a few ms; but now and then a Dovecot process
-        // (seen: auth, a just-forked pop3-login) ignores SIGTERM and the
-        // master waits for it for many seconds: after a short grace period,
-        // SIGKILL (Dovecot's maildir storage is crash-safe).
-        let graceful = sys::poll_until(STOP_GRACE, || {
-            sys::child_exited(master) && !sys::group_alive(pgid)
-        });
-        if !graceful {
-            sys::kill_group(pgid, libc::SIGKILL);
-            sys::poll_until(Duration::from_secs(5), || !sys::group_alive(pgid));
+        if let Some(group) = lock(&self.running).take() {
+            group.stop();
         }
-        let _ = running.dovecot.wait();
-        let _ = running.watchdog.wait();
     }
 }
 
@@ -945,77 +879,4 @@ fn json_escape(s: &str) -> String {
         }
     }
     out
-}
-
-/// Four distinct free loopback ports (bound at once, then released).
-fn free_ports() -> Ports {
-    let bind = || {
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .unwrap_or_else(|e| panic!("imapmig-testkit: cannot bind a loopback port: {e}"))
-    };
-    let ls = [bind(), bind(), bind(), bind()];
-    let port = |l: &TcpListener| l.local_addr().expect("local_addr").port();
-    Ports {
-        imap: port(&ls[0]),
-        imaps: port(&ls[1]),
-        pop3: port(&ls[2]),
-        pop3s: port(&ls[3]),
-    }
-}
-
-enum Greeting {
-    /// Nothing listening yet (connection refused).
-    NotYet,
-    /// Something answered with this line.
-    Ours(String),
-    /// Something accepted but did not greet sensibly.
-    Foreign,
-}
-
-fn greeting(port: u16) -> Greeting {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
-        return Greeting::NotYet;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut line = String::new();
-    match BufReader::new(&stream).read_line(&mut line) {
-        Ok(n) if n > 0 => Greeting::Ours(line),
-        // Accepted then closed: Dovecot's master accepted before the login
-        // process was ready? It does not do that; treat as not ready.
-        Ok(_) => Greeting::NotYet,
-        Err(_) => Greeting::Foreign,
-    }
-}
-
-/// Creates the instance's root directory, reachable by the mail uid.
-fn make_instance_dir(as_root: bool) -> tempfile::TempDir {
-    use std::os::unix::fs::PermissionsExt;
-    // Unix socket paths are limited to ~108 bytes and Dovecot's config
-    // treats spaces and `%` specially: use $TMPDIR only if it is short and
-    // plain (and, as root, traversable by the unprivileged mail uid).
-    let preferred = std::env::temp_dir();
-    let plain = |p: &Path| {
-        let s = p.to_string_lossy();
-        s.len() <= 48
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
-    };
-    let parent = if plain(&preferred) && (!as_root || sys::traversable_by_others(&preferred)) {
-        preferred
-    } else {
-        PathBuf::from("/tmp")
-    };
-    let dir = tempfile::Builder::new()
-        .prefix("imapmig-dovecot-")
-        .tempdir_in(&parent)
-        .unwrap_or_else(|e| {
-            panic!(
-                "imapmig-testkit: cannot create a temporary directory in {}: {e}",
-                parent.display()
-            )
-        });
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-        .unwrap_or_else(|e| panic!("imapmig-testkit: chmod {}: {e}", dir.path().display()));
-    dir
 }
