@@ -143,7 +143,10 @@ fn a_refused_login_is_traced_without_its_secret() {
             .any(|l| l.contains(" AUTHENTICATE PLAIN <redacted>")),
         "{trace}"
     );
-    assert!(lines(&trace, "S").iter().any(|l| l.contains(" NO ")), "{trace}");
+    assert!(
+        lines(&trace, "S").iter().any(|l| l.contains(" NO ")),
+        "{trace}"
+    );
     assert_no_secret(&trace, &alice.name, WRONG_PASSWORD);
 
     // XOAUTH2 and OAUTHBEARER: this server offers neither, so the token must not even be
@@ -155,7 +158,10 @@ fn a_refused_login_is_traced_without_its_secret() {
             .arg(&path));
         assert_ne!(out.status.code(), Some(0));
         let trace = read_trace(&path);
-        assert!(lines(&trace, "S").iter().any(|l| l.contains("CAPABILITY")), "{trace}");
+        assert!(
+            lines(&trace, "S").iter().any(|l| l.contains("CAPABILITY")),
+            "{trace}"
+        );
         assert_no_secret(&trace, &alice.name, TOKEN);
         let all = format!("{out:?}");
         assert!(!all.contains(TOKEN), "{all}");
@@ -245,11 +251,7 @@ async fn a_pop3_source_is_traced_without_its_password() {
     let (su, du) = (src.user("kim"), dst.user("kim"));
     let mut body = message("pop", 2);
     body.extend_from_slice(format!("{BODY_MARKER}\r\n").as_bytes());
-    fill(
-        &account(&src, &su),
-        &[seed("INBOX", body, "", None)],
-    )
-    .await;
+    fill(&account(&src, &su), &[seed("INBOX", body, "", None)]).await;
     let dir = tempfile::tempdir().unwrap();
 
     // USER/PASS, through a whole migration.
@@ -280,7 +282,10 @@ async fn a_pop3_source_is_traced_without_its_password() {
     let trace = read_trace(&path);
     let sent = lines(&trace, "C");
     assert!(sent.iter().any(|l| l.ends_with(" C: USER kim")), "{trace}");
-    assert!(sent.iter().any(|l| l.ends_with(" C: PASS <redacted>")), "{trace}");
+    assert!(
+        sent.iter().any(|l| l.ends_with(" C: PASS <redacted>")),
+        "{trace}"
+    );
     assert!(sent.iter().any(|l| l.contains(" C: RETR ")), "{trace}");
     assert!(trace.contains("pop3://"), "{trace}");
     assert!(trace.contains("bytes elided}"), "{trace}");
@@ -311,7 +316,10 @@ async fn a_pop3_source_is_traced_without_its_password() {
             .any(|l| l.ends_with(" C: AUTH PLAIN <redacted>") || l.ends_with(" C: <redacted>")),
         "{trace}"
     );
-    assert!(lines(&trace, "S").iter().any(|l| l.contains("-ERR")), "{trace}");
+    assert!(
+        lines(&trace, "S").iter().any(|l| l.contains("-ERR")),
+        "{trace}"
+    );
     assert_no_secret(&trace, &su.name, WRONG_PASSWORD);
 }
 
@@ -323,7 +331,10 @@ fn library_events_go_to_stderr_when_asked_for_and_only_then() {
     let out = run(&mut check_cmd(&server, &alice, "auto", WRONG_PASSWORD));
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("DEBUG") && !stderr.contains("imapmig_core"), "{stderr}");
+    assert!(
+        !stderr.contains("DEBUG") && !stderr.contains("imapmig_core"),
+        "{stderr}"
+    );
 
     for var in ["RUST_LOG", "IMAPMIG_LOG"] {
         let out = run(check_cmd(&server, &alice, "auto", WRONG_PASSWORD).env(var, "debug"));
