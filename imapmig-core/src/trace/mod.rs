@@ -165,12 +165,13 @@ impl ConnTrace {
         if self.out.failed.load(Ordering::Relaxed) {
             return;
         }
-        let line = format!("{} {} {dir} {text}\n", timestamp(), self.label);
         let mut writer = self
             .out
             .writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Stamped under the lock, so the file's lines are in time order across connections.
+        let line = format!("{} {} {dir} {text}\n", timestamp(), self.label);
         let written = writer
             .write_all(line.as_bytes())
             .and_then(|()| writer.flush());
