@@ -47,11 +47,25 @@ fn secret_forms(user: &str, secret: &str) -> Vec<String> {
         b64(format!("{user}\0{user}\0{secret}").as_bytes()),
         b64(format!("user={user}\x01auth=Bearer {secret}\x01\x01").as_bytes()),
         b64(format!("n,a={user},\x01auth=Bearer {secret}\x01\x01").as_bytes()),
-        // A base64 of any larger text holding the secret holds one of these three.
-        b64(secret.as_bytes()),
-        b64(format!("\0{secret}").as_bytes()),
-        b64(format!("\0\0{secret}").as_bytes()),
     ]
+    .into_iter()
+    .chain(aligned_base64(secret))
+    .collect()
+}
+
+/// What the base64 of any longer text holding `secret` holds, whatever comes before and after
+/// it: the secret encoded at each of the three alignments, without the groups of four that
+/// also encode a neighbouring byte.
+fn aligned_base64(secret: &str) -> Vec<String> {
+    (0..3)
+        .map(|k| {
+            let mut bytes = vec![0u8; k];
+            bytes.extend_from_slice(secret.as_bytes());
+            let encoded = b64(&bytes);
+            let start = if k == 0 { 0 } else { 4 };
+            encoded[start..encoded.len() - 4].to_string()
+        })
+        .collect()
 }
 
 /// The trace's text, after checking that it exists and only its owner may read it.
@@ -344,6 +358,127 @@ fn library_events_go_to_stderr_when_asked_for_and_only_then() {
         assert!(stderr.contains("imapmig_core"), "{var}: {stderr}");
         for form in secret_forms(&alice.name, WRONG_PASSWORD) {
             assert!(!stderr.contains(&form), "{var}: {stderr}");
+        }
+    }
+}
+
+/// A loopback IMAP server that offers XOAUTH2 and OAUTHBEARER (which the test Dovecot does
+/// not) and refuses every token the way Gmail does: an error challenge in JSON, answered by
+/// the client with an empty line, then NO. With `sasl_ir` false the token comes on its own
+/// line after a `+`, the path where only the client knows the line is a secret.
+fn oauth_refuser(sasl_ir: bool) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut out = stream.try_clone().unwrap();
+                let mut input = BufReader::new(stream);
+                let ir = if sasl_ir { " SASL-IR" } else { "" };
+                let _ = write!(
+                    out,
+                    "* OK [CAPABILITY IMAP4rev1{ir} AUTH=XOAUTH2 AUTH=OAUTHBEARER] ready\r\n"
+                );
+                let mut line = String::new();
+                while input.read_line(&mut line).unwrap_or(0) > 0 {
+                    let words: Vec<&str> = line.trim_end().split(' ').collect();
+                    let tag = words[0].to_string();
+                    let verb = words.get(1).map(|v| v.to_ascii_uppercase());
+                    let reply = match verb.as_deref() {
+                        Some("AUTHENTICATE") => {
+                            let mut rest = String::new();
+                            if words.len() < 4 {
+                                let _ = write!(out, "+ \r\n");
+                                let _ = input.read_line(&mut rest);
+                            }
+                            // {"status":"401","schemes":"Bearer"}
+                            let _ = write!(out, "+ eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiQmVhcmVyIn0=\r\n");
+                            rest.clear();
+                            let _ = input.read_line(&mut rest);
+                            format!("{tag} NO [AUTHENTICATIONFAILED] Invalid credentials\r\n")
+                        }
+                        Some("CAPABILITY") => format!(
+                            "* CAPABILITY IMAP4rev1{ir} AUTH=XOAUTH2 AUTH=OAUTHBEARER\r\n{tag} OK done\r\n"
+                        ),
+                        Some("LOGOUT") => format!("* BYE bye\r\n{tag} OK done\r\n"),
+                        _ => format!("{tag} BAD unknown\r\n"),
+                    };
+                    if out.write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_refused_oauth_token_is_traced_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for sasl_ir in [true, false] {
+        let port = oauth_refuser(sasl_ir);
+        for mech in ["xoauth2", "oauthbearer"] {
+            let path = dir.path().join(format!("{mech}-{sasl_ir}.trace"));
+            let mut cmd = imapmig();
+            cmd.arg("check").arg("--trace").arg(&path);
+            side_flags(&mut cmd, "src", "127.0.0.1", port, "kim@example.org", TOKEN);
+            cmd.args(["--src-auth", mech]);
+            let out = run(&mut cmd);
+            assert_eq!(out.status.code(), Some(3), "{mech}, SASL-IR {sasl_ir}");
+            let trace = read_trace(&path);
+            let upper = mech.to_ascii_uppercase();
+            let sent = lines(&trace, "C");
+            if sasl_ir {
+                assert!(
+                    sent.iter()
+                        .any(|l| l.ends_with(&format!(" AUTHENTICATE {upper} <redacted>"))),
+                    "{trace}"
+                );
+            } else {
+                assert!(
+                    sent.iter()
+                        .any(|l| l.ends_with(&format!(" AUTHENTICATE {upper}"))),
+                    "{trace}"
+                );
+                assert!(
+                    sent.iter().any(|l| l.ends_with(" C: <redacted>")),
+                    "{trace}"
+                );
+            }
+            assert!(
+                lines(&trace, "S")
+                    .iter()
+                    .any(|l| l.contains(" NO [AUTHENTICATIONFAILED]")),
+                "{trace}"
+            );
+            assert_no_secret(&trace, "kim@example.org", TOKEN);
+            let all = format!("{out:?}");
+            assert!(!all.contains(TOKEN), "{all}");
+        }
+    }
+}
+
+#[test]
+fn the_leak_check_finds_a_secret_inside_any_base64() {
+    for prefix in [
+        "",
+        "a",
+        "ab",
+        "\0kim\0",
+        "user=kim@example.org\x01auth=Bearer ",
+    ] {
+        for suffix in ["", "x", "\x01\x01"] {
+            let wire = b64(format!("{prefix}{TOKEN}{suffix}").as_bytes());
+            assert!(
+                secret_forms("kim", TOKEN)
+                    .iter()
+                    .any(|f| f.len() >= 12 && wire.contains(f.as_str())),
+                "{prefix:?} {suffix:?}: {wire}"
+            );
         }
     }
 }
