@@ -263,7 +263,17 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
     // The batch commands do not write a protocol trace (yet); the others open it first, so a
     // path that cannot be written is a usage error before any server is contacted.
     let trace = match &cli.command {
-        Command::Batch(_) => None,
+        Command::Batch(cmd) => {
+            // Said where servers are reached, so that a trace asked for is not silently
+            // missing; the other batch commands stay quiet.
+            if let (batch::BatchCommand::Run { .. }, Some(path)) = (cmd, &cli.trace) {
+                errln!(
+                    "imapmig: the batch commands write no protocol trace; {} is left alone",
+                    path.display()
+                );
+            }
+            None
+        }
         _ => open_trace(cli.trace.as_deref())?,
     };
     let trace = trace.as_ref();
