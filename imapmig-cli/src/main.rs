@@ -28,6 +28,7 @@ use imapmig_core::engine::{
 };
 use imapmig_core::mapping::PlanOptions;
 use imapmig_core::state::SqliteStore;
+use imapmig_core::trace::ProtocolTrace;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -43,6 +44,12 @@ use args::{DestArgs, DestWhere, PlanArgs, ProtocolFlag, SourceArgs, SourceWhere}
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Write the protocol conversation with the servers (both sides, every connection) to
+    /// FILE, appending; created readable by its owner only. Passwords, tokens and SASL
+    /// responses are replaced by <redacted>, message bodies by their size. For check,
+    /// analyze, migrate and verify.
+    #[arg(long, global = true, env = "IMAPMIG_TRACE", value_name = "FILE")]
+    trace: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -176,7 +183,56 @@ impl CliError {
     }
 }
 
+/// Sends the library's `tracing` events to stderr when `IMAPMIG_LOG` or `RUST_LOG` asks for
+/// them (`debug`, `imapmig_core=trace`, ...). Without either, nothing is logged and the output
+/// is what it always was.
+fn init_logging() {
+    let spec = ["IMAPMIG_LOG", "RUST_LOG"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()));
+    let Some(spec) = spec else {
+        return;
+    };
+    let filter = match tracing_subscriber::EnvFilter::try_new(&spec) {
+        Ok(f) => f,
+        Err(e) => {
+            errln!(
+                "imapmig: the log filter {spec:?} is not understood ({e}); logging warnings only"
+            );
+            tracing_subscriber::EnvFilter::new("warn")
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+/// Opens the `--trace` file, when one is asked for.
+fn open_trace(path: Option<&std::path::Path>) -> Result<Option<ProtocolTrace>, CliError> {
+    path.map(|p| {
+        ProtocolTrace::create(p).map_err(|e| {
+            CliError::Usage(format!("cannot open the trace file {}: {e}", p.display()))
+        })
+    })
+    .transpose()
+}
+
+/// `account`, its connections traced as `side` when a trace is on.
+fn traced(
+    mut account: engine::Account,
+    trace: Option<&ProtocolTrace>,
+    side: &str,
+) -> engine::Account {
+    if let Some(t) = trace {
+        account.endpoint.trace = Some(t.for_side(side));
+    }
+    account
+}
+
 fn main() -> ExitCode {
+    init_logging();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -210,6 +266,23 @@ fn interrupt_token() -> CancellationToken {
 }
 
 async fn run(cli: Cli) -> Result<u8, CliError> {
+    // The batch commands do not write a protocol trace (yet); the others open it first, so a
+    // path that cannot be written is a usage error before any server is contacted.
+    let trace = match &cli.command {
+        Command::Batch(cmd) => {
+            // Said where servers are reached, so that a trace asked for is not silently
+            // missing; the other batch commands stay quiet.
+            if let (batch::BatchCommand::Run { .. }, Some(path)) = (cmd, &cli.trace) {
+                errln!(
+                    "imapmig: the batch commands write no protocol trace; {} is left alone",
+                    path.display()
+                );
+            }
+            None
+        }
+        _ => open_trace(cli.trace.as_deref())?,
+    };
+    let trace = trace.as_ref();
     match cli.command {
         Command::Batch(cmd) => batch::run(cmd).await,
         Command::Check {
@@ -217,7 +290,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             src_protocol,
             dst,
             json,
-        } => check(src, src_protocol, dst, json).await,
+        } => check(src, src_protocol, dst, json, trace).await,
         Command::Analyze {
             src,
             src_where,
@@ -225,7 +298,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             dst_where,
             plan,
             json,
-        } => analyze(src, src_where, dst, dst_where, plan, json).await,
+        } => analyze(src, src_where, dst, dst_where, plan, json, trace).await,
         Command::Migrate {
             src,
             src_where,
@@ -268,6 +341,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
                 connections: connections.max(1),
                 batch: batch.max(1),
                 dry_run,
+                trace: trace.cloned(),
                 ..MigrationOptions::default()
             };
             let progress = Progress::new(!json);
@@ -298,8 +372,12 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             plan,
             json,
         } => {
-            let source = args::source_spec(src.as_ref(), &src_where, None)?;
-            let destination = args::sink_spec(dst.as_ref(), &dst_where)?;
+            let mut source = args::source_spec(src.as_ref(), &src_where, None)?;
+            let mut destination = args::sink_spec(dst.as_ref(), &dst_where)?;
+            if let Some(t) = trace {
+                source.trace_to(&t.for_side("source"));
+                destination.trace_to(&t.for_side("destination"));
+            }
             let opts = plan.plan_options(&args::source_name(&source))?;
             let v = engine::verify_between(&source, &destination, &opts, &plan.filter()?).await?;
             if json {
@@ -348,6 +426,7 @@ async fn check(
     src_protocol: Option<ProtocolFlag>,
     dst: Option<DestArgs>,
     json: bool,
+    trace: Option<&ProtocolTrace>,
 ) -> Result<u8, CliError> {
     if src.is_none() && dst.is_none() {
         return Err(CliError::Usage(
@@ -357,12 +436,17 @@ async fn check(
     let mut results = Vec::new();
     if let Some(s) = src {
         results.push(match src_protocol.unwrap_or_default() {
-            ProtocolFlag::Imap => engine::check(Side::Source, &s.account()?).await?,
-            ProtocolFlag::Pop3 => engine::check_pop3(&s.account_on(995, 110)?).await?,
+            ProtocolFlag::Imap => {
+                engine::check(Side::Source, &traced(s.account()?, trace, "source")).await?
+            }
+            ProtocolFlag::Pop3 => {
+                engine::check_pop3(&traced(s.account_on(995, 110)?, trace, "source")).await?
+            }
         });
     }
     if let Some(d) = dst {
-        results.push(engine::check(Side::Destination, &d.account()?).await?);
+        let account = traced(d.account()?, trace, "destination");
+        results.push(engine::check(Side::Destination, &account).await?);
     }
     if json {
         print_json(&results);
@@ -394,14 +478,21 @@ async fn analyze(
     dst_where: DestWhere,
     plan: PlanArgs,
     json: bool,
+    trace: Option<&ProtocolTrace>,
 ) -> Result<u8, CliError> {
-    let spec = args::source_spec(src.as_ref(), &src_where, None)?;
+    let mut spec = args::source_spec(src.as_ref(), &src_where, None)?;
     let filter = plan.filter()?;
-    let destination = if dst.is_some() || dst_where.store.is_some() {
+    let mut destination = if dst.is_some() || dst_where.store.is_some() {
         Some(args::sink_spec(dst.as_ref(), &dst_where)?)
     } else {
         None
     };
+    if let Some(t) = trace {
+        spec.trace_to(&t.for_side("source"));
+        if let Some(d) = &mut destination {
+            d.trace_to(&t.for_side("destination"));
+        }
+    }
     let opts = plan.plan_options(&args::source_name(&spec))?;
     let out = engine::analyze(&spec, destination.as_ref(), &opts, &filter).await?;
     print_analysis(&out, &filter, json);

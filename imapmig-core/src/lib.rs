@@ -18,6 +18,7 @@
 //! * [`batch`]: a migration task of many accounts: CSV import, statuses, the scheduler,
 //!   incremental passes, reports and the audit log.
 //! * [`utf7`], [`sasl`], [`secret`]: small, self-contained building blocks.
+//! * [`trace`]: the protocol trace, both sides' lines with secrets redacted and bodies elided.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -32,5 +33,6 @@ pub mod secret;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod trace;
 pub mod utf7;
 pub mod wire;

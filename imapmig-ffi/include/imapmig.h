@@ -59,6 +59,8 @@
  *     "dry_run": false,                 plan and count, copy nothing
  *     "retries": 5, "backoff_ms": 500,  per-folder retries after transient failures
  *     "progress_interval_ms": 100,      at most one "progress" event per interval
+ *     "trace": "/path/file",            migrations: protocol trace (appended, 0600,
+ *                                       secrets redacted, bodies elided; default off)
  *     "mode": "mapping" | "unified",    folder placement (default mapping)
  *     "unified_root": "Migrated",       unified mode: the root folder ("" for none)
  *     "unified_address": "...",         unified mode: folder name (default: source user)

@@ -154,6 +154,8 @@ pub struct Config {
     retries: Option<u32>,
     backoff_ms: Option<u64>,
     progress_interval_ms: Option<u64>,
+    /// A file for the protocol trace (secrets redacted, bodies elided); off when absent.
+    trace: Option<PathBuf>,
     // Folders.
     #[serde(default)]
     mode: ModeName,
@@ -324,6 +326,13 @@ impl Config {
             backoff: self
                 .backoff_ms
                 .map_or(defaults.backoff, Duration::from_millis),
+            trace: match &self.trace {
+                None => None,
+                Some(path) => Some(
+                    imapmig_core::trace::ProtocolTrace::create(path)
+                        .map_err(|e| Failure::config(format!("trace {}: {e}", path.display())))?,
+                ),
+            },
         };
         Ok(MigrationSetup {
             source,

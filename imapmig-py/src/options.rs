@@ -197,6 +197,7 @@ impl Options {
             dry_run: self.dry_run,
             retries: self.retries.unwrap_or(defaults.retries),
             backoff,
+            trace: None,
         };
         Ok((options, state))
     }

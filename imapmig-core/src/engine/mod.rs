@@ -152,6 +152,10 @@ pub struct MigrationOptions {
     pub retries: u32,
     /// The first wait before a retry; doubled each time, capped at a minute.
     pub backoff: Duration,
+    /// Where the protocol lines of both sides' connections are written (secrets redacted,
+    /// bodies elided; see [`crate::trace`]); off by default. A server whose endpoint already
+    /// has a trace keeps it.
+    pub trace: Option<crate::trace::ProtocolTrace>,
 }
 
 impl Default for MigrationOptions {
@@ -165,6 +169,7 @@ impl Default for MigrationOptions {
             dry_run: false,
             retries: 5,
             backoff: Duration::from_millis(500),
+            trace: None,
         }
     }
 }
@@ -581,7 +586,7 @@ pub async fn migrate(
     progress: Option<ProgressSink>,
     cancel: CancellationToken,
 ) -> Result<MigrationReport, EngineError> {
-    copy::run(
+    migrate_between(
         &SourceSpec::Imap(source.clone()),
         &SinkSpec::Imap(destination.clone()),
         options,
@@ -601,7 +606,16 @@ pub async fn migrate_between(
     progress: Option<ProgressSink>,
     cancel: CancellationToken,
 ) -> Result<MigrationReport, EngineError> {
-    copy::run(source, destination, options, state, progress, cancel).await
+    match &options.trace {
+        None => copy::run(source, destination, options, state, progress, cancel).await,
+        Some(trace) => {
+            let mut source = source.clone();
+            let mut destination = destination.clone();
+            source.trace_to(&trace.for_side("source"));
+            destination.trace_to(&trace.for_side("destination"));
+            copy::run(&source, &destination, options, state, progress, cancel).await
+        }
+    }
 }
 
 /// A compact IMAP UID set (`1:3,5,9:10`) for these UIDs.

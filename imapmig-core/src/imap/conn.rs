@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncWriteExt, BufWriter};
 
 use super::error::{ImapError, Result};
 use super::transport::Timed;
+use crate::trace::{ConnTrace, ImapTracer};
 use crate::wire::response::{parse_line, Parsed};
 use crate::wire::{Frame, Framer, Limits, StatusKind, StatusResponse};
 
@@ -36,6 +37,8 @@ pub(crate) struct Connection {
     bye: Option<String>,
     /// Set when the byte stream is in an unknown state (e.g. an APPEND body ended early).
     broken: bool,
+    /// The protocol trace, when one is asked for.
+    trace: Option<Box<ImapTracer>>,
 }
 
 impl Connection {
@@ -49,7 +52,13 @@ impl Connection {
             completed: HashMap::new(),
             bye: None,
             broken: false,
+            trace: None,
         }
+    }
+
+    /// Writes this connection's lines to a protocol trace from now on.
+    pub(crate) fn set_trace(&mut self, trace: Option<ConnTrace>) {
+        self.trace = trace.map(|t| Box::new(ImapTracer::new(t)));
     }
 
     /// Takes the transport back, for the STARTTLS upgrade. Refuses if the server sent anything
@@ -101,7 +110,12 @@ impl Connection {
     pub(crate) fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Frame>> {
         loop {
             match self.framer.next_frame(&mut self.rbuf) {
-                Ok(Some(frame)) => return Poll::Ready(Ok(frame)),
+                Ok(Some(frame)) => {
+                    if let Some(t) = &mut self.trace {
+                        t.received(&frame);
+                    }
+                    return Poll::Ready(Ok(frame));
+                }
                 Ok(None) => {}
                 Err(source) => {
                     self.broken = true;
@@ -168,6 +182,22 @@ impl Connection {
 
     /// Writes raw bytes (buffered; see [`Connection::flush`]).
     pub(crate) async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        if let Some(t) = &mut self.trace {
+            t.sent(bytes);
+        }
+        self.write_untraced(bytes).await
+    }
+
+    /// Writes a whole line that holds a secret (CRLF included); the trace shows `shown`
+    /// (without CRLF) in its place.
+    pub(crate) async fn write_redacted(&mut self, bytes: &[u8], shown: &str) -> Result<()> {
+        if let Some(t) = &mut self.trace {
+            t.sent_redacted(shown);
+        }
+        self.write_untraced(bytes).await
+    }
+
+    async fn write_untraced(&mut self, bytes: &[u8]) -> Result<()> {
         if self.broken {
             return Err(self.closed());
         }
@@ -202,6 +232,22 @@ impl Connection {
         line.extend_from_slice(command);
         line.extend_from_slice(b"\r\n");
         self.write(&line).await?;
+        Ok(tag)
+    }
+
+    /// Like [`Connection::send`] for a command that carries a secret (LOGIN, AUTHENTICATE
+    /// with an initial response): the trace shows `tag SP shown` instead. The line is built
+    /// in a buffer that is zeroed when dropped.
+    pub(crate) async fn send_redacted(&mut self, command: &[u8], shown: &str) -> Result<String> {
+        let tag = self.tag();
+        let mut line = zeroize::Zeroizing::new(Vec::with_capacity(tag.len() + command.len() + 3));
+        line.extend_from_slice(tag.as_bytes());
+        line.push(b' ');
+        line.extend_from_slice(command);
+        line.extend_from_slice(b"\r\n");
+        self.write_redacted(&line, &format!("{tag} {shown}"))
+            .await?;
+        self.flush().await?;
         Ok(tag)
     }
 

@@ -17,6 +17,8 @@ pub use crate::body::{BodyEvent, FetchedBody};
 use crate::model::{Flags, Folder, InternalDate, MessageMeta, SpecialUse, Uid, UidValidity};
 use crate::sasl;
 use crate::secret::Secret;
+use crate::trace::render::REDACTED;
+use crate::trace::ProtocolTrace;
 use crate::wire::response::Parsed;
 use crate::wire::{Frame, Limits, ResponseCode, StatusKind, StatusResponse};
 
@@ -95,6 +97,9 @@ pub struct Endpoint {
     pub timeout: Duration,
     /// Framing limits.
     pub limits: Limits,
+    /// Where the protocol lines of connections to this server are written, if anywhere
+    /// (secrets redacted, bodies elided; see [`crate::trace`]).
+    pub trace: Option<ProtocolTrace>,
 }
 
 impl Endpoint {
@@ -107,6 +112,7 @@ impl Endpoint {
             verify: TlsVerify::System,
             timeout: Duration::from_secs(120),
             limits: Limits::default(),
+            trace: None,
         }
     }
 }
@@ -709,6 +715,16 @@ impl Session {
                 }
             };
         let _ = tcp.set_nodelay(true);
+        let trace = ep
+            .trace
+            .as_ref()
+            .map(|t| t.connection("imap", &ep.host, ep.port));
+        let note = |text: &str| {
+            if let Some(t) = &trace {
+                t.note(text);
+            }
+        };
+        note("connected");
         let tls_err = |detail| ImapError::Tls {
             host: ep.host.clone(),
             detail,
@@ -716,10 +732,17 @@ impl Session {
         let stream = match ep.security {
             Security::Tls => tls_handshake(tcp, &ep.host, &ep.verify, ep.timeout)
                 .await
-                .map_err(tls_err)?,
+                .map_err(|e| {
+                    note(&format!("TLS failed: {e}"));
+                    tls_err(e)
+                })?,
             Security::StartTls | Security::Cleartext => Stream::Plain(tcp),
         };
+        if let Some(summary) = stream.tls_summary() {
+            note(&summary);
+        }
         let mut conn = Connection::new(ep.host.clone(), Timed::new(stream, ep.timeout), ep.limits);
+        conn.set_trace(trace.clone());
         let (greeting, mut caps) = read_greeting(&mut conn).await?;
         if ep.security == Security::StartTls {
             if caps.is_none() {
@@ -744,8 +767,15 @@ impl Session {
             };
             let stream = tls_handshake(tcp, &ep.host, &ep.verify, ep.timeout)
                 .await
-                .map_err(tls_err)?;
+                .map_err(|e| {
+                    note(&format!("TLS failed: {e}"));
+                    tls_err(e)
+                })?;
+            if let Some(summary) = stream.tls_summary() {
+                note(&summary);
+            }
             conn = Connection::new(ep.host.clone(), Timed::new(stream, ep.timeout), ep.limits);
+            conn.set_trace(trace.clone());
             // Capabilities seen in clear cannot be trusted (RFC 3501 §6.2.1).
             caps = None;
         }
@@ -767,6 +797,7 @@ impl Session {
                 session.capability().await?;
             }
         }
+        tracing::debug!(host = %ep.host, port = ep.port, tls = session.is_tls(), "connected to the IMAP server");
         Ok(session)
     }
 
@@ -953,6 +984,7 @@ impl Session {
                     self.capability().await?;
                 }
                 self.user = Some(creds.mailbox_user().to_string());
+                tracing::debug!(host = %self.conn.host, user = %creds.user, ?method, "logged in");
                 Ok(())
             }
             // A login refused because of load or connection limits is not a wrong password:
@@ -965,11 +997,14 @@ impl Session {
             {
                 Err(self.refused("LOGIN", None, status))
             }
-            Err(AuthFailure::Refused(status)) => Err(ImapError::AuthenticationFailed {
-                host: self.conn.host.clone(),
-                user: creds.user.clone(),
-                server_says: status.describe(),
-            }),
+            Err(AuthFailure::Refused(status)) => {
+                tracing::debug!(host = %self.conn.host, user = %creds.user, ?method, "login refused");
+                Err(ImapError::AuthenticationFailed {
+                    host: self.conn.host.clone(),
+                    user: creds.user.clone(),
+                    server_says: status.describe(),
+                })
+            }
             Err(AuthFailure::Other(e)) => Err(e),
         }
     }
@@ -993,7 +1028,12 @@ impl Session {
             line.push(b);
         }
         line.push(b'"');
-        let tag = self.conn.send(&line).await.map_err(AuthFailure::Other)?;
+        let shown = format!("LOGIN {user} {REDACTED}");
+        let tag = self
+            .conn
+            .send_redacted(&line, &shown)
+            .await
+            .map_err(AuthFailure::Other)?;
         let status = self
             .conn
             .wait(&tag, |_| {})
@@ -1026,11 +1066,18 @@ impl Session {
         let mut line = zeroize::Zeroizing::new(Vec::with_capacity(128));
         line.extend_from_slice(b"AUTHENTICATE ");
         line.extend_from_slice(mech.as_bytes());
+        let mut shown = format!("AUTHENTICATE {mech}");
         if sasl_ir {
             line.push(b' ');
             line.extend_from_slice(initial.expose().as_bytes());
+            shown.push(' ');
+            shown.push_str(REDACTED);
         }
-        let tag = self.conn.send(&line).await.map_err(other)?;
+        let tag = self
+            .conn
+            .send_redacted(&line, &shown)
+            .await
+            .map_err(other)?;
         let mut sent_initial = sasl_ir;
         let mut challenge_error = None;
         loop {
@@ -1045,7 +1092,10 @@ impl Session {
                         let mut resp = zeroize::Zeroizing::new(Vec::new());
                         resp.extend_from_slice(initial.expose().as_bytes());
                         resp.extend_from_slice(b"\r\n");
-                        self.conn.write(&resp).await.map_err(other)?;
+                        self.conn
+                            .write_redacted(&resp, REDACTED)
+                            .await
+                            .map_err(other)?;
                         sent_initial = true;
                     } else {
                         // A challenge after our response is an error report (XOAUTH2 and

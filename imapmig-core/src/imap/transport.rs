@@ -78,6 +78,25 @@ impl Timed {
     }
 }
 
+impl Stream {
+    /// `TLS established (TLSv1_3, TLS13_AES_256_GCM_SHA384)`, for the protocol trace; `None`
+    /// in clear.
+    pub(crate) fn tls_summary(&self) -> Option<String> {
+        let Stream::Tls(tls) = self else {
+            return None;
+        };
+        let session = tls.get_ref().1;
+        let version = session
+            .protocol_version()
+            .map_or_else(|| "unknown version".to_string(), |v| format!("{v:?}"));
+        let cipher = session.negotiated_cipher_suite().map_or_else(
+            || "unknown cipher".to_string(),
+            |c| format!("{:?}", c.suite()),
+        );
+        Some(format!("TLS established ({version}, {cipher})"))
+    }
+}
+
 fn poll_deadline(
     slot: &mut Option<Pin<Box<Sleep>>>,
     timeout: Duration,

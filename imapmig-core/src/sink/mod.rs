@@ -122,6 +122,16 @@ pub enum SinkSpec {
 }
 
 impl SinkSpec {
+    /// Writes the protocol lines of this sink's server connections to `trace`, unless its
+    /// endpoint has a trace already (see [`SourceSpec::trace_to`]).
+    pub fn trace_to(&mut self, trace: &crate::trace::ProtocolTrace) {
+        if let SinkSpec::Imap(a) = self {
+            if a.endpoint.trace.is_none() {
+                a.endpoint.trace = Some(trace.clone());
+            }
+        }
+    }
+
     /// Opens the sink.
     pub async fn open(&self) -> Result<AnySink, AccessError> {
         match self {

@@ -320,6 +320,19 @@ pub enum SourceSpec {
 }
 
 impl SourceSpec {
+    /// Writes the protocol lines of this source's server connections to `trace`, unless its
+    /// endpoint has a trace already. Local stores have no protocol to trace.
+    pub fn trace_to(&mut self, trace: &crate::trace::ProtocolTrace) {
+        let endpoint = match self {
+            SourceSpec::Imap(a) => &mut a.endpoint,
+            SourceSpec::Pop3(p) => &mut p.account.endpoint,
+            SourceSpec::Maildir(_) | SourceSpec::Mbox(_) => return,
+        };
+        if endpoint.trace.is_none() {
+            endpoint.trace = Some(trace.clone());
+        }
+    }
+
     /// Opens the source.
     pub async fn open(&self) -> Result<AnySource, AccessError> {
         match self {

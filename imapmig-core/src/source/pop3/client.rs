@@ -19,6 +19,8 @@ use crate::imap::transport::{tls_handshake, Stream, Timed};
 use crate::imap::{AuthMethod, Credentials, Endpoint, Security};
 use crate::sasl;
 use crate::source::{AccessError, ErrorKind};
+use crate::trace::render::{self as trace_render, REDACTED};
+use crate::trace::ConnTrace;
 
 /// Bytes asked of the socket per read.
 const READ_SIZE: usize = 64 * 1024;
@@ -78,6 +80,10 @@ pub(crate) struct Pop3Conn {
     pub caps: Vec<String>,
     /// The greeting's text.
     pub greeting: String,
+    /// The protocol trace, when one is asked for.
+    trace: Option<ConnTrace>,
+    /// Bytes of the open multi-line response read so far, for the trace's elided size.
+    multiline_bytes: u64,
 }
 
 impl Pop3Conn {
@@ -163,12 +169,29 @@ impl Pop3Conn {
                 }
             };
         let _ = tcp.set_nodelay(true);
+        let trace = ep
+            .trace
+            .as_ref()
+            .map(|t| t.connection("pop3", &ep.host, ep.port));
+        let note = |text: &str| {
+            if let Some(t) = &trace {
+                t.note(text);
+            }
+        };
+        note("connected");
+        let tls_failed = |e: String| {
+            note(&format!("TLS failed: {e}"));
+            err(tls, format!("TLS failed: {e}"), false)
+        };
         let stream = match ep.security {
             Security::Tls => tls_handshake(tcp, &ep.host, &ep.verify, ep.timeout)
                 .await
-                .map_err(|e| err(tls, format!("TLS failed: {e}"), false))?,
+                .map_err(tls_failed)?,
             Security::StartTls | Security::Cleartext => Stream::Plain(tcp),
         };
+        if let Some(summary) = stream.tls_summary() {
+            note(&summary);
+        }
         let mut conn = Pop3Conn {
             server: server.clone(),
             host: ep.host.clone(),
@@ -178,6 +201,8 @@ impl Pop3Conn {
             multiline: None,
             caps: Vec::new(),
             greeting: String::new(),
+            trace: trace.clone(),
+            multiline_bytes: 0,
         };
         conn.greeting = conn.greeting().await?;
         conn.caps = conn.capa().await?;
@@ -203,7 +228,10 @@ impl Pop3Conn {
             };
             let stream = tls_handshake(tcp, &ep.host, &ep.verify, ep.timeout)
                 .await
-                .map_err(|e| err(tls, format!("TLS failed: {e}"), false))?;
+                .map_err(tls_failed)?;
+            if let Some(summary) = stream.tls_summary() {
+                note(&summary);
+            }
             conn = Pop3Conn {
                 server,
                 host: ep.host.clone(),
@@ -213,6 +241,8 @@ impl Pop3Conn {
                 multiline: None,
                 caps: Vec::new(),
                 greeting: conn.greeting,
+                trace: trace.clone(),
+                multiline_bytes: 0,
             };
             // What was announced in clear cannot be trusted (RFC 2595 §4).
             conn.caps = conn.capa().await?;
@@ -322,7 +352,8 @@ impl Pop3Conn {
         let mut line = zeroize::Zeroizing::new(Vec::with_capacity(64));
         line.extend_from_slice(b"PASS ");
         line.extend_from_slice(creds.secret.expose().as_bytes());
-        self.send(&line).await?;
+        self.send_redacted(&line, &format!("PASS {REDACTED}"))
+            .await?;
         Ok(self.read_status("PASS").await?.map(|_| ()))
     }
 
@@ -335,11 +366,14 @@ impl Pop3Conn {
         line.extend_from_slice(b"AUTH ");
         line.extend_from_slice(mech.as_bytes());
         let inline = 5 + mech.len() + 1 + ir.len() <= MAX_AUTH_LINE;
+        let mut shown = format!("AUTH {mech}");
         if inline {
             line.push(b' ');
             line.extend_from_slice(ir.as_bytes());
+            shown.push(' ');
+            shown.push_str(REDACTED);
         }
-        self.send(&line).await?;
+        self.send_redacted(&line, &shown).await?;
         let mut answered = inline;
         loop {
             let reply = self.read_line("AUTH").await?;
@@ -353,7 +387,7 @@ impl Pop3Conn {
                 if !answered {
                     answered = true;
                     let ir = zeroize::Zeroizing::new(ir.as_bytes().to_vec());
-                    self.send(&ir).await?;
+                    self.send_redacted(&ir, REDACTED).await?;
                     continue;
                 }
                 // A challenge after our response is an error report (XOAUTH2, OAUTHBEARER):
@@ -386,7 +420,23 @@ impl Pop3Conn {
         self.send_raw(line).await
     }
 
+    /// Like [`Pop3Conn::send`] for a line that holds a secret: the trace shows `shown`.
+    async fn send_redacted(&mut self, line: &[u8], shown: &str) -> Result<(), AccessError> {
+        self.finish_multiline().await?;
+        if let Some(t) = &self.trace {
+            t.client(shown);
+        }
+        self.write_line(line).await
+    }
+
     async fn send_raw(&mut self, line: &[u8]) -> Result<(), AccessError> {
+        if let Some(t) = &self.trace {
+            t.client(&trace_render::pop3_client_line(line));
+        }
+        self.write_line(line).await
+    }
+
+    async fn write_line(&mut self, line: &[u8]) -> Result<(), AccessError> {
         let mut buf = zeroize::Zeroizing::new(Vec::with_capacity(line.len() + 2));
         buf.extend_from_slice(line);
         buf.extend_from_slice(b"\r\n");
@@ -463,6 +513,15 @@ impl Pop3Conn {
         let before = out.len();
         let used = u.feed(&self.rbuf, out);
         self.rbuf.advance(used);
+        if let Some(t) = &self.trace {
+            self.multiline_bytes += (out.len() - before) as u64;
+            if used > 0 && u.is_done() {
+                // The data (a message, its headers) is elided; the terminator is kept.
+                t.server(&trace_render::elided(self.multiline_bytes));
+                t.server(".");
+                self.multiline_bytes = 0;
+            }
+        }
         out.len() - before
     }
 
@@ -483,6 +542,9 @@ impl Pop3Conn {
                 line.pop();
                 if line.last() == Some(&b'\r') {
                     line.pop();
+                }
+                if let Some(t) = &self.trace {
+                    t.server(&trace_render::pop3_server_line(&line));
                 }
                 return Ok(line);
             }
