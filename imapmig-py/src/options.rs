@@ -197,6 +197,7 @@ impl Options {
             dry_run: self.dry_run,
             retries: self.retries.unwrap_or(defaults.retries),
             backoff,
+            strict_line_endings: defaults.strict_line_endings,
         };
         Ok((options, state))
     }

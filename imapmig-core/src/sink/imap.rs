@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use super::{AppendTicket, MigrationSink, OpenedTarget};
 use crate::body::{BodyEvent, FetchedBody};
+use crate::engine::fingerprint::ContentPrint;
 use crate::engine::Account;
 use crate::imap::{ImapError, Session};
 use crate::model::{Flags, InternalDate, SpecialUse, Uid};
@@ -129,7 +130,7 @@ impl ImapSink {
 pub(crate) async fn fingerprint_selected(
     session: &mut Session,
     uids: &[Uid],
-) -> Result<HashMap<Uid, [u8; 32]>, ImapError> {
+) -> Result<HashMap<Uid, ContentPrint>, ImapError> {
     let mut out = HashMap::with_capacity(uids.len());
     for chunk in uids.chunks(FINGERPRINT_BATCH) {
         session.send_fetch_bodies(chunk).await?;
@@ -266,7 +267,7 @@ impl MigrationSink for ImapSink {
         Ok(Some(metas.into_iter().map(|m| (m.uid, m.size)).collect()))
     }
 
-    async fn fingerprints(&mut self, uids: &[Uid]) -> Result<HashMap<Uid, [u8; 32]>, AccessError> {
+    async fn fingerprints(&mut self, uids: &[Uid]) -> Result<HashMap<Uid, ContentPrint>, AccessError> {
         self.close_group().await?;
         Ok(fingerprint_selected(&mut self.session, uids).await?)
     }

@@ -483,7 +483,10 @@ impl MigrationSink for MaildirSink {
         Ok(None)
     }
 
-    async fn fingerprints(&mut self, uids: &[Uid]) -> Result<HashMap<Uid, [u8; 32]>, AccessError> {
+    async fn fingerprints(
+        &mut self,
+        uids: &[Uid],
+    ) -> Result<HashMap<Uid, crate::engine::fingerprint::ContentPrint>, AccessError> {
         let f = self.folder()?;
         let mut out = HashMap::with_capacity(uids.len());
         let mut buf = vec![0u8; 256 * 1024];
@@ -508,7 +511,7 @@ impl MigrationSink for MaildirSink {
                 }
                 fp.update(&buf[..n]);
             }
-            out.insert(*uid, fp.finish().0);
+            out.insert(*uid, fp.finish_print());
         }
         Ok(out)
     }

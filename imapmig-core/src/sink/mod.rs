@@ -16,6 +16,7 @@ use std::collections::HashMap;
 pub use self::imap::ImapSink;
 pub use self::maildir::MaildirSink;
 use crate::body::FetchedBody;
+use crate::engine::fingerprint::ContentPrint;
 use crate::engine::Account;
 use crate::model::{Flags, InternalDate, SpecialUse, Uid, UidValidity};
 use crate::source::{AccessError, AnySource, FolderList, MaildirSpec, SourceSpec};
@@ -100,8 +101,8 @@ pub trait MigrationSink {
     /// open folder, or `None` when the sink cannot tell them exactly without reading the
     /// messages. Used to fingerprint only the messages that may be copies of a source message.
     async fn sizes(&mut self) -> Result<Option<Vec<(Uid, u64)>>, AccessError>;
-    /// Content fingerprints of messages in the open folder.
-    async fn fingerprints(&mut self, uids: &[Uid]) -> Result<HashMap<Uid, [u8; 32]>, AccessError>;
+    /// Content fingerprints (and masked ones) of messages in the open folder.
+    async fn fingerprints(&mut self, uids: &[Uid]) -> Result<HashMap<Uid, ContentPrint>, AccessError>;
     /// Replaces the flags of messages in the open folder.
     async fn store_flags(&mut self, uids: &[Uid], flags: &Flags) -> Result<(), AccessError>;
     /// Whether small messages may be sent in groups (one command for several messages).
@@ -211,7 +212,7 @@ impl MigrationSink for AnySink {
     async fn sizes(&mut self) -> Result<Option<Vec<(Uid, u64)>>, AccessError> {
         dispatch!(self, s => s.sizes().await)
     }
-    async fn fingerprints(&mut self, uids: &[Uid]) -> Result<HashMap<Uid, [u8; 32]>, AccessError> {
+    async fn fingerprints(&mut self, uids: &[Uid]) -> Result<HashMap<Uid, ContentPrint>, AccessError> {
         dispatch!(self, s => s.fingerprints(uids).await)
     }
     async fn store_flags(&mut self, uids: &[Uid], flags: &Flags) -> Result<(), AccessError> {
