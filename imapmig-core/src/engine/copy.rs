@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::fingerprint::{ContentPrint, Fingerprinter};
 use super::line_endings::{BareLfCounter, CrlfReader};
+use super::readback::{self, Sent};
 use super::{
     Anomaly, EngineError, FolderFailure, FolderReport, MigrationOptions, MigrationReport,
     ProgressEvent, ProgressSink, Side, SkippedMessage,
@@ -343,6 +344,8 @@ struct InFlight {
     len: u64,
     /// Bare LFs in what was sent (0 when sent normalised).
     bare_lfs: u64,
+    /// The flags sent with it.
+    flags: Flags,
 }
 
 /// Messages whose flags become the same set on the destination: one STORE for all of them.
@@ -524,7 +527,7 @@ fn match_by_fingerprint<K: Copy>(
 /// Matches messages one-to-one by content: by fingerprint first, then what is left on both
 /// sides by masked fingerprint (a copy whose 8-bit header bytes the destination rewrote).
 /// Never more than one candidate per wanted message, nor the other way round.
-fn match_by_print(
+pub(super) fn match_by_print(
     wanted: &[(Uid, ContentPrint)],
     candidates: &HashMap<Uid, ContentPrint>,
 ) -> Vec<(Uid, Uid)> {
@@ -829,7 +832,8 @@ async fn copy_folder(
         bytes: todo.iter().map(|m| m.size).sum(),
     });
 
-    let uidplus = dsel.reports_uids;
+    // Copies left without a destination UID (no UIDPLUS, and not found by the read-back).
+    let mut untied = 0u64;
     // A lower bound for the UID of anything we append next: UIDs only grow.
     let mut floor = dsel.uid_next.unwrap_or(1).max(1);
     let batch = ctx.options.batch.max(1);
@@ -947,8 +951,9 @@ async fn copy_folder(
                                 ticket,
                                 uid,
                                 fp,
-                                len,
+                                len: len + extra.unwrap_or(0),
                                 bare_lfs: lfs.count(),
+                                flags,
                             }),
                             Err(e) => match e.refusal() {
                                 Some(_)
@@ -1032,12 +1037,15 @@ async fn copy_folder(
                 }
             }
             let mut done = Vec::with_capacity(in_flight.len());
+            let mut sent: Vec<Sent> = Vec::with_capacity(in_flight.len());
+            let batch_floor = floor;
             for InFlight {
                 ticket,
                 uid,
                 fp,
                 len,
                 bare_lfs: lfs,
+                flags: sent_flags,
             } in in_flight
             {
                 match dst.finish_append(ticket).await {
@@ -1045,14 +1053,21 @@ async fn copy_folder(
                         if let Some(u) = dst_uid {
                             floor = floor.max(u.0.saturating_add(1));
                         }
-                        let flags = by_uid
-                            .get(&uid)
-                            .map(|m| m.flags.clone())
-                            .unwrap_or_default();
+                        let meta = by_uid.get(&uid);
+                        let flags = meta.map(|m| m.flags.clone()).unwrap_or_default();
+                        let print = fp.finish_print();
+                        sent.push(Sent {
+                            src_uid: uid,
+                            dst_uid,
+                            flags: sent_flags,
+                            date: meta.and_then(|m| m.internal_date),
+                            len,
+                            print,
+                        });
                         done.push(CopiedRecord {
                             src_uid: uid,
                             dst_uid,
-                            fingerprint: fp.finish().0,
+                            fingerprint: print.fingerprint,
                             flags,
                             size: len,
                         });
@@ -1099,6 +1114,22 @@ async fn copy_folder(
                     },
                 }
             }
+            // What did the destination make of them? (Flags repaired, dates and headers it
+            // changed reported; without UIDPLUS the copies are tied to their UIDs here.)
+            match readback::check(dst, &sent, batch_floor, &mut rep).await {
+                Ok(checked) => {
+                    floor = floor.max(checked.floor);
+                    for r in done.iter_mut().filter(|r| r.dst_uid.is_none()) {
+                        r.dst_uid = checked.found.get(&r.src_uid).copied();
+                        untied += u64::from(r.dst_uid.is_none());
+                    }
+                }
+                Err(e) => {
+                    // The copies are there: recorded before the error goes up.
+                    state.commit_copied(account, folder, &done)?;
+                    return Err(on(Side::Destination)(e));
+                }
+            }
             state.commit_copied(account, folder, &done)?;
             // Refused and vanished messages are no longer pending; uncopied ones in this chunk
             // (after a cancel) are dropped from pending too: nothing of theirs was sent.
@@ -1135,10 +1166,10 @@ async fn copy_folder(
             rep.dropped_keywords.join(", ")
         ));
     }
-    if !uidplus {
-        rep.notes.push(
-            "the destination lacks UIDPLUS: copies were not tied to destination UIDs, so later flag changes are not carried over".into(),
-        );
+    if untied > 0 {
+        rep.notes.push(format!(
+            "the destination lacks UIDPLUS and {untied} copie(s) could not be found again: they are not tied to destination UIDs, so later flag changes are not carried over to them"
+        ));
     }
     // Remember how far we got: the next run can skip the folder if nothing changes.
     record.highest_modseq = if rep.refused.is_empty() {
@@ -1339,10 +1370,8 @@ async fn rematch_source(
     }
     let extra_matched = match_by_print(&leftovers, &extra);
     let meta_of: HashMap<Uid, &MessageMeta> = metas.iter().map(|m| (m.uid, m)).collect();
-    let fp_of: HashMap<Uid, [u8; 32]> = leftovers
-        .iter()
-        .map(|(u, p)| (*u, p.fingerprint))
-        .collect();
+    let fp_of: HashMap<Uid, [u8; 32]> =
+        leftovers.iter().map(|(u, p)| (*u, p.fingerprint)).collect();
     state.remap_source(account, folder, new_validity, &map)?;
     let new_records: Vec<CopiedRecord> = extra_matched
         .iter()

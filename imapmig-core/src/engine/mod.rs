@@ -20,10 +20,11 @@
 //! A UIDVALIDITY change on either side is detected and resolved the same way, by fingerprint.
 
 mod copy;
-mod line_endings;
 pub mod events;
 pub mod fingerprint;
 mod inspect;
+mod line_endings;
+mod readback;
 mod verify;
 
 use std::collections::HashMap;

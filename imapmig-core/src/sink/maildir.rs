@@ -516,6 +516,20 @@ impl MigrationSink for MaildirSink {
         Ok(out)
     }
 
+    async fn read_back(
+        &mut self,
+        _uids: &[Uid],
+        _floor: u32,
+    ) -> Result<Option<Vec<crate::model::MessageMeta>>, AccessError> {
+        // Files hold exactly the flags and date they were written with.
+        Ok(None)
+    }
+
+    async fn add_flags(&mut self, _uids: &[Uid], _flags: &Flags) -> Result<(), AccessError> {
+        // Only repairs what a read-back found changed; nothing is read back here.
+        Ok(())
+    }
+
     async fn store_flags(&mut self, uids: &[Uid], flags: &Flags) -> Result<(), AccessError> {
         let f = self.folder()?;
         let (info, changed, _) = store::info_from_flags(flags, &mut f.keywords);

@@ -161,7 +161,10 @@ fn has_bare_lf(body: &[u8]) -> bool {
 /// The length of the header section: up to the first empty line (either line
 /// ending), or the whole message when there is none.
 fn header_len(body: &[u8]) -> usize {
-    let crlf = body.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    let crlf = body
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4);
     let lf = body.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
     match (crlf, lf) {
         (Some(a), Some(b)) => a.min(b),
