@@ -324,6 +324,7 @@ impl Config {
             backoff: self
                 .backoff_ms
                 .map_or(defaults.backoff, Duration::from_millis),
+            strict_line_endings: defaults.strict_line_endings,
         };
         Ok(MigrationSetup {
             source,

@@ -134,7 +134,7 @@ pub(super) async fn check(
         }
     }
     if !repaired.is_empty() {
-        for (_, (flags, uids)) in &repairs {
+        for (flags, uids) in repairs.values() {
             dst.add_flags(uids, flags).await?;
         }
         let uids: Vec<Uid> = repaired.iter().map(|(_, u)| *u).collect();
