@@ -125,10 +125,10 @@ fn cyrus() -> DestinationQuirks {
     q
 }
 
-// Defect: "Cyrus refuses messages with bare LF line endings (`NO Message contains bare
-// newlines`: 264 of 385 real-world messages of the corpus); such a message is refused and left
-// behind." Played by the scripted destination (refuse_bare_lf) until a real Cyrus is in the
-// testkit.
+/// Defect: "Cyrus refuses messages with bare LF line endings (`NO Message contains bare
+/// newlines`: 264 of 385 real-world messages of the corpus); such a message is refused and left
+/// behind." Played by the scripted destination (refuse_bare_lf) until a real Cyrus is in the
+/// testkit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cyrus_bare_newlines_are_sent_again_with_crlf() {
     let bodies = corpus_sample(24, 8);
@@ -162,8 +162,9 @@ async fn cyrus_bare_newlines_are_sent_again_with_crlf() {
     assert_eq!(json["folders"][0]["altered"]["line_endings_normalised"], 24);
 }
 
-// Same defect, with the option that keeps the strict behaviour: the refusal stands, with the
-// server's words.
+/// Same defect, with the option that keeps the strict behaviour: the refusal stands, with the
+/// server's words. Played by the scripted destination
+/// (refuse_bare_lf) until a real Cyrus is in the testkit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cyrus_bare_newlines_refused_with_strict_line_endings() {
     let bodies = corpus_sample(5, 3);
@@ -191,9 +192,10 @@ async fn cyrus_bare_newlines_refused_with_strict_line_endings() {
     assert_eq!(report.exit_status(), 1);
 }
 
-// Same defect: after a normalised copy, a lost state file (or a crash) must not copy the
-// messages again — the destination's copies differ from the source's bytes (and sizes) only in
-// their line endings.
+/// Same defect: after a normalised copy, a lost state file (or a crash) must not copy the
+/// messages again — the destination's copies differ from the source's bytes (and sizes) only in
+/// their line endings. Played by the scripted destination
+/// (refuse_bare_lf) until a real Cyrus is in the testkit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cyrus_normalised_copies_are_found_again_without_state() {
     let bodies = corpus_sample(10, 4);
@@ -228,9 +230,10 @@ fn eight_bit(n: u32) -> Vec<u8> {
     .into_bytes()
 }
 
-// Defect: "Cyrus by default rewrites 8-bit header bytes" (to `X`), silently accepted. The
-// copy is reported as altered, and a lost state still finds it (matched on a form with 8-bit
-// header bytes masked). Played by the scripted destination (munge_8bit_headers).
+/// Defect: "Cyrus by default rewrites 8-bit header bytes" (to `X`), silently accepted. The
+/// copy is reported as altered, and a lost state still finds it (matched on a form with 8-bit
+/// header bytes masked). Played by the scripted destination (munge_8bit_headers) until
+/// a real Cyrus is in the testkit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cyrus_8bit_headers_rewritten_are_reported_and_found_again() {
     let mut bodies = vec![eight_bit(1), eight_bit(2), message("plain", 3)];
@@ -281,11 +284,11 @@ fn flagged(uid: u32, flags: &str, date: &str) -> ScriptedMessage {
     m
 }
 
-// Defect: "GNU Mailutils answers `OK APPEND completed` but stores no flags and takes
-// INTERNALDATE from a header instead of the APPEND argument; it has no UIDPLUS, so nothing
-// tells imapmig. imapmig exited 0." The copies are read back (found by UIDNEXT and content),
-// flags repaired with STORE, every date not kept reported. Played by the scripted destination
-// (drop_flags, replace_dates) until a real Mailutils is in the testkit.
+/// Defect: "GNU Mailutils answers `OK APPEND completed` but stores no flags and takes
+/// INTERNALDATE from a header instead of the APPEND argument; it has no UIDPLUS, so nothing
+/// tells imapmig. imapmig exited 0." The copies are read back (found by UIDNEXT and content),
+/// flags repaired with STORE, every date not kept reported. Played by the scripted destination
+/// (drop_flags, replace_dates) until a real Mailutils is in the testkit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mailutils_dropped_flags_are_repaired_and_lost_dates_reported() {
     let messages = vec![
@@ -347,7 +350,7 @@ fn sorted_flags(f: &str) -> String {
     v.join(" ")
 }
 
-// Real Dovecot keeps flags and dates: the read-back confirms them, nothing is reported.
+/// Real Dovecot keeps flags and dates: the read-back confirms them, nothing is reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dovecot_keeps_what_append_gives_and_nothing_is_reported() {
     let d = Dovecot::start(Flavour::Slash);
