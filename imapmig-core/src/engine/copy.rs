@@ -1631,6 +1631,26 @@ mod tests {
     }
 
     #[test]
+    fn masked_prints_never_merge_distinct_source_messages() {
+        use crate::engine::fingerprint::print;
+        // Two source messages that differ only in 8-bit header bytes: rewritten to X they
+        // would be the same, so one destination copy is claimed by one of them only.
+        let a = print("Subject: \u{e4}\r\n\r\nx\r\n".as_bytes());
+        let b = print("Subject: \u{f6}\r\n\r\nx\r\n".as_bytes());
+        let munged = print(b"Subject: XX\r\n\r\nx\r\n");
+        assert_ne!(a.fingerprint, b.fingerprint);
+        assert_eq!(a.masked, munged.masked);
+        let cands: HashMap<Uid, ContentPrint> = [(Uid(7), munged)].into_iter().collect();
+        let m = match_by_print(&[(Uid(1), a), (Uid(2), b)], &cands);
+        assert_eq!(m, vec![(Uid(1), Uid(7))]);
+        // An exact match is preferred to a masked one.
+        let cands: HashMap<Uid, ContentPrint> =
+            [(Uid(7), munged), (Uid(8), b)].into_iter().collect();
+        let m = match_by_print(&[(Uid(1), a), (Uid(2), b)], &cands);
+        assert_eq!(m, vec![(Uid(2), Uid(8)), (Uid(1), Uid(7))]);
+    }
+
+    #[test]
     fn identical_messages_match_one_to_one() {
         let fp = [1u8; 32];
         let other = [2u8; 32];
