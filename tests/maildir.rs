@@ -460,7 +460,10 @@ async fn a_file_the_uidlist_missed_gets_the_next_uid_and_sources_write_nothing()
     assert_eq!(opened.uid_next, Some(5));
     assert_eq!(sink.uids_from(4).await.unwrap(), vec![Uid(4)]);
     let fps = sink.fingerprints(&[Uid(4)]).await.unwrap();
-    assert_eq!(fps[&Uid(4)], fingerprint::fingerprint(&leftover));
+    assert_eq!(
+        fps[&Uid(4)].fingerprint,
+        fingerprint::fingerprint(&leftover)
+    );
     // Flags are changed by renaming.
     sink.store_flags(&[Uid(1)], &Flags::from_line("\\Flagged"))
         .await

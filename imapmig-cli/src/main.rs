@@ -115,6 +115,11 @@ enum Command {
         /// leaving the old copies where they are. Without it a copied folder stays put.
         #[arg(long)]
         remap_folders: bool,
+        /// Keep a destination's refusal of a message with bare newlines (LF without CR).
+        /// Without it such a message is sent again with CRLF line endings and reported as
+        /// "line endings normalised".
+        #[arg(long)]
+        strict_line_endings: bool,
         /// Print the final report as one JSON object on stdout.
         #[arg(long)]
         json: bool,
@@ -311,6 +316,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             batch,
             dry_run,
             remap_folders,
+            strict_line_endings,
             json,
         } => {
             let state_path = match state {
@@ -342,6 +348,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
                 batch: batch.max(1),
                 dry_run,
                 trace: trace.cloned(),
+                strict_line_endings,
                 ..MigrationOptions::default()
             };
             let progress = Progress::new(!json);
@@ -674,6 +681,17 @@ fn print_report(r: &MigrationReport) {
     }
     for f in &r.anomalies {
         outln!("anomaly: {}", f.detail);
+    }
+    if let Some(dst) = &r.altering_destination {
+        let a = &r.altered;
+        outln!(
+            "the destination {dst} changed messages it was given: {} line endings normalised, {} flags repaired, {} flags lost, {} dates not kept, {} headers altered",
+            a.line_endings_normalised,
+            a.flags_repaired,
+            a.flags_lost,
+            a.dates_not_kept,
+            a.headers_altered
+        );
     }
     for e in &r.not_imported {
         outln!("not imported: {}: {}", e.path, e.reason);

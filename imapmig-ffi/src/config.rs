@@ -333,6 +333,7 @@ impl Config {
                         .map_err(|e| Failure::config(format!("trace {}: {e}", path.display())))?,
                 ),
             },
+            strict_line_endings: defaults.strict_line_endings,
         };
         Ok(MigrationSetup {
             source,

@@ -25,7 +25,8 @@ use crate::wait::SLICE;
 /// What travels from the engine to the caller.
 enum Message {
     Event(Value),
-    Done(Result<MigrationReport, EngineError>),
+    // Boxed: the report is large and sent once; events are many and small.
+    Done(Box<Result<MigrationReport, EngineError>>),
 }
 
 /// One run: its cancel switch and whether it is over.
@@ -121,7 +122,7 @@ impl Migration {
             };
             // Over before the caller hears of it, so that it can start the next run at once.
             finished.done.send_replace(true);
-            let _ = tx.send(Message::Done(outcome));
+            let _ = tx.send(Message::Done(Box::new(outcome)));
         });
         *current = Some(run.clone());
         Ok((run, rx))
@@ -192,7 +193,7 @@ impl Migration {
                             }
                         }
                     }
-                    Message::Done(result) => break 'outer result,
+                    Message::Done(result) => break 'outer *result,
                 }
             }
             if pending.is_none() {
@@ -249,7 +250,7 @@ impl Migration {
                             });
                         }
                     }
-                    Some(Message::Done(r)) => break r,
+                    Some(Message::Done(r)) => break *r,
                     None => {
                         break Err(EngineError::Internal(
                             "the migration ended without an outcome".into(),

@@ -198,6 +198,7 @@ impl Options {
             retries: self.retries.unwrap_or(defaults.retries),
             backoff,
             trace: None,
+            strict_line_endings: defaults.strict_line_endings,
         };
         Ok((options, state))
     }

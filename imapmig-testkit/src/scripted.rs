@@ -18,9 +18,14 @@
 //! // ... migrate from (server.host(), server.port()), alice / secret ...
 //! ```
 //!
+//! It can also play a *destination* that takes APPEND and then changes what
+//! it was given, as some real servers do ([`ScriptedServer::start_destination`]
+//! with [`DestinationQuirks`]): flags dropped, INTERNALDATE replaced, bare-LF
+//! messages refused, 8-bit header bytes rewritten — with no UIDPLUS to tell.
+//!
 //! What it owns: a loopback listener, a thread per connection, and the
-//! folders it was given, which never change (it is a source: no APPEND,
-//! STORE or EXPUNGE). What it serves — exactly what the imapmig client
+//! folders it was given, which never change when it plays a source (no
+//! APPEND, STORE or EXPUNGE then). What it serves — exactly what the imapmig client
 //! needs of a source, and announced as such: `IMAP4rev1 LITERAL+ SASL-IR
 //! ID NAMESPACE AUTH=PLAIN`. Commands: CAPABILITY, NOOP, LOGOUT, ID, LOGIN,
 //! AUTHENTICATE PLAIN (with or without initial response), NAMESPACE, LIST
@@ -32,6 +37,7 @@
 //! outlive its owner: dropping the [`ScriptedServer`] closes every
 //! connection and joins every thread.
 
+mod append;
 mod fetch;
 mod parse;
 mod session;
@@ -162,6 +168,43 @@ pub struct Command {
     pub args: String,
 }
 
+/// How a scripted destination ([`ScriptedServer::start_destination`]) changes
+/// what APPEND gives it. Every quirk is off by default: then it keeps flags,
+/// dates and bytes as given. It never announces UIDPLUS or MULTIAPPEND, so
+/// nothing tells a client what was stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DestinationQuirks {
+    /// Answer `OK APPEND completed` but store no flags (as GNU Mailutils
+    /// does). `UID STORE` is honoured.
+    pub drop_flags: bool,
+    /// Store every message with the INTERNALDATE [`REPLACED_DATE`] instead
+    /// of the APPEND argument (GNU Mailutils takes it from a header).
+    pub replace_dates: bool,
+    /// Refuse a message with an LF not preceded by CR:
+    /// `NO Message contains bare newlines` (Cyrus).
+    pub refuse_bare_lf: bool,
+    /// Replace each 8-bit byte of the header section with `X` (Cyrus's
+    /// default `munge8bit`).
+    pub munge_8bit_headers: bool,
+}
+
+impl DestinationQuirks {
+    /// Every quirk on.
+    pub fn all() -> Self {
+        DestinationQuirks {
+            drop_flags: true,
+            replace_dates: true,
+            refuse_bare_lf: true,
+            munge_8bit_headers: true,
+        }
+    }
+}
+
+/// The INTERNALDATE a destination with [`DestinationQuirks::replace_dates`]
+/// gives every appended message.
+pub const REPLACED_DATE: &str = "01-Jan-2000 00:00:00 +0000";
+
 /// The hook of [`ScriptedServer::start_with_hook`].
 type Hook = dyn Fn(&Command) -> Option<Vec<u8>> + Send + Sync;
 
@@ -200,7 +243,7 @@ impl std::fmt::Debug for ScriptedServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ScriptedServer")
             .field("addr", &self.addr())
-            .field("folders", &self.shared.folders.len())
+            .field("folders", &lock(&self.shared.folders).len())
             .field("logins", &self.logins())
             .finish_non_exhaustive()
     }
@@ -209,7 +252,10 @@ impl std::fmt::Debug for ScriptedServer {
 struct Shared {
     user: String,
     password: String,
-    folders: Vec<ScriptedFolder>,
+    folders: Mutex<Vec<ScriptedFolder>>,
+    /// Set when playing a destination: APPEND, UID STORE, CREATE and
+    /// SUBSCRIBE are served.
+    destination: Option<DestinationQuirks>,
     hook: Option<Box<Hook>>,
     /// A clone of each open connection, to close it on drop.
     live: Mutex<HashMap<u64, TcpStream>>,
@@ -226,7 +272,27 @@ impl ScriptedServer {
     /// # Panics
     /// If no loopback port can be bound.
     pub fn start(user: &str, password: &str, folders: Vec<ScriptedFolder>) -> ScriptedServer {
-        ScriptedServer::launch(user, password, folders, None)
+        ScriptedServer::launch(user, password, folders, None, None)
+    }
+
+    /// Starts a server that plays a destination: besides what a source
+    /// serves, it takes `APPEND mailbox [(flags)] ["date"] literal`
+    /// (answering `OK APPEND completed`, never APPENDUID, with `* n EXISTS`
+    /// when the folder is selected), `UID STORE set [+|-]FLAGS[.SILENT]
+    /// (flags)`, `CREATE` and `SUBSCRIBE`, and changes what it is given as
+    /// `quirks` say. [`ScriptedServer::folders`] shows what it holds.
+    pub fn start_destination(
+        user: &str,
+        password: &str,
+        folders: Vec<ScriptedFolder>,
+        quirks: DestinationQuirks,
+    ) -> ScriptedServer {
+        ScriptedServer::launch(user, password, folders, Some(quirks), None)
+    }
+
+    /// The folders as they are now (a destination's change as it is used).
+    pub fn folders(&self) -> Vec<ScriptedFolder> {
+        lock(&self.shared.folders).clone()
     }
 
     /// Like [`ScriptedServer::start`], with a hook called for every client
@@ -252,19 +318,21 @@ impl ScriptedServer {
         folders: Vec<ScriptedFolder>,
         hook: impl Fn(&Command) -> Option<Vec<u8>> + Send + Sync + 'static,
     ) -> ScriptedServer {
-        ScriptedServer::launch(user, password, folders, Some(Box::new(hook)))
+        ScriptedServer::launch(user, password, folders, None, Some(Box::new(hook)))
     }
 
     fn launch(
         user: &str,
         password: &str,
         folders: Vec<ScriptedFolder>,
+        destination: Option<DestinationQuirks>,
         hook: Option<Box<Hook>>,
     ) -> ScriptedServer {
         let shared = Arc::new(Shared {
             user: user.to_string(),
             password: password.to_string(),
-            folders,
+            folders: Mutex::new(folders),
+            destination,
             hook,
             live: Mutex::new(HashMap::new()),
             threads: Mutex::new(Vec::new()),

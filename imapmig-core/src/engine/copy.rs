@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::fingerprint::Fingerprinter;
+use super::fingerprint::{ContentPrint, Fingerprinter};
+use super::line_endings::{BareLfCounter, CrlfReader};
+use super::readback::{self, Sent};
 use super::{
     Anomaly, EngineError, FolderFailure, FolderReport, MigrationOptions, MigrationReport,
     ProgressEvent, ProgressSink, Side, SkippedMessage,
@@ -207,6 +209,12 @@ pub(super) async fn run(
     }
     report.copied = report.folders.iter().map(|f| f.copied).sum();
     report.bytes = report.folders.iter().map(|f| f.bytes).sum();
+    for f in &report.folders {
+        report.altered.add(&f.altered);
+    }
+    if !report.altered.is_empty() {
+        report.altering_destination = Some(destination.describe());
+    }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -317,6 +325,27 @@ fn light_pass(
         }
     }
     Ok(true)
+}
+
+/// The passes over a folder's messages: small ones in groups first; those of a refused group
+/// one by one; last, those refused for bare newlines, with CRLF line endings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    Grouped,
+    Single,
+    Normalised,
+}
+
+/// An append sent and not yet completed.
+struct InFlight {
+    ticket: crate::sink::AppendTicket,
+    uid: Uid,
+    fp: Fingerprinter,
+    len: u64,
+    /// Bare LFs in what was sent (0 when sent normalised).
+    bare_lfs: u64,
+    /// The flags sent with it.
+    flags: Flags,
 }
 
 /// Messages whose flags become the same set on the destination: one STORE for all of them.
@@ -458,7 +487,7 @@ async fn open_pair(ctx: &Ctx) -> Result<(AnySource, AnySink), EngineError> {
 async fn source_fingerprints(
     source: &mut AnySource,
     uids: &[Uid],
-) -> Result<HashMap<Uid, [u8; 32]>, AccessError> {
+) -> Result<HashMap<Uid, ContentPrint>, AccessError> {
     let mut out = HashMap::with_capacity(uids.len());
     for chunk in uids.chunks(FINGERPRINT_BATCH) {
         source.request_bodies(chunk).await?;
@@ -493,6 +522,37 @@ fn match_by_fingerprint<K: Copy>(
                 .map(|u| (*k, u))
         })
         .collect()
+}
+
+/// Matches messages one-to-one by content: by fingerprint first, then what is left on both
+/// sides by masked fingerprint (a copy whose 8-bit header bytes the destination rewrote).
+/// Never more than one candidate per wanted message, nor the other way round.
+pub(super) fn match_by_print(
+    wanted: &[(Uid, ContentPrint)],
+    candidates: &HashMap<Uid, ContentPrint>,
+) -> Vec<(Uid, Uid)> {
+    let exact: Vec<(Uid, [u8; 32])> = wanted.iter().map(|(k, p)| (*k, p.fingerprint)).collect();
+    let cands: HashMap<Uid, [u8; 32]> = candidates
+        .iter()
+        .map(|(u, p)| (*u, p.fingerprint))
+        .collect();
+    let mut out = match_by_fingerprint(&exact, &cands);
+    let taken: HashSet<Uid> = out.iter().map(|(k, _)| *k).collect();
+    let used: HashSet<Uid> = out.iter().map(|(_, u)| *u).collect();
+    let rest: Vec<(Uid, [u8; 32])> = wanted
+        .iter()
+        .filter(|(k, _)| !taken.contains(k))
+        .map(|(k, p)| (*k, p.masked))
+        .collect();
+    let rest_cands: HashMap<Uid, [u8; 32]> = candidates
+        .iter()
+        .filter(|(u, _)| !used.contains(u))
+        .map(|(u, p)| (*u, p.masked))
+        .collect();
+    if !rest.is_empty() && !rest_cands.is_empty() {
+        out.extend(match_by_fingerprint(&rest, &rest_cands));
+    }
+    out
 }
 
 /// The flags to give a copy: those the destination folder accepts; the rest are reported.
@@ -772,17 +832,27 @@ async fn copy_folder(
         bytes: todo.iter().map(|m| m.size).sum(),
     });
 
-    let uidplus = dsel.reports_uids;
+    // Copies left without a destination UID (no UIDPLUS, and not found by the read-back).
+    let mut untied = 0u64;
     // A lower bound for the UID of anything we append next: UIDs only grow.
     let mut floor = dsel.uid_next.unwrap_or(1).max(1);
     let batch = ctx.options.batch.max(1);
     // Small messages go in groups (MULTIAPPEND) on the first pass; a group the destination
     // refuses stored nothing, and its messages go again one by one on a second pass, so one
     // bad message refuses only itself.
+    // A message refused while it had bare newlines (Cyrus: "NO Message contains bare
+    // newlines") goes once more on a last pass, with CRLF line endings, unless the options keep
+    // the refusal: the bare LFs counted while it was sent tell the new length up front.
     let mut work: Vec<&MessageMeta> = todo;
-    for grouped in [true, false] {
+    let mut to_normalise: Vec<&MessageMeta> = Vec::new();
+    let mut bare_lfs: HashMap<Uid, u64> = HashMap::new();
+    for pass in [Pass::Grouped, Pass::Single, Pass::Normalised] {
+        let grouped = pass == Pass::Grouped;
+        if pass == Pass::Normalised {
+            work = std::mem::take(&mut to_normalise);
+        }
         if work.is_empty() {
-            break;
+            continue;
         }
         dst.set_grouping(grouped);
         let mut retry_single: Vec<&MessageMeta> = Vec::new();
@@ -818,8 +888,7 @@ async fn copy_folder(
                 state.drop_pending(account, folder, &uids)?;
                 return Err(EngineError::Cancelled);
             }
-            let mut in_flight: Vec<(crate::sink::AppendTicket, Uid, Fingerprinter, u64)> =
-                Vec::new();
+            let mut in_flight: Vec<InFlight> = Vec::new();
             let mut gone: Vec<Uid> = Vec::new();
             // Only what this round asked for is copied, each message once: a body for any
             // other UID (or a second one for the same UID) is a protocol anomaly, reported.
@@ -843,18 +912,59 @@ async fn copy_folder(
                         let flags =
                             flags_for_destination(&meta.flags, &dsel, &mut dropped_keywords);
                         let mut fp = Fingerprinter::new();
+                        let mut lfs = BareLfCounter::default();
                         let len = body.len;
-                        let sent = dst
-                            .append(
-                                &flags,
-                                meta.internal_date.as_ref(),
-                                &mut body,
-                                &mut |c: &[u8]| fp.update(c),
-                            )
-                            .await;
+                        let extra = match pass {
+                            Pass::Normalised => bare_lfs.get(&uid).copied(),
+                            _ => None,
+                        };
+                        let sent = match extra {
+                            Some(extra) => {
+                                let mut crlf = crate::body::FetchedBody::from_reader(
+                                    uid,
+                                    len + extra,
+                                    CrlfReader::new(&mut body),
+                                );
+                                dst.append(
+                                    &flags,
+                                    meta.internal_date.as_ref(),
+                                    &mut crlf,
+                                    &mut |c: &[u8]| fp.update(c),
+                                )
+                                .await
+                            }
+                            None => {
+                                dst.append(
+                                    &flags,
+                                    meta.internal_date.as_ref(),
+                                    &mut body,
+                                    &mut |c: &[u8]| {
+                                        fp.update(c);
+                                        lfs.update(c);
+                                    },
+                                )
+                                .await
+                            }
+                        };
                         match sent {
-                            Ok(ticket) => in_flight.push((ticket, uid, fp, len)),
+                            Ok(ticket) => in_flight.push(InFlight {
+                                ticket,
+                                uid,
+                                fp,
+                                len: len + extra.unwrap_or(0),
+                                bare_lfs: lfs.count(),
+                                flags,
+                            }),
                             Err(e) => match e.refusal() {
+                                Some(_)
+                                    if lfs.count() > 0
+                                        && pass != Pass::Normalised
+                                        && !ctx.options.strict_line_endings =>
+                                {
+                                    to_normalise.push(meta);
+                                    bare_lfs.insert(uid, lfs.count());
+                                    gone.push(uid);
+                                }
                                 Some(words) => {
                                     // Refused before the body was sent (synchronising literal).
                                     refuse(ctx, &mut rep, folder, uid, len, words);
@@ -927,25 +1037,45 @@ async fn copy_folder(
                 }
             }
             let mut done = Vec::with_capacity(in_flight.len());
-            for (ticket, uid, fp, len) in in_flight {
+            let mut sent: Vec<Sent> = Vec::with_capacity(in_flight.len());
+            let batch_floor = floor;
+            for InFlight {
+                ticket,
+                uid,
+                fp,
+                len,
+                bare_lfs: lfs,
+                flags: sent_flags,
+            } in in_flight
+            {
                 match dst.finish_append(ticket).await {
                     Ok(dst_uid) => {
                         if let Some(u) = dst_uid {
                             floor = floor.max(u.0.saturating_add(1));
                         }
-                        let flags = by_uid
-                            .get(&uid)
-                            .map(|m| m.flags.clone())
-                            .unwrap_or_default();
+                        let meta = by_uid.get(&uid);
+                        let flags = meta.map(|m| m.flags.clone()).unwrap_or_default();
+                        let print = fp.finish_print();
+                        sent.push(Sent {
+                            src_uid: uid,
+                            dst_uid,
+                            flags: sent_flags,
+                            date: meta.and_then(|m| m.internal_date),
+                            len,
+                            print,
+                        });
                         done.push(CopiedRecord {
                             src_uid: uid,
                             dst_uid,
-                            fingerprint: fp.finish().0,
+                            fingerprint: print.fingerprint,
                             flags,
                             size: len,
                         });
                         rep.copied += 1;
                         rep.bytes += len;
+                        if pass == Pass::Normalised {
+                            rep.altered.line_endings_normalised += 1;
+                        }
                         ctx.emit(ProgressEvent::MessageCopied {
                             folder: folder.to_string(),
                             uid: uid.0,
@@ -960,6 +1090,18 @@ async fn copy_folder(
                         gone.push(uid);
                     }
                     Err(e) => match e.refusal() {
+                        Some(_)
+                            if lfs > 0
+                                && pass != Pass::Normalised
+                                && !ctx.options.strict_line_endings =>
+                        {
+                            // Refused while it had bare newlines: once more with CRLF.
+                            if let Some(meta) = by_uid.get(&uid) {
+                                to_normalise.push(meta);
+                                bare_lfs.insert(uid, lfs);
+                            }
+                            gone.push(uid);
+                        }
                         Some(words) => {
                             refuse(ctx, &mut rep, folder, uid, len, words);
                             gone.push(uid);
@@ -970,6 +1112,22 @@ async fn copy_folder(
                             return Err(on(Side::Destination)(e));
                         }
                     },
+                }
+            }
+            // What did the destination make of them? (Flags repaired, dates and headers it
+            // changed reported; without UIDPLUS the copies are tied to their UIDs here.)
+            match readback::check(dst, &sent, batch_floor, &mut rep).await {
+                Ok(checked) => {
+                    floor = floor.max(checked.floor);
+                    for r in done.iter_mut().filter(|r| r.dst_uid.is_none()) {
+                        r.dst_uid = checked.found.get(&r.src_uid).copied();
+                        untied += u64::from(r.dst_uid.is_none());
+                    }
+                }
+                Err(e) => {
+                    // The copies are there: recorded before the error goes up.
+                    state.commit_copied(account, folder, &done)?;
+                    return Err(on(Side::Destination)(e));
                 }
             }
             state.commit_copied(account, folder, &done)?;
@@ -993,6 +1151,13 @@ async fn copy_folder(
     }
 
     take_source_notes(src, &mut rep);
+    if rep.altered.line_endings_normalised > 0 {
+        rep.notes.push(format!(
+            "the destination refused {} message(s) for bare newlines (LF without CR); they were \
+             sent again with CRLF line endings, otherwise unchanged (line endings normalised)",
+            rep.altered.line_endings_normalised
+        ));
+    }
     rep.dropped_keywords = dropped_keywords.into_iter().collect();
     rep.dropped_keywords.sort();
     if !rep.dropped_keywords.is_empty() {
@@ -1001,10 +1166,10 @@ async fn copy_folder(
             rep.dropped_keywords.join(", ")
         ));
     }
-    if !uidplus {
-        rep.notes.push(
-            "the destination lacks UIDPLUS: copies were not tied to destination UIDs, so later flag changes are not carried over".into(),
-        );
+    if untied > 0 {
+        rep.notes.push(format!(
+            "the destination lacks UIDPLUS and {untied} copie(s) could not be found again: they are not tied to destination UIDs, so later flag changes are not carried over to them"
+        ));
     }
     // Remember how far we got: the next run can skip the folder if nothing changes.
     record.highest_modseq = if rep.refused.is_empty() {
@@ -1101,10 +1266,10 @@ async fn resolve_pending(
     let src_fps = source_fingerprints(src, &src_uids)
         .await
         .map_err(on(Side::Source))?;
-    let mut wanted: Vec<(Uid, [u8; 32])> = src_fps.into_iter().collect();
+    let mut wanted: Vec<(Uid, ContentPrint)> = src_fps.into_iter().collect();
     wanted.sort_by_key(|(u, _)| *u);
-    let matched = match_by_fingerprint(&wanted, &dst_fps);
-    let fp_of: HashMap<Uid, [u8; 32]> = wanted.iter().copied().collect();
+    let matched = match_by_print(&wanted, &dst_fps);
+    let fp_of: HashMap<Uid, [u8; 32]> = wanted.iter().map(|(u, p)| (*u, p.fingerprint)).collect();
     let records: Vec<CopiedRecord> = matched
         .iter()
         .filter_map(|(s, d)| {
@@ -1159,7 +1324,7 @@ async fn rematch_source(
     let pending = state.pending(account, folder)?;
     // Messages of an interrupted batch may be on the destination without a record: find them
     // too, so that they are not copied twice.
-    let mut extra: HashMap<Uid, [u8; 32]> = HashMap::new();
+    let mut extra: HashMap<Uid, ContentPrint> = HashMap::new();
     if !pending.is_empty() {
         let floor = pending
             .iter()
@@ -1198,14 +1363,15 @@ async fn rematch_source(
         let Some(fp) = src_fps.get(&m.uid) else {
             continue;
         };
-        match by_fp.get_mut(fp).and_then(VecDeque::pop_front) {
+        match by_fp.get_mut(&fp.fingerprint).and_then(VecDeque::pop_front) {
             Some(r) => map.push((r.src_uid, m.uid)),
             None => leftovers.push((m.uid, *fp)),
         }
     }
-    let extra_matched = match_by_fingerprint(&leftovers, &extra);
+    let extra_matched = match_by_print(&leftovers, &extra);
     let meta_of: HashMap<Uid, &MessageMeta> = metas.iter().map(|m| (m.uid, m)).collect();
-    let fp_of: HashMap<Uid, [u8; 32]> = leftovers.iter().copied().collect();
+    let fp_of: HashMap<Uid, [u8; 32]> =
+        leftovers.iter().map(|(u, p)| (*u, p.fingerprint)).collect();
     state.remap_source(account, folder, new_validity, &map)?;
     let new_records: Vec<CopiedRecord> = extra_matched
         .iter()
@@ -1288,40 +1454,130 @@ async fn rematch_fresh(
         ),
     };
     let held = dst_sizes.as_ref().map_or(dst_cands.len(), Vec::len);
-    let mut found = Vec::new();
+    let mut src_fps: HashMap<Uid, ContentPrint> = HashMap::new();
+    let mut dst_fps: HashMap<Uid, ContentPrint> = HashMap::new();
+    let (mut src_read, mut dst_read) = (src_cands.len(), dst_cands.len());
+    let mut matched: Vec<(Uid, Uid)> = Vec::new();
     if !src_cands.is_empty() && !dst_cands.is_empty() {
-        let dst_fps = dst
+        dst_fps = dst
             .fingerprints(&dst_cands)
             .await
             .map_err(on(Side::Destination))?;
-        let src_fps = source_fingerprints(src, &src_cands)
+        src_fps = source_fingerprints(src, &src_cands)
             .await
             .map_err(on(Side::Source))?;
-        let mut ordered: Vec<(Uid, [u8; 32])> = src_fps.iter().map(|(u, f)| (*u, *f)).collect();
-        ordered.sort_by_key(|(u, _)| *u);
-        let fps = src_fps;
-        let sizes: HashMap<Uid, u64> = wanted.iter().map(|m| (m.uid, m.size)).collect();
-        found = match_by_fingerprint(&ordered, &dst_fps)
+        matched = match_prints_in_order(&src_fps, &dst_fps);
+    }
+    // A copy whose bare newlines were made CRLF (by us for a destination that refuses them,
+    // or by the destination itself) is larger than its source, at most twice: what the sizes
+    // left unmatched gets a second look within that window.
+    if let Some(sizes) = &dst_sizes {
+        let (src_more, dst_more) = normalised_size_candidates(wanted, sizes, &matched);
+        let src_more: Vec<Uid> = src_more
             .into_iter()
-            .map(|(src_uid, dst_uid)| CopiedRecord {
-                src_uid,
-                dst_uid: Some(dst_uid),
-                fingerprint: fps.get(&src_uid).copied().unwrap_or_default(),
-                // Unknown: the pass stores the source's flags on them.
-                flags: Flags::new(),
-                size: sizes.get(&src_uid).copied().unwrap_or(0),
-            })
+            .filter(|u| !src_fps.contains_key(u))
             .collect();
+        let dst_more: Vec<Uid> = dst_more
+            .into_iter()
+            .filter(|u| !dst_fps.contains_key(u))
+            .collect();
+        if !src_more.is_empty() && !dst_more.is_empty() {
+            src_read += src_more.len();
+            dst_read += dst_more.len();
+            dst_fps.extend(
+                dst.fingerprints(&dst_more)
+                    .await
+                    .map_err(on(Side::Destination))?,
+            );
+            src_fps.extend(
+                source_fingerprints(src, &src_more)
+                    .await
+                    .map_err(on(Side::Source))?,
+            );
+            matched = match_prints_in_order(&src_fps, &dst_fps);
+        }
+    }
+    let sizes: HashMap<Uid, u64> = wanted.iter().map(|m| (m.uid, m.size)).collect();
+    let found: Vec<CopiedRecord> = matched
+        .into_iter()
+        .map(|(src_uid, dst_uid)| CopiedRecord {
+            src_uid,
+            dst_uid: Some(dst_uid),
+            fingerprint: src_fps
+                .get(&src_uid)
+                .map(|p| p.fingerprint)
+                .unwrap_or_default(),
+            // Unknown: the pass stores the source's flags on them.
+            flags: Flags::new(),
+            size: sizes.get(&src_uid).copied().unwrap_or(0),
+        })
+        .collect();
+    if !found.is_empty() {
         ctx.state.commit_copied(account, folder, &found)?;
     }
     rep.notes.push(format!(
         "no sync state for this folder, and the destination folder holds {held} message(s): {} of them are copies of source messages (matched by content, {} read on the source, {} on the destination, in {:.1} s) and were not copied again",
         found.len(),
-        src_cands.len(),
-        dst_cands.len(),
+        src_read,
+        dst_read,
         started.elapsed().as_secs_f64()
     ));
     Ok(())
+}
+
+/// Matches source prints (lowest UID first) to destination prints, one to one.
+fn match_prints_in_order(
+    src: &HashMap<Uid, ContentPrint>,
+    dst: &HashMap<Uid, ContentPrint>,
+) -> Vec<(Uid, Uid)> {
+    let mut ordered: Vec<(Uid, ContentPrint)> = src.iter().map(|(u, p)| (*u, *p)).collect();
+    ordered.sort_by_key(|(u, _)| *u);
+    match_by_print(&ordered, dst)
+}
+
+/// Among the messages `matched` left over on each side: the source messages for which some
+/// destination message is larger but at most twice as large, and those destination messages
+/// (what turning bare LFs into CRLF can make of a message).
+fn normalised_size_candidates(
+    wanted: &[&MessageMeta],
+    dst_sizes: &[(Uid, u64)],
+    matched: &[(Uid, Uid)],
+) -> (Vec<Uid>, Vec<Uid>) {
+    let taken_src: HashSet<Uid> = matched.iter().map(|(s, _)| *s).collect();
+    let taken_dst: HashSet<Uid> = matched.iter().map(|(_, d)| *d).collect();
+    let left_src: Vec<(Uid, u64)> = wanted
+        .iter()
+        .filter(|m| !taken_src.contains(&m.uid))
+        .map(|m| (m.uid, m.size))
+        .collect();
+    let left_dst: Vec<(Uid, u64)> = dst_sizes
+        .iter()
+        .filter(|(u, _)| !taken_dst.contains(u))
+        .copied()
+        .collect();
+    let mut dsizes: Vec<u64> = left_dst.iter().map(|(_, s)| *s).collect();
+    dsizes.sort_unstable();
+    // Some size in (lo, hi] among `sorted`?
+    let any_in = |sorted: &[u64], lo: u64, hi: u64| {
+        let i = sorted.partition_point(|&x| x <= lo);
+        sorted.get(i).is_some_and(|&x| x <= hi)
+    };
+    let src_more: Vec<(Uid, u64)> = left_src
+        .into_iter()
+        .filter(|(_, s)| any_in(&dsizes, *s, s.saturating_mul(2)))
+        .collect();
+    let mut ssizes: Vec<u64> = src_more.iter().map(|(_, s)| *s).collect();
+    ssizes.sort_unstable();
+    let dst_more: Vec<Uid> = left_dst
+        .into_iter()
+        .filter(|(_, d)| {
+            // A source size s with s < d <= 2s: s in [ceil(d/2), d).
+            let lo = d.div_ceil(2).saturating_sub(1);
+            any_in(&ssizes, lo, d.saturating_sub(1))
+        })
+        .map(|(u, _)| u)
+        .collect();
+    (src_more.into_iter().map(|(u, _)| u).collect(), dst_more)
 }
 
 async fn rematch_dest(
@@ -1341,7 +1597,14 @@ async fn rematch_dest(
         source,
     };
     let uids = dst.uids_from(1).await.map_err(on_dst)?;
-    let dst_fps = dst.fingerprints(&uids).await.map_err(on_dst)?;
+    // Only the fingerprints are stored: a copy the destination rewrote is not found here.
+    let dst_fps: HashMap<Uid, [u8; 32]> = dst
+        .fingerprints(&uids)
+        .await
+        .map_err(on_dst)?
+        .into_iter()
+        .map(|(u, p)| (u, p.fingerprint))
+        .collect();
     let wanted: Vec<(Uid, [u8; 32])> = copied.iter().map(|r| (r.src_uid, r.fingerprint)).collect();
     let map = match_by_fingerprint(&wanted, &dst_fps);
     state.remap_dest(account, folder, new_validity, &map)?;
@@ -1365,6 +1628,26 @@ mod tests {
             "1:3,5,9:10"
         );
         assert_eq!(super::super::uid_set(&u(&[7])), "7");
+    }
+
+    #[test]
+    fn masked_prints_never_merge_distinct_source_messages() {
+        use crate::engine::fingerprint::print;
+        // Two source messages that differ only in 8-bit header bytes: rewritten to X they
+        // would be the same, so one destination copy is claimed by one of them only.
+        let a = print("Subject: \u{e4}\r\n\r\nx\r\n".as_bytes());
+        let b = print("Subject: \u{f6}\r\n\r\nx\r\n".as_bytes());
+        let munged = print(b"Subject: XX\r\n\r\nx\r\n");
+        assert_ne!(a.fingerprint, b.fingerprint);
+        assert_eq!(a.masked, munged.masked);
+        let cands: HashMap<Uid, ContentPrint> = [(Uid(7), munged)].into_iter().collect();
+        let m = match_by_print(&[(Uid(1), a), (Uid(2), b)], &cands);
+        assert_eq!(m, vec![(Uid(1), Uid(7))]);
+        // An exact match is preferred to a masked one.
+        let cands: HashMap<Uid, ContentPrint> =
+            [(Uid(7), munged), (Uid(8), b)].into_iter().collect();
+        let m = match_by_print(&[(Uid(1), a), (Uid(2), b)], &cands);
+        assert_eq!(m, vec![(Uid(2), Uid(8)), (Uid(1), Uid(7))]);
     }
 
     #[test]

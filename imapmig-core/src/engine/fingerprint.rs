@@ -6,6 +6,12 @@
 //! the caller normalises first), so the raw bytes on the two sides can differ only there; any
 //! other difference is a different message. Two byte-identical messages have the same
 //! fingerprint and stay two messages: matching is always one-to-one, never a merge.
+//!
+//! Beside it, every message gets a *masked* fingerprint: the same, with each 8-bit byte of the
+//! header section (up to the first empty line) read as `X`. It is what a copy still matches
+//! after a destination rewrote its 8-bit header bytes (Cyrus's default `munge8bit`). Re-matching
+//! tries it only for what the fingerprint left unmatched, still one to one. For a message
+//! without 8-bit header bytes it is the fingerprint itself, and costs nothing past the header.
 
 use sha2::{Digest, Sha256};
 
@@ -21,19 +27,39 @@ pub struct Fingerprinter {
     pending_cr: bool,
     exact: Option<Sha256>,
     scratch: Vec<u8>,
+    /// The masked fingerprint (see the module docs), fed while in the header, and after it
+    /// only when the header had 8-bit bytes.
+    masked: Sha256,
+    masked_scratch: Vec<u8>,
+    header_done: bool,
+    header_8bit: bool,
+    /// The last normalised byte was LF (true at the start: an empty header section).
+    after_lf: bool,
+}
+
+/// A message's fingerprint and its masked fingerprint (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ContentPrint {
+    /// The fingerprint: line endings normalised.
+    pub fingerprint: [u8; 32],
+    /// The same with the header's 8-bit bytes read as `X`.
+    pub masked: [u8; 32],
 }
 
 impl Fingerprinter {
     /// A fingerprinter for the line-ending-normalised fingerprint only.
     pub fn new() -> Fingerprinter {
-        Fingerprinter::default()
+        Fingerprinter {
+            after_lf: true,
+            ..Fingerprinter::default()
+        }
     }
 
     /// A fingerprinter that also computes the exact SHA-256 of the bytes.
     pub fn with_exact() -> Fingerprinter {
         Fingerprinter {
             exact: Some(Sha256::new()),
-            ..Fingerprinter::default()
+            ..Fingerprinter::new()
         }
     }
 
@@ -62,10 +88,73 @@ impl Fingerprinter {
         }
         if self.scratch.is_empty() {
             // No CR at all (bare-LF mail): hash the chunk where it lies.
-            self.hash.update(rest);
+            self.absorb(rest);
         } else {
             self.scratch.extend_from_slice(rest);
-            self.hash.update(&self.scratch);
+            let scratch = std::mem::take(&mut self.scratch);
+            self.absorb(&scratch);
+            self.scratch = scratch;
+        }
+    }
+
+    /// Hashes normalised bytes into the fingerprint, and into the masked one while it differs.
+    fn absorb(&mut self, d: &[u8]) {
+        self.hash.update(d);
+        if d.is_empty() {
+            return;
+        }
+        if self.header_done {
+            if self.header_8bit {
+                self.masked.update(d);
+            }
+            return;
+        }
+        // The header ends after the first empty line: an LF right after an LF.
+        let mut end = None;
+        for i in memchr::memchr_iter(b'\n', d) {
+            let lf_before = match i {
+                0 => self.after_lf,
+                _ => d[i - 1] == b'\n',
+            };
+            if lf_before {
+                end = Some(i + 1);
+                break;
+            }
+        }
+        let (head, body) = d.split_at(end.unwrap_or(d.len()));
+        if head.iter().any(|&b| b >= 0x80) {
+            self.header_8bit = true;
+            self.masked_scratch.clear();
+            self.masked_scratch
+                .extend(head.iter().map(|&b| if b >= 0x80 { b'X' } else { b }));
+            self.masked.update(&self.masked_scratch);
+        } else {
+            self.masked.update(head);
+        }
+        if end.is_some() {
+            self.header_done = true;
+            if self.header_8bit {
+                self.masked.update(body);
+            }
+        }
+        self.after_lf = d.last() == Some(&b'\n');
+    }
+
+    /// The fingerprint and the masked fingerprint.
+    pub fn finish_print(mut self) -> ContentPrint {
+        if self.pending_cr {
+            self.pending_cr = false;
+            self.absorb(b"\r");
+        }
+        let fingerprint: [u8; 32] = self.hash.finalize().into();
+        let masked = if self.header_8bit {
+            self.masked.finalize().into()
+        } else {
+            fingerprint
+        };
+        ContentPrint {
+            fingerprint,
+            masked,
         }
     }
 
@@ -83,12 +172,12 @@ impl Fingerprinter {
 /// Reads a body to its end; returns its fingerprint.
 pub async fn fingerprint_body(
     body: &mut crate::body::FetchedBody<'_>,
-) -> Result<[u8; 32], crate::imap::ImapError> {
+) -> Result<ContentPrint, crate::imap::ImapError> {
     let mut f = Fingerprinter::new();
     while let Some(c) = body.chunk().await? {
         f.update(&c);
     }
-    Ok(f.finish().0)
+    Ok(f.finish_print())
 }
 
 /// Reads a body to its end; returns its fingerprint and the exact SHA-256 of its bytes.
@@ -104,9 +193,14 @@ pub async fn of_body(
 
 /// The fingerprint of a whole message in memory.
 pub fn fingerprint(message: &[u8]) -> [u8; 32] {
+    print(message).fingerprint
+}
+
+/// The fingerprint and masked fingerprint of a whole message in memory.
+pub fn print(message: &[u8]) -> ContentPrint {
     let mut f = Fingerprinter::new();
     f.update(message);
-    f.finish().0
+    f.finish_print()
 }
 
 /// Lower-case hex, for reports.
@@ -127,7 +221,37 @@ mod tests {
         assert_ne!(fingerprint(b"a\r"), fingerprint(b"a"));
     }
 
+    #[test]
+    fn masked_prints_see_past_rewritten_8bit_header_bytes() {
+        let raw = "Subject: Gr\u{fc}\u{df}e\r\nFrom: a\r\n\r\nK\u{f6}rper\r\n".as_bytes();
+        let munged: Vec<u8> = {
+            let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            raw.iter()
+                .enumerate()
+                .map(|(i, &b)| if i < end && b >= 0x80 { b'X' } else { b })
+                .collect()
+        };
+        let (a, b) = (print(raw), print(&munged));
+        assert_ne!(a.fingerprint, b.fingerprint);
+        assert_eq!(a.masked, b.masked);
+        assert_eq!(b.masked, b.fingerprint);
+        // The body's 8-bit bytes are not masked.
+        let other = "Subject: Gr\u{fc}\u{df}e\r\nFrom: a\r\n\r\nKXXrper\r\n".as_bytes();
+        assert_ne!(print(other).masked, a.masked);
+        let plain = print(b"Subject: x\n\nbody\n");
+        assert_eq!(plain.masked, plain.fingerprint);
+    }
+
     proptest! {
+        #[test]
+        fn masked_chunking_does_not_matter(data in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(0xc3u8), any::<u8>()], 0..200), cut in 0usize..200) {
+            let cut = cut.min(data.len());
+            let mut f = Fingerprinter::new();
+            f.update(&data[..cut]);
+            f.update(&data[cut..]);
+            prop_assert_eq!(f.finish_print(), print(&data));
+        }
+
         #[test]
         fn chunking_does_not_matter(data in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), any::<u8>()], 0..200), cut in 0usize..200) {
             let cut = cut.min(data.len());

@@ -23,6 +23,8 @@ mod copy;
 pub mod events;
 pub mod fingerprint;
 mod inspect;
+mod line_endings;
+mod readback;
 mod verify;
 
 use std::collections::HashMap;
@@ -156,6 +158,10 @@ pub struct MigrationOptions {
     /// bodies elided; see [`crate::trace`]); off by default. A server whose endpoint already
     /// has a trace keeps it.
     pub trace: Option<crate::trace::ProtocolTrace>,
+    /// Keep a destination's refusal of a message with bare newlines (LF without CR) instead
+    /// of sending it again with CRLF line endings (the default, reported as "line endings
+    /// normalised").
+    pub strict_line_endings: bool,
 }
 
 impl Default for MigrationOptions {
@@ -170,6 +176,7 @@ impl Default for MigrationOptions {
             retries: 5,
             backoff: Duration::from_millis(500),
             trace: None,
+            strict_line_endings: false,
         }
     }
 }
@@ -245,6 +252,44 @@ pub struct FolderReport {
     /// Absent from JSON when false.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub recreated: bool,
+    /// What the destination changed of what it was given, counted by kind; each change that
+    /// loses something (flags lost, dates not kept, headers altered) is also an anomaly naming
+    /// the source UID. Absent from JSON when nothing was changed.
+    #[serde(skip_serializing_if = "Alterations::is_empty")]
+    pub altered: Alterations,
+}
+
+/// What a destination changed of the messages it was given, counted per kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Alterations {
+    /// Messages refused for bare newlines and sent again with CRLF line endings (the
+    /// content is otherwise the source's: no anomaly, exit status unchanged).
+    pub line_endings_normalised: u64,
+    /// Copies whose flags the destination did not store as given, set right with STORE.
+    pub flags_repaired: u64,
+    /// Copies whose flags are still not the source's after STORE (an anomaly each).
+    pub flags_lost: u64,
+    /// Copies whose INTERNALDATE is not the one given: it cannot be set afterwards (an
+    /// anomaly each).
+    pub dates_not_kept: u64,
+    /// Copies whose header the destination rewrote (8-bit bytes replaced): an anomaly each.
+    pub headers_altered: u64,
+}
+
+impl Alterations {
+    /// Whether nothing was changed.
+    pub fn is_empty(&self) -> bool {
+        *self == Alterations::default()
+    }
+
+    /// Adds `other`'s counts.
+    pub fn add(&mut self, other: &Alterations) {
+        self.line_endings_normalised += other.line_endings_normalised;
+        self.flags_repaired += other.flags_repaired;
+        self.flags_lost += other.flags_lost;
+        self.dates_not_kept += other.dates_not_kept;
+        self.headers_altered += other.headers_altered;
+    }
 }
 
 /// Something a server (or local store) sent that the migration did not ask for, could not
@@ -329,6 +374,13 @@ pub struct MigrationReport {
     pub bytes: u64,
     /// Total wall-clock seconds.
     pub seconds: f64,
+    /// The destination, named when it changed messages it was given (see
+    /// [`FolderReport::altered`]); absent from JSON otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub altering_destination: Option<String>,
+    /// The folders' [`FolderReport::altered`] added up; absent from JSON when empty.
+    #[serde(skip_serializing_if = "Alterations::is_empty")]
+    pub altered: Alterations,
 }
 
 impl MigrationReport {

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 
 use super::{AppendTicket, MigrationSink, OpenedTarget};
 use crate::body::{BodyEvent, FetchedBody};
+use crate::engine::fingerprint::ContentPrint;
 use crate::engine::Account;
 use crate::imap::{ImapError, Session};
-use crate::model::{Flags, InternalDate, SpecialUse, Uid};
+use crate::model::{Flags, InternalDate, MessageMeta, SpecialUse, Uid};
 use crate::source::{AccessError, FolderList};
 
 /// Bodies fetched per pipelined round when fingerprinting.
@@ -129,7 +130,7 @@ impl ImapSink {
 pub(crate) async fn fingerprint_selected(
     session: &mut Session,
     uids: &[Uid],
-) -> Result<HashMap<Uid, [u8; 32]>, ImapError> {
+) -> Result<HashMap<Uid, ContentPrint>, ImapError> {
     let mut out = HashMap::with_capacity(uids.len());
     for chunk in uids.chunks(FINGERPRINT_BATCH) {
         session.send_fetch_bodies(chunk).await?;
@@ -266,7 +267,10 @@ impl MigrationSink for ImapSink {
         Ok(Some(metas.into_iter().map(|m| (m.uid, m.size)).collect()))
     }
 
-    async fn fingerprints(&mut self, uids: &[Uid]) -> Result<HashMap<Uid, [u8; 32]>, AccessError> {
+    async fn fingerprints(
+        &mut self,
+        uids: &[Uid],
+    ) -> Result<HashMap<Uid, ContentPrint>, AccessError> {
         self.close_group().await?;
         Ok(fingerprint_selected(&mut self.session, uids).await?)
     }
@@ -278,6 +282,38 @@ impl MigrationSink for ImapSink {
         }
         let set = crate::engine::uid_set(uids);
         Ok(self.session.uid_store(&set, "", flags).await?)
+    }
+
+    async fn read_back(
+        &mut self,
+        uids: &[Uid],
+        floor: u32,
+    ) -> Result<Option<Vec<MessageMeta>>, AccessError> {
+        self.close_group().await?;
+        // No shortcut on an empty folder: EXISTS as seen at SELECT is out of date by now.
+        let floor = floor.max(1);
+        let set = if uids.is_empty() {
+            format!("{floor}:*")
+        } else {
+            crate::engine::uid_set(uids)
+        };
+        let metas = self.session.fetch_meta(&set, None).await?;
+        // `n:*` also returns the highest message when all are below n.
+        Ok(Some(
+            metas
+                .into_iter()
+                .filter(|m| !uids.is_empty() || m.uid.0 >= floor)
+                .collect(),
+        ))
+    }
+
+    async fn add_flags(&mut self, uids: &[Uid], flags: &Flags) -> Result<(), AccessError> {
+        self.close_group().await?;
+        if uids.is_empty() || flags.is_empty() {
+            return Ok(());
+        }
+        let set = crate::engine::uid_set(uids);
+        Ok(self.session.uid_store(&set, "+", flags).await?)
     }
 
     fn set_grouping(&mut self, on: bool) {

@@ -483,7 +483,10 @@ impl MigrationSink for MaildirSink {
         Ok(None)
     }
 
-    async fn fingerprints(&mut self, uids: &[Uid]) -> Result<HashMap<Uid, [u8; 32]>, AccessError> {
+    async fn fingerprints(
+        &mut self,
+        uids: &[Uid],
+    ) -> Result<HashMap<Uid, crate::engine::fingerprint::ContentPrint>, AccessError> {
         let f = self.folder()?;
         let mut out = HashMap::with_capacity(uids.len());
         let mut buf = vec![0u8; 256 * 1024];
@@ -508,9 +511,23 @@ impl MigrationSink for MaildirSink {
                 }
                 fp.update(&buf[..n]);
             }
-            out.insert(*uid, fp.finish().0);
+            out.insert(*uid, fp.finish_print());
         }
         Ok(out)
+    }
+
+    async fn read_back(
+        &mut self,
+        _uids: &[Uid],
+        _floor: u32,
+    ) -> Result<Option<Vec<crate::model::MessageMeta>>, AccessError> {
+        // Files hold exactly the flags and date they were written with.
+        Ok(None)
+    }
+
+    async fn add_flags(&mut self, _uids: &[Uid], _flags: &Flags) -> Result<(), AccessError> {
+        // Only repairs what a read-back found changed; nothing is read back here.
+        Ok(())
     }
 
     async fn store_flags(&mut self, uids: &[Uid], flags: &Flags) -> Result<(), AccessError> {

@@ -16,8 +16,9 @@ use std::collections::HashMap;
 pub use self::imap::ImapSink;
 pub use self::maildir::MaildirSink;
 use crate::body::FetchedBody;
+use crate::engine::fingerprint::ContentPrint;
 use crate::engine::Account;
-use crate::model::{Flags, InternalDate, SpecialUse, Uid, UidValidity};
+use crate::model::{Flags, InternalDate, MessageMeta, SpecialUse, Uid, UidValidity};
 use crate::source::{AccessError, AnySource, FolderList, MaildirSpec, SourceSpec};
 
 /// What opening a destination folder tells.
@@ -100,10 +101,24 @@ pub trait MigrationSink {
     /// open folder, or `None` when the sink cannot tell them exactly without reading the
     /// messages. Used to fingerprint only the messages that may be copies of a source message.
     async fn sizes(&mut self) -> Result<Option<Vec<(Uid, u64)>>, AccessError>;
-    /// Content fingerprints of messages in the open folder.
-    async fn fingerprints(&mut self, uids: &[Uid]) -> Result<HashMap<Uid, [u8; 32]>, AccessError>;
+    /// Content fingerprints (and masked ones) of messages in the open folder.
+    async fn fingerprints(
+        &mut self,
+        uids: &[Uid],
+    ) -> Result<HashMap<Uid, ContentPrint>, AccessError>;
     /// Replaces the flags of messages in the open folder.
     async fn store_flags(&mut self, uids: &[Uid], flags: &Flags) -> Result<(), AccessError>;
+    /// What the open folder holds of messages just appended: flags, INTERNALDATE and size
+    /// of `uids` (as APPENDUID told them), or when `uids` is empty of every message at or
+    /// above `floor` (the UIDNEXT before the appends). One command for them all. `None` when
+    /// the sink stores exactly what it is given and need not be asked (a local store).
+    async fn read_back(
+        &mut self,
+        uids: &[Uid],
+        floor: u32,
+    ) -> Result<Option<Vec<MessageMeta>>, AccessError>;
+    /// Adds flags to messages in the open folder (keeps those they have).
+    async fn add_flags(&mut self, uids: &[Uid], flags: &Flags) -> Result<(), AccessError>;
     /// Whether small messages may be sent in groups (one command for several messages).
     /// Sinks without such a thing ignore it.
     fn set_grouping(&mut self, _on: bool) {}
@@ -221,11 +236,24 @@ impl MigrationSink for AnySink {
     async fn sizes(&mut self) -> Result<Option<Vec<(Uid, u64)>>, AccessError> {
         dispatch!(self, s => s.sizes().await)
     }
-    async fn fingerprints(&mut self, uids: &[Uid]) -> Result<HashMap<Uid, [u8; 32]>, AccessError> {
+    async fn fingerprints(
+        &mut self,
+        uids: &[Uid],
+    ) -> Result<HashMap<Uid, ContentPrint>, AccessError> {
         dispatch!(self, s => s.fingerprints(uids).await)
     }
     async fn store_flags(&mut self, uids: &[Uid], flags: &Flags) -> Result<(), AccessError> {
         dispatch!(self, s => s.store_flags(uids, flags).await)
+    }
+    async fn read_back(
+        &mut self,
+        uids: &[Uid],
+        floor: u32,
+    ) -> Result<Option<Vec<MessageMeta>>, AccessError> {
+        dispatch!(self, s => s.read_back(uids, floor).await)
+    }
+    async fn add_flags(&mut self, uids: &[Uid], flags: &Flags) -> Result<(), AccessError> {
+        dispatch!(self, s => s.add_flags(uids, flags).await)
     }
     fn set_grouping(&mut self, on: bool) {
         dispatch!(self, s => s.set_grouping(on))

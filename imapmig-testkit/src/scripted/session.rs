@@ -6,7 +6,7 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::Ordering;
 
 use super::parse::{self, Part, Read, Token};
-use super::{fetch, Command, ScriptedFolder, Shared};
+use super::{append, fetch, Command, ScriptedFolder, Shared};
 use crate::lock;
 
 const CAPS_BEFORE_LOGIN: &str = "IMAP4rev1 LITERAL+ SASL-IR ID NAMESPACE AUTH=PLAIN";
@@ -30,6 +30,11 @@ const KNOWN: &[&str] = &[
     "UID SEARCH",
     "FETCH",
     "UID FETCH",
+    // A destination's only (see `append.rs`).
+    "APPEND",
+    "UID STORE",
+    "CREATE",
+    "SUBSCRIBE",
 ];
 /// Size of the read buffer of a connection.
 const READ_BUFFER: usize = 16 * 1024;
@@ -297,10 +302,15 @@ impl Session<'_> {
                     .map(|_| format!("OK {} completed", cmd.name))
                     .ok_or_else(|| "BAD No mailbox selected".to_string())
             }),
+            "APPEND" | "UID STORE" | "CREATE" | "SUBSCRIBE" => match self.shared.destination {
+                None => Err(format!("BAD Unknown command {}", cmd.name)),
+                Some(quirks) => append::handle(self, quirks, &cmd.name, &args, out),
+            },
             "SEARCH" | "UID SEARCH" | "FETCH" | "UID FETCH" => match self.selected {
                 None => Err("BAD No mailbox selected".to_string()),
                 Some(f) => {
-                    let folder = &self.shared.folders[f];
+                    let folders = lock(&self.shared.folders);
+                    let folder = &folders[f];
                     let uid = cmd.name.starts_with("UID");
                     if cmd.name.ends_with("SEARCH") {
                         fetch::search(folder, uid, &args, out)
@@ -403,7 +413,7 @@ impl Session<'_> {
         }
         let mut full = reference.to_vec();
         full.extend_from_slice(pattern);
-        for folder in &self.shared.folders {
+        for folder in lock(&self.shared.folders).iter() {
             if matches_pattern(&full, &folder.name) {
                 out.extend_from_slice(b"* LIST () \"/\" ");
                 mailbox_name(out, folder);
@@ -413,10 +423,9 @@ impl Session<'_> {
         Ok("OK LIST completed".into())
     }
 
-    fn folder(&self, name: &Token) -> Result<usize, String> {
+    pub(super) fn folder(&self, name: &Token) -> Result<usize, String> {
         let name = name.astring().ok_or("BAD Expected a mailbox name")?;
-        self.shared
-            .folders
+        lock(&self.shared.folders)
             .iter()
             .position(|f| f.name == name)
             .ok_or_else(|| "NO [NONEXISTENT] Mailbox doesn't exist".to_string())
@@ -426,7 +435,9 @@ impl Session<'_> {
         let [name, Token::Open, items @ .., Token::Close] = args else {
             return Err("BAD STATUS takes a mailbox and a list of items".into());
         };
-        let folder = &self.shared.folders[self.folder(name)?];
+        let index = self.folder(name)?;
+        let folders = lock(&self.shared.folders);
+        let folder = &folders[index];
         let mut values = Vec::new();
         for item in items {
             let item = item.atom_upper().ok_or("BAD Invalid STATUS item")?;
@@ -456,7 +467,8 @@ impl Session<'_> {
             return Err(format!("BAD {verb} takes a mailbox name (no parameters)"));
         };
         let index = self.folder(name)?;
-        let folder = &self.shared.folders[index];
+        let folders = lock(&self.shared.folders);
+        let folder = &folders[index];
         let flags = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
         out.extend_from_slice(format!("* FLAGS ({flags})\r\n").as_bytes());
         let permanent = if verb == "EXAMINE" {
@@ -492,7 +504,7 @@ fn no_args(args: &[Token]) -> Result<(), String> {
     }
 }
 
-fn uid_next(folder: &ScriptedFolder) -> u64 {
+pub(super) fn uid_next(folder: &ScriptedFolder) -> u64 {
     folder
         .messages
         .iter()
