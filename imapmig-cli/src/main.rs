@@ -685,12 +685,13 @@ fn print_report(r: &MigrationReport) {
     if let Some(dst) = &r.altering_destination {
         let a = &r.altered;
         outln!(
-            "the destination {dst} changed messages it was given: {} line endings normalised, {} flags repaired, {} flags lost, {} dates not kept, {} headers altered",
+            "the destination {dst} changed messages it was given: {} line endings normalised, {} flags repaired, {} flags lost, {} dates not kept, {} headers altered, {} contents altered",
             a.line_endings_normalised,
             a.flags_repaired,
             a.flags_lost,
             a.dates_not_kept,
-            a.headers_altered
+            a.headers_altered,
+            a.content_altered
         );
     }
     for e in &r.not_imported {

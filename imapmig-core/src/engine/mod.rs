@@ -274,6 +274,9 @@ pub struct Alterations {
     pub dates_not_kept: u64,
     /// Copies whose header the destination rewrote (8-bit bytes replaced): an anomaly each.
     pub headers_altered: u64,
+    /// Copies whose content the destination changed otherwise (found by their size, then
+    /// their content; line endings alone do not count): an anomaly each.
+    pub content_altered: u64,
 }
 
 impl Alterations {
@@ -289,6 +292,7 @@ impl Alterations {
         self.flags_lost += other.flags_lost;
         self.dates_not_kept += other.dates_not_kept;
         self.headers_altered += other.headers_altered;
+        self.content_altered += other.content_altered;
     }
 }
 

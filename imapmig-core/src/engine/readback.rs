@@ -182,11 +182,15 @@ pub(super) async fn check(
         }
     }
 
-    // Headers: only a message with 8-bit header bytes can have them rewritten.
+    // Content: a message with 8-bit header bytes may have them rewritten, and a copy whose
+    // size is not what was sent was changed somehow (or only in its line endings, which the
+    // fingerprint does not see). Only these are read back.
     let eight_bit: Vec<(&Sent, Uid)> = sent
         .iter()
-        .filter(|s| s.print.masked != s.print.fingerprint)
         .filter_map(|s| dst_of(s).map(|u| (s, u)))
+        .filter(|(s, u)| {
+            s.print.masked != s.print.fingerprint || by_uid.get(u).is_some_and(|m| m.size != s.len)
+        })
         .collect();
     let unread: Vec<Uid> = eight_bit
         .iter()
@@ -201,11 +205,13 @@ pub(super) async fn check(
             continue;
         };
         if p.fingerprint != s.print.fingerprint {
-            rep.altered.headers_altered += 1;
             let how = if p.masked == s.print.masked {
-                "replaced the 8-bit bytes of its header"
+                rep.altered.headers_altered += 1;
+                "replaced the 8-bit bytes of its header".to_string()
             } else {
-                "changed its content"
+                rep.altered.content_altered += 1;
+                let held = by_uid.get(&u).map_or(0, |m| m.size);
+                format!("changed its content ({} bytes sent, {held} held)", s.len)
             };
             note(
                 rep,
