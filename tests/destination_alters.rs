@@ -15,7 +15,9 @@ use common::*;
 use imapmig::engine::{Account, FolderReport, MigrationReport};
 use imapmig::imap::{Credentials, Endpoint, Security};
 use imapmig_testkit::scripted::{DestinationQuirks, REPLACED_DATE};
-use imapmig_testkit::{Dovecot, Flavour, ScriptedFolder, ScriptedMessage, ScriptedServer};
+use imapmig_testkit::{
+    Dovecot, Flavour, Mailutils, ScriptedFolder, ScriptedMessage, ScriptedServer,
+};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "secret";
@@ -345,7 +347,12 @@ async fn mailutils_dropped_flags_are_repaired_and_lost_dates_reported() {
 }
 
 fn sorted_flags(f: &str) -> String {
-    let mut v: Vec<String> = f.split_whitespace().map(str::to_ascii_lowercase).collect();
+    // `\Recent` is the session's, not the message's.
+    let mut v: Vec<String> = f
+        .split_whitespace()
+        .map(str::to_ascii_lowercase)
+        .filter(|f| f != "\\recent")
+        .collect();
     v.sort();
     v.join(" ")
 }
@@ -374,4 +381,68 @@ async fn dovecot_keeps_what_append_gives_and_nothing_is_reported() {
     assert!(report.altering_destination.is_none());
     assert_eq!(report.exit_status(), 0, "{report:#?}");
     assert_eq!(snapshot(&src).await, snapshot(&dst).await);
+}
+
+fn mailutils_account(m: &Mailutils, u: &imapmig_testkit::TestUser) -> Account {
+    let mut endpoint = Endpoint::new(m.host(), m.imap_port(), Security::Cleartext);
+    endpoint.timeout = Duration::from_secs(20);
+    Account {
+        endpoint,
+        credentials: Credentials::password(&u.name, u.password.as_str()),
+    }
+}
+
+/// Defect (found by the interoperability suite against a real GNU Mailutils 3.15 imap4d): a
+/// message APPENDed into the folder the session has SELECTed is lost: imap4d's view of the
+/// folder takes in only the first new message, and it rewrites the mbox from that view when the
+/// session ends. imapmig selected the target folder before appending (cheaper on Dovecot), so
+/// copies answered `OK` vanished once it logged out, and the read-back could only say that it
+/// did not find them. Every message and its flags must be there in a later session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailutils_keeps_every_message_appended_and_its_flags() {
+    let d = Dovecot::start(Flavour::Slash);
+    let a = d.user("a");
+    let src = account(&d, &a);
+    let m = Mailutils::start();
+    let b = m.user("b");
+    let dst = mailutils_account(&m, &b);
+    let mut seeds = Vec::new();
+    for i in 0..30 {
+        let folder = if i % 3 == 0 { "INBOX" } else { "Work" };
+        let flags = ["\\Seen", "\\Answered \\Flagged", "", "\\Draft \\Seen"][i % 4];
+        seeds.push(seed(
+            folder,
+            message(&format!("m {i}"), 3),
+            flags,
+            Some("02-Feb-2021 10:00:00 +0000"),
+        ));
+    }
+    fill(&src, &seeds).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options("mailutils-selected");
+    opts.batch = 4;
+    let report = migrate(&src, &dst, &opts, state_file(&dir)).await;
+    assert_eq!(report.copied, 30, "{report:#?}");
+    // What a later session finds: every message, with the source's flags.
+    let want = snapshot(&src).await;
+    let got = snapshot(&dst).await;
+    let flags_of = |snap: &Snapshot, name: &str| {
+        let mut v: Vec<String> = snap
+            .iter()
+            .find(|(f, _)| f == name)
+            .map(|(_, msgs)| msgs.iter().map(|(_, fl, _)| sorted_flags(fl)).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    for folder in ["INBOX", "Work"] {
+        assert_eq!(
+            flags_of(&got, folder),
+            flags_of(&want, folder),
+            "{folder} on Mailutils after the migration; report: {report:#?}"
+        );
+    }
+    // A re-run finds every copy and copies nothing.
+    let again = migrate(&src, &dst, &opts, state_file(&dir)).await;
+    assert_eq!(again.copied, 0, "{again:#?}");
 }

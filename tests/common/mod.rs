@@ -118,7 +118,15 @@ pub fn seed(
 /// Appends the messages, creating folders as needed.
 pub async fn fill(acct: &Account, seeds: &[Seed]) {
     let mut s = acct.open().await.expect("login to seed");
-    let mut created = std::collections::HashSet::new();
+    // Folders that exist are not created again: not every server answers CREATE of an
+    // existing folder with words that say so (Courier: "Cannot create this folder.").
+    let mut created: std::collections::HashSet<String> = s
+        .list()
+        .await
+        .expect("list to seed")
+        .into_iter()
+        .map(|f| f.raw)
+        .collect();
     for m in seeds {
         let raw = s.encode_name(&m.folder);
         if !m.folder.eq_ignore_ascii_case("INBOX") && created.insert(raw.clone()) {
@@ -169,9 +177,13 @@ pub async fn migrate(
         .expect("migration")
 }
 
+/// Every folder (decoded name) with its messages as [`snapshot`] gives them: (body, flags,
+/// INTERNALDATE).
+pub type Snapshot = Vec<(String, Vec<(Vec<u8>, String, i64)>)>;
+
 /// Every folder (decoded name) with the messages' bodies, flags and dates, as the server
 /// returns them.
-pub async fn snapshot(acct: &Account) -> Vec<(String, Vec<(Vec<u8>, String, i64)>)> {
+pub async fn snapshot(acct: &Account) -> Snapshot {
     let mut s: Session = acct.open().await.expect("login");
     let folders = s.list().await.expect("list");
     let mut out = Vec::new();

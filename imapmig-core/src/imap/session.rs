@@ -2087,6 +2087,21 @@ impl Session {
         Ok(out)
     }
 
+    /// UNSELECT (RFC 3691): leaves the selected folder without expunging anything (CLOSE would
+    /// expunge `\Deleted` messages). Needs the `UNSELECT` capability.
+    pub async fn unselect(&mut self) -> Result<()> {
+        if !self.caps.has("UNSELECT") {
+            return Err(ImapError::MissingCapability {
+                host: self.conn.host.clone(),
+                capability: "UNSELECT",
+                needed_for: "leave a folder without expunging it",
+            });
+        }
+        self.simple("UNSELECT", b"UNSELECT", None).await?;
+        self.selected = None;
+        Ok(())
+    }
+
     /// NOOP: keeps the connection alive and lets the server report changes.
     pub async fn noop(&mut self) -> Result<()> {
         self.simple("NOOP", b"NOOP", None).await.map(|_| ())

@@ -1,5 +1,11 @@
 //! The IMAP sink: SELECT the target (appending into the selected folder is far cheaper for
 //! the server), APPEND streamed and pipelined with LITERAL+, APPENDUID for the new UIDs.
+//!
+//! Appending into the selected folder is taken only where the server answers each APPEND
+//! with its new UID (UIDPLUS). Without it, the folder is left (UNSELECT) before appending and
+//! selected again to read back what it holds: GNU Mailutils' imap4d takes only the first
+//! message appended into its selected folder into the session's view and rewrites the
+//! folder from that view when the session ends, losing the others, all answered `OK`.
 
 use std::collections::HashMap;
 
@@ -8,7 +14,7 @@ use crate::body::{BodyEvent, FetchedBody};
 use crate::engine::fingerprint::ContentPrint;
 use crate::engine::Account;
 use crate::imap::{ImapError, Session};
-use crate::model::{Flags, InternalDate, MessageMeta, SpecialUse, Uid};
+use crate::model::{Flags, InternalDate, MessageMeta, SpecialUse, Uid, UidValidity};
 use crate::source::{AccessError, FolderList};
 
 /// Bodies fetched per pipelined round when fingerprinting.
@@ -40,6 +46,15 @@ pub struct ImapSink {
     name: String,
     /// The wire name of the open folder.
     open: Option<String>,
+    /// The open folder's UIDVALIDITY when it was first selected.
+    open_validity: Option<UidValidity>,
+    /// Whether that UIDVALIDITY numbers anything: not when the folder was empty, where a
+    /// server may number the first messages under a new one (GNU Mailutils takes the time).
+    validity_settled: bool,
+    /// The UIDVALIDITY taken on since, when it changed that way.
+    settled_validity: Option<UidValidity>,
+    /// Append from outside the folder (no UIDPLUS, UNSELECT offered): see the module docs.
+    outside: bool,
     grouping: bool,
     group: Option<OpenGroup>,
     /// Sent groups by tag: how many members each had (until completed), then their outcome.
@@ -60,6 +75,10 @@ impl ImapSink {
             session,
             name: format!("imap://{}:{}", account.endpoint.host, account.endpoint.port),
             open: None,
+            open_validity: None,
+            validity_settled: true,
+            settled_validity: None,
+            outside: false,
             grouping: true,
             group: None,
             sent_groups: HashMap::new(),
@@ -113,6 +132,45 @@ impl ImapSink {
             self.outcomes.remove(&tag);
         }
         answer
+    }
+
+    /// Leaves the open folder before appending to it, where appends go from outside.
+    async fn leave_for_append(&mut self) -> Result<(), AccessError> {
+        if self.outside && self.session.selected().is_some() {
+            self.close_group().await?;
+            self.session.unselect().await?;
+        }
+        Ok(())
+    }
+
+    /// Selects the open folder again after appending to it from outside; a folder that was
+    /// renumbered meanwhile cannot be read back by UID and fails.
+    async fn reselect(&mut self) -> Result<(), AccessError> {
+        self.close_group().await?;
+        if self.session.selected().is_some() {
+            return Ok(());
+        }
+        let raw = self.open_raw()?.to_string();
+        let validity = self.session.select(&raw).await?.uid_validity;
+        if !self.validity_settled {
+            self.validity_settled = true;
+            if validity != self.open_validity {
+                self.open_validity = validity;
+                self.settled_validity = validity;
+            }
+        }
+        if validity != self.open_validity {
+            return Err(AccessError::Imap(ImapError::Protocol {
+                host: self.session.host().to_string(),
+                command: "SELECT",
+                detail: format!(
+                    "the folder {raw:?} changed its UIDVALIDITY while messages were appended to it ({:?} then {:?})",
+                    self.open_validity.map(|v| v.0),
+                    validity.map(|v| v.0)
+                ),
+            }));
+        }
+        Ok(())
     }
 
     fn open_raw(&self) -> Result<&str, AccessError> {
@@ -171,6 +229,11 @@ impl MigrationSink for ImapSink {
         self.close_group().await?;
         let sel = self.session.select(raw).await?.clone();
         self.open = Some(raw.to_string());
+        self.open_validity = sel.uid_validity;
+        self.validity_settled = sel.exists > 0;
+        self.settled_validity = None;
+        let caps = self.session.capabilities();
+        self.outside = !caps.has("UIDPLUS") && caps.has("UNSELECT");
         Ok(OpenedTarget {
             uid_validity: sel.uid_validity,
             uid_next: sel.uid_next,
@@ -188,6 +251,7 @@ impl MigrationSink for ImapSink {
         body: &mut FetchedBody<'_>,
         observe: &mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<AppendTicket, AccessError> {
+        self.leave_for_append().await?;
         let raw = self.open_raw()?.to_string();
         let len = body.len;
         if self.grouping && len <= GROUP_MESSAGE_MAX && self.session.can_multiappend() {
@@ -244,7 +308,7 @@ impl MigrationSink for ImapSink {
     }
 
     async fn uids_from(&mut self, floor: u32) -> Result<Vec<Uid>, AccessError> {
-        self.close_group().await?;
+        self.reselect().await?;
         let floor = floor.max(1);
         if self.session.selected().is_some_and(|s| s.exists == 0) {
             return Ok(Vec::new());
@@ -259,7 +323,7 @@ impl MigrationSink for ImapSink {
     }
 
     async fn sizes(&mut self) -> Result<Option<Vec<(Uid, u64)>>, AccessError> {
-        self.close_group().await?;
+        self.reselect().await?;
         if self.session.selected().is_some_and(|s| s.exists == 0) {
             return Ok(Some(Vec::new()));
         }
@@ -271,12 +335,12 @@ impl MigrationSink for ImapSink {
         &mut self,
         uids: &[Uid],
     ) -> Result<HashMap<Uid, ContentPrint>, AccessError> {
-        self.close_group().await?;
+        self.reselect().await?;
         Ok(fingerprint_selected(&mut self.session, uids).await?)
     }
 
     async fn store_flags(&mut self, uids: &[Uid], flags: &Flags) -> Result<(), AccessError> {
-        self.close_group().await?;
+        self.reselect().await?;
         if uids.is_empty() {
             return Ok(());
         }
@@ -289,7 +353,7 @@ impl MigrationSink for ImapSink {
         uids: &[Uid],
         floor: u32,
     ) -> Result<Option<Vec<MessageMeta>>, AccessError> {
-        self.close_group().await?;
+        self.reselect().await?;
         // No shortcut on an empty folder: EXISTS as seen at SELECT is out of date by now.
         let floor = floor.max(1);
         let set = if uids.is_empty() {
@@ -308,7 +372,7 @@ impl MigrationSink for ImapSink {
     }
 
     async fn add_flags(&mut self, uids: &[Uid], flags: &Flags) -> Result<(), AccessError> {
-        self.close_group().await?;
+        self.reselect().await?;
         if uids.is_empty() || flags.is_empty() {
             return Ok(());
         }
@@ -318,6 +382,10 @@ impl MigrationSink for ImapSink {
 
     fn set_grouping(&mut self, on: bool) {
         self.grouping = on;
+    }
+
+    fn settled_validity(&self) -> Option<UidValidity> {
+        self.settled_validity
     }
 
     async fn close(mut self) {
