@@ -446,3 +446,51 @@ async fn mailutils_keeps_every_message_appended_and_its_flags() {
     let again = migrate(&src, &dst, &opts, state_file(&dir)).await;
     assert_eq!(again.copied, 0, "{again:#?}");
 }
+
+/// Found by the interoperability suite (Courier → Dovecot): Dovecot stores a NUL byte it is
+/// given by APPEND as 0x80, at the same size, and the read-back (which compared sizes) did not
+/// see it. A message holding NUL bytes is read back and a replaced one reported. The source is
+/// a scripted server, because it must serve the NUL bytes as they are (Dovecot and Cyrus would
+/// not keep them; Courier does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dovecot_replaced_nul_bytes_are_reported() {
+    let mut with_nul = b"From: a@example.org\r\nSubject: utf-16\r\nContent-Type: text/plain; charset=utf-16le\r\nContent-Transfer-Encoding: binary\r\n\r\n".to_vec();
+    // UTF-16LE text with CRLF line ends, as in the corpus message that showed it.
+    for c in b"Test message" {
+        with_nul.push(*c);
+        with_nul.push(0);
+    }
+    with_nul.extend_from_slice(b"\r\n\0\r\n");
+    let plain = message("plain", 3);
+    let src = source_with(&[with_nul.clone(), plain]);
+    let d = Dovecot::start(Flavour::Slash);
+    let b = d.user("b");
+    let dst = account(&d, &b);
+    let dir = tempfile::tempdir().unwrap();
+    let report = migrate(
+        &scripted_account(&src),
+        &dst,
+        &options("dovecot-nul"),
+        state_file(&dir),
+    )
+    .await;
+    let f = inbox(&report);
+    assert_eq!(f.copied, 2, "{f:#?}");
+    assert_eq!(f.altered.content_altered, 1, "{f:#?}");
+    assert!(
+        f.anomalies
+            .iter()
+            .any(|a| a.uid == Some(1) && a.detail.contains("NUL")),
+        "{f:#?}"
+    );
+    assert!(report.altering_destination.is_some());
+    assert_eq!(report.exit_status(), 1);
+    // What Dovecot holds: the same size, 0x80 for each NUL.
+    let held = snapshot(&dst).await;
+    let inbox_held = &held.iter().find(|(f, _)| f == "INBOX").expect("INBOX").1;
+    let want: Vec<u8> = with_nul
+        .iter()
+        .map(|&c| if c == 0 { 0x80 } else { c })
+        .collect();
+    assert!(inbox_held.iter().any(|(body, _, _)| *body == want));
+}

@@ -8,12 +8,28 @@
 //! fingerprint and stay two messages: matching is always one-to-one, never a merge.
 //!
 //! Beside it, every message gets a *masked* fingerprint: the same, with each 8-bit byte of the
-//! header section (up to the first empty line) read as `X`. It is what a copy still matches
-//! after a destination rewrote its 8-bit header bytes (Cyrus's default `munge8bit`). Re-matching
-//! tries it only for what the fingerprint left unmatched, still one to one. For a message
-//! without 8-bit header bytes it is the fingerprint itself, and costs nothing past the header.
+//! header section (up to the first empty line) read as `X`, and without the header fields in
+//! which mbox-based servers keep their bookkeeping ([`BOOKKEEPING_FIELDS`]: `Status:`,
+//! `X-UID:`, ...). It is what a copy still matches after a destination rewrote its 8-bit
+//! header bytes (Cyrus's default `munge8bit`) or wrote its own fields into the header when it
+//! saved the folder (GNU Mailutils). Re-matching tries it only for what the fingerprint left
+//! unmatched, still one to one. For a message with neither it is the fingerprint itself, and
+//! costs nothing past the header.
 
 use sha2::{Digest, Sha256};
+
+/// Header fields mbox-based servers write into a message they store (lower case, with the
+/// colon): left out of the masked fingerprint.
+pub const BOOKKEEPING_FIELDS: &[&[u8]] = &[
+    b"status:",
+    b"x-status:",
+    b"x-uid:",
+    b"x-imapbase:",
+    b"x-keywords:",
+];
+
+/// The longest of [`BOOKKEEPING_FIELDS`].
+const FIELD_MAX: usize = 11;
 
 /// Computes a fingerprint from chunks as they stream past, and optionally the exact SHA-256.
 ///
@@ -28,13 +44,23 @@ pub struct Fingerprinter {
     exact: Option<Sha256>,
     scratch: Vec<u8>,
     /// The masked fingerprint (see the module docs), fed while in the header, and after it
-    /// only when the header had 8-bit bytes.
+    /// only when it differs from the fingerprint (8-bit header bytes, or a field left out).
     masked: Sha256,
     masked_scratch: Vec<u8>,
     header_done: bool,
     header_8bit: bool,
-    /// The last normalised byte was LF (true at the start: an empty header section).
+    /// A bookkeeping field was left out of the masked fingerprint.
+    header_dropped: bool,
+    /// At the start of a header line (true at the start: a message may begin with its
+    /// empty line).
     after_lf: bool,
+    /// The start of a header field's line, held until it shows whether the field is one
+    /// left out.
+    field: Vec<u8>,
+    /// The header line being read belongs to a field left out (continuation lines too).
+    dropping: bool,
+    /// A NUL byte was seen.
+    has_nul: bool,
 }
 
 /// A message's fingerprint and its masked fingerprint (see the module docs).
@@ -42,8 +68,13 @@ pub struct Fingerprinter {
 pub struct ContentPrint {
     /// The fingerprint: line endings normalised.
     pub fingerprint: [u8; 32],
-    /// The same with the header's 8-bit bytes read as `X`.
+    /// The same with the header's 8-bit bytes read as `X` and its bookkeeping fields left
+    /// out.
     pub masked: [u8; 32],
+    /// The header section has 8-bit bytes.
+    pub header_8bit: bool,
+    /// The message holds NUL bytes (which some servers replace: Dovecot with 0x80).
+    pub has_nul: bool,
 }
 
 impl Fingerprinter {
@@ -67,6 +98,9 @@ impl Fingerprinter {
     pub fn update(&mut self, chunk: &[u8]) {
         if let Some(exact) = &mut self.exact {
             exact.update(chunk);
+        }
+        if !self.has_nul && memchr::memchr(0, chunk).is_some() {
+            self.has_nul = true;
         }
         self.scratch.clear();
         let mut rest = chunk;
@@ -104,40 +138,82 @@ impl Fingerprinter {
             return;
         }
         if self.header_done {
-            if self.header_8bit {
+            if self.differs() {
                 self.masked.update(d);
             }
             return;
         }
-        // The header ends after the first empty line: an LF right after an LF.
+        // The header is read line by line: it ends after the first empty line.
+        let mut scratch = std::mem::take(&mut self.masked_scratch);
+        scratch.clear();
         let mut end = None;
-        for i in memchr::memchr_iter(b'\n', d) {
-            let lf_before = match i {
-                0 => self.after_lf,
-                _ => d[i - 1] == b'\n',
-            };
-            if lf_before {
-                end = Some(i + 1);
-                break;
+        for (i, &b) in d.iter().enumerate() {
+            if self.after_lf {
+                self.after_lf = false;
+                match b {
+                    b'\n' => {
+                        scratch.push(b);
+                        end = Some(i + 1);
+                        break;
+                    }
+                    // A continuation line: the field's disposition holds.
+                    b' ' | b'\t' => {}
+                    _ => {
+                        self.dropping = false;
+                        self.field.push(b);
+                        if b == b':' {
+                            self.decide(&mut scratch);
+                        }
+                        continue;
+                    }
+                }
+            } else if !self.field.is_empty() {
+                self.field.push(b);
+                if b == b':' || b == b'\n' || self.field.len() > FIELD_MAX {
+                    self.decide(&mut scratch);
+                }
+                self.after_lf = b == b'\n';
+                continue;
             }
+            if b >= 0x80 {
+                self.header_8bit = true;
+            }
+            if !self.dropping {
+                scratch.push(if b >= 0x80 { b'X' } else { b });
+            }
+            self.after_lf = b == b'\n';
         }
-        let (head, body) = d.split_at(end.unwrap_or(d.len()));
-        if head.iter().any(|&b| b >= 0x80) {
-            self.header_8bit = true;
-            self.masked_scratch.clear();
-            self.masked_scratch
-                .extend(head.iter().map(|&b| if b >= 0x80 { b'X' } else { b }));
-            self.masked.update(&self.masked_scratch);
-        } else {
-            self.masked.update(head);
-        }
-        if end.is_some() {
+        self.masked.update(&scratch);
+        self.masked_scratch = scratch;
+        if let Some(end) = end {
             self.header_done = true;
-            if self.header_8bit {
-                self.masked.update(body);
+            if self.differs() {
+                self.masked.update(&d[end..]);
             }
         }
-        self.after_lf = d.last() == Some(&b'\n');
+    }
+
+    /// Whether the masked fingerprint differs from the fingerprint.
+    fn differs(&self) -> bool {
+        self.header_8bit || self.header_dropped
+    }
+
+    /// Decides on the field whose start is held: left out, or passed to the masked print.
+    fn decide(&mut self, scratch: &mut Vec<u8>) {
+        let field = std::mem::take(&mut self.field);
+        self.dropping = BOOKKEEPING_FIELDS
+            .iter()
+            .any(|f| field.eq_ignore_ascii_case(f));
+        if self.dropping {
+            self.header_dropped = true;
+        } else {
+            if field.iter().any(|&b| b >= 0x80) {
+                self.header_8bit = true;
+            }
+            scratch.extend(field.iter().map(|&b| if b >= 0x80 { b'X' } else { b }));
+        }
+        self.field = field;
+        self.field.clear();
     }
 
     /// The fingerprint and the masked fingerprint.
@@ -146,8 +222,15 @@ impl Fingerprinter {
             self.pending_cr = false;
             self.absorb(b"\r");
         }
+        if !self.header_done && !self.field.is_empty() {
+            // The message ended inside a field's name.
+            let mut scratch = Vec::new();
+            self.decide(&mut scratch);
+            self.masked.update(&scratch);
+        }
+        let differs = self.differs();
         let fingerprint: [u8; 32] = self.hash.finalize().into();
-        let masked = if self.header_8bit {
+        let masked = if differs {
             self.masked.finalize().into()
         } else {
             fingerprint
@@ -155,6 +238,8 @@ impl Fingerprinter {
         ContentPrint {
             fingerprint,
             masked,
+            header_8bit: self.header_8bit,
+            has_nul: self.has_nul,
         }
     }
 
@@ -242,6 +327,43 @@ mod tests {
         assert_eq!(plain.masked, plain.fingerprint);
     }
 
+    #[test]
+    fn masked_prints_see_past_mbox_bookkeeping_fields() {
+        let sent = b"From: a@example.org\r\nSubject: x\r\n\r\nline\r\nStatus: body\r\n";
+        // What GNU Mailutils serves once it has saved the folder.
+        let saved = b"From: a@example.org\r\nSubject: x\r\nX-IMAPbase: 1796505173 300          \r\nStatus: O\r\nX-UID: 1\r\n\r\nline\r\nStatus: body\r\n";
+        let (a, b) = (print(sent), print(saved));
+        assert_ne!(a.fingerprint, b.fingerprint);
+        assert_eq!(a.masked, b.masked);
+        assert_eq!(a.masked, a.fingerprint);
+        assert!(!b.header_8bit);
+        // Folded and differently cased fields go too.
+        let folded = b"status: RO\r\n  folded\r\nFrom: a@example.org\r\nX-Keywords: $Label1\r\nSubject: x\r\n\r\nline\r\nStatus: body\r\n";
+        assert_eq!(print(folded).masked, a.masked);
+        // Only in the header, and only those fields.
+        let body_changed = b"From: a@example.org\r\nSubject: x\r\n\r\nline\r\nStatus: other\r\n";
+        assert_ne!(print(body_changed).masked, a.masked);
+        for other in [
+            &b"X-UIDL: 1\r\n"[..],
+            b"Status-Line: 1\r\n",
+            b"X-Status-Extra: 1\r\n",
+        ] {
+            let mut m = other.to_vec();
+            m.extend_from_slice(sent);
+            assert_ne!(
+                print(&m).masked,
+                a.masked,
+                "{:?}",
+                String::from_utf8_lossy(other)
+            );
+        }
+        // A message that is all header, ending in a field name.
+        assert_eq!(
+            print(b"From: a\nStatus:").masked,
+            print(b"From: a\n").masked
+        );
+    }
+
     proptest! {
         #[test]
         fn masked_chunking_does_not_matter(data in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(0xc3u8), any::<u8>()], 0..200), cut in 0usize..200) {
@@ -249,6 +371,33 @@ mod tests {
             let mut f = Fingerprinter::new();
             f.update(&data[..cut]);
             f.update(&data[cut..]);
+            prop_assert_eq!(f.finish_print(), print(&data));
+        }
+
+        #[test]
+        fn masked_header_chunking_does_not_matter(
+            lines in proptest::collection::vec(prop_oneof![
+                Just(&b"Status: O\r\n"[..]),
+                Just(&b"X-UID: 12\n"[..]),
+                Just(&b" folded\r\n"[..]),
+                Just(&b"Subject: Gr\xc3\xbc\xc3\x9fe\r\n"[..]),
+                Just(&b"From: a\n"[..]),
+                Just(&b"X-IMAPbase: 1 2\r\n"[..]),
+                Just(&b"\r\n"[..]),
+                Just(&b"body: line\n"[..]),
+            ], 0..12),
+            cuts in proptest::collection::vec(0usize..200, 0..4),
+        ) {
+            let data: Vec<u8> = lines.concat();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+            cuts.sort_unstable();
+            let mut f = Fingerprinter::new();
+            let mut at = 0;
+            for c in cuts {
+                f.update(&data[at..c]);
+                at = c;
+            }
+            f.update(&data[at..]);
             prop_assert_eq!(f.finish_print(), print(&data));
         }
 

@@ -182,14 +182,15 @@ pub(super) async fn check(
         }
     }
 
-    // Content: a message with 8-bit header bytes may have them rewritten, and a copy whose
-    // size is not what was sent was changed somehow (or only in its line endings, which the
-    // fingerprint does not see). Only these are read back.
+    // Content: a message with 8-bit header bytes may have them rewritten, one with NUL bytes
+    // may have them replaced (Dovecot writes 0x80), and a copy whose size is not what was
+    // sent was changed somehow (or only in its line endings, which the fingerprint does not
+    // see). Only these are read back.
     let eight_bit: Vec<(&Sent, Uid)> = sent
         .iter()
         .filter_map(|s| dst_of(s).map(|u| (s, u)))
         .filter(|(s, u)| {
-            s.print.masked != s.print.fingerprint || by_uid.get(u).is_some_and(|m| m.size != s.len)
+            s.print.header_8bit || s.print.has_nul || by_uid.get(u).is_some_and(|m| m.size != s.len)
         })
         .collect();
     let unread: Vec<Uid> = eight_bit
@@ -207,11 +208,20 @@ pub(super) async fn check(
         if p.fingerprint != s.print.fingerprint {
             let how = if p.masked == s.print.masked {
                 rep.altered.headers_altered += 1;
-                "replaced the 8-bit bytes of its header".to_string()
+                if p.header_8bit || s.print.header_8bit {
+                    "replaced the 8-bit bytes of its header".to_string()
+                } else {
+                    "wrote its own bookkeeping fields (Status:, X-UID:, ...) into its header"
+                        .to_string()
+                }
             } else {
                 rep.altered.content_altered += 1;
                 let held = by_uid.get(&u).map_or(0, |m| m.size);
-                format!("changed its content ({} bytes sent, {held} held)", s.len)
+                if s.print.has_nul && !p.has_nul && held == s.len {
+                    "replaced the message's NUL bytes (its size is as sent)".to_string()
+                } else {
+                    format!("changed its content ({} bytes sent, {held} held)", s.len)
+                }
             };
             note(
                 rep,
