@@ -34,6 +34,12 @@ struct Alters {
     munges_8bit_headers: bool,
     /// INTERNALDATE is not taken from APPEND: dates are not compared on this destination.
     loses_dates: bool,
+    /// The server keeps its mbox bookkeeping in the message header (`X-IMAPbase:`, `X-UID:`,
+    /// `Status:`, inserted when it saves the folder): those header fields are left out of the
+    /// comparison, on both sides, and nothing else.
+    mbox_headers: bool,
+    /// NUL bytes become 0x80 (the size is kept).
+    nul_to_0x80: bool,
 }
 
 impl Alters {
@@ -55,8 +61,52 @@ impl Alters {
         if self.adds_final_crlf && !out.ends_with(b"\r\n") {
             out.extend_from_slice(b"\r\n");
         }
+        if self.nul_to_0x80 {
+            for b in &mut out {
+                if *b == 0 {
+                    *b = 0x80;
+                }
+            }
+        }
         out
     }
+}
+
+/// A message without the header fields mbox-based servers keep their bookkeeping in.
+fn without_bookkeeping(body: &[u8]) -> Vec<u8> {
+    const FIELDS: &[&[u8]] = &[b"x-imapbase:", b"x-uid:", b"status:"];
+    let end = header_end(body);
+    let mut out = Vec::with_capacity(body.len());
+    let mut dropping = false;
+    for line in body[..end].split_inclusive(|&b| b == b'\n') {
+        let continued = line.first().is_some_and(|&b| b == b' ' || b == b'\t');
+        if !continued {
+            dropping = FIELDS
+                .iter()
+                .any(|f| line.len() >= f.len() && line[..f.len()].eq_ignore_ascii_case(f));
+        }
+        if !dropping {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(&body[end..]);
+    out
+}
+
+/// Whether the server refuses these bytes from a plain client too (one APPEND of the
+/// source's copy, as the test itself sends it, into a scratch folder): a refusal the report
+/// names is the server's own, not something imapmig did to the message.
+async fn refused_again(server: &Server, acct: &Account, body: &[u8]) -> bool {
+    let mut s = acct.open().await.expect("login to try the refused message");
+    let scratch = s.encode_name(&server.folder(&["Refusal check"]));
+    let _ = s.create(&scratch).await;
+    let date = InternalDate::parse_imap("05-Dec-2026 09:15:00 +0100").expect("date");
+    let refused = s
+        .append(&scratch, &Flags::new(), Some(&date), body)
+        .await
+        .is_err();
+    s.logout().await;
+    refused
 }
 
 /// LF not preceded by CR becomes CRLF.
@@ -169,9 +219,42 @@ impl Server {
     }
 
     /// Whether a refusal with these words is one the server is documented to make (Cyrus
-    /// refuses some malformed headers); such a message is reported as refused, and exit 1.
+    /// refuses some malformed headers; GNU Mailutils messages its parser cannot read, such
+    /// as one without `From:` or without an empty line after its header, in words that do
+    /// not say so); such a message is reported as refused, and exit 1. The check of the
+    /// destination confirms each with the server itself ([`refused_again`]).
     fn documents_refusal(&self, reason: &str) -> bool {
-        matches!(self, Server::Cyrus(_)) && reason.contains("Message contains invalid header")
+        match self {
+            Server::Cyrus(_) => {
+                reason.contains("Message contains invalid header")
+                    || reason.contains("Message contains NUL characters")
+            }
+            Server::Mailutils(_) => reason.contains("APPEND [TRYCREATE] failed"),
+            _ => false,
+        }
+    }
+
+    /// Whether the server can hold a folder inside a folder that holds mail. GNU Mailutils
+    /// keeps each folder as an mbox file, which cannot also be a directory: `CREATE a/b`
+    /// after `a` holds mail is refused (`NO CREATE Cannot create mailbox`).
+    fn nests_in_mail_folders(&self) -> bool {
+        !matches!(self, Server::Mailutils(_))
+    }
+
+    /// Whether a folder that failed failed as the server is documented to (above).
+    fn documents_failure(&self, folder: &str, message: &str) -> bool {
+        !self.nests_in_mail_folders()
+            && folder.contains(self.separator())
+            && message.contains("Cannot create mailbox")
+    }
+
+    fn separator(&self) -> char {
+        match self {
+            Server::Dovecot(d) => d.flavour().separator(),
+            Server::Cyrus(s) => s.separator(),
+            Server::Courier(s) => s.separator(),
+            Server::Mailutils(s) => s.separator(),
+        }
     }
 
     /// Whether the server stores keywords (`$Forwarded`, `Projekt_X`) given by APPEND.
@@ -190,6 +273,7 @@ impl Server {
         match self {
             Server::Dovecot(_) => Alters {
                 bare_lf_to_crlf: true,
+                nul_to_0x80: true,
                 ..Alters::default()
             },
             // Cyrus refuses bare newlines (imapmig sends CRLF instead) and writes 8-bit
@@ -208,6 +292,7 @@ impl Server {
                 bare_lf_to_crlf: true,
                 adds_final_crlf: true,
                 loses_dates: true,
+                mbox_headers: true,
                 ..Alters::default()
             },
         }
@@ -338,11 +423,17 @@ fn report_of(pair: &str, dst: &Server, out: &Output) -> Value {
         .flat_map(|f| f["refused"].as_array().into_iter().flatten())
         .map(|r| r["reason"].as_str().unwrap_or(""))
         .collect();
+    let failures: Vec<(&str, &str)> = report["failed_folders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| (f[0].as_str().unwrap_or(""), f[1].as_str().unwrap_or("")))
+        .collect();
     let altered_only = out.status.code() == Some(1)
-        && (report.get("altering_destination").is_some() || !refusals.is_empty())
-        && report["failed_folders"]
-            .as_array()
-            .is_some_and(Vec::is_empty)
+        && (report.get("altering_destination").is_some()
+            || !refusals.is_empty()
+            || !failures.is_empty())
+        && failures.iter().all(|(f, m)| dst.documents_failure(f, m))
         && refusals.iter().all(|r| dst.documents_refusal(r));
     assert!(
         out.status.code() == Some(0) || altered_only,
@@ -404,6 +495,16 @@ async fn folder_messages(acct: &Account, folder: &str) -> Vec<(u32, Held)> {
 /// changed only by what the destination server is documented to change.
 async fn check_destination(pair: &Pair, report: &Value) {
     let alters = pair.dst.alters();
+    // Where either side keeps mbox bookkeeping in the header (and changes it as flags and
+    // sessions come and go), those fields are left out of both sides of the comparison.
+    let bookkeeping = alters.mbox_headers || pair.src.alters().mbox_headers;
+    let compared = |body: Vec<u8>| {
+        if bookkeeping {
+            without_bookkeeping(&body)
+        } else {
+            body
+        }
+    };
     let folders = report["folders"].as_array().expect("folders in the report");
     assert!(
         !folders.is_empty(),
@@ -412,8 +513,19 @@ async fn check_destination(pair: &Pair, report: &Value) {
     );
     // Several source folders may land in one (special-use folders merged by the plan): each
     // destination folder holds the union of its sources.
+    let failed: Vec<&str> = report["failed_folders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f[0].as_str())
+        .collect();
     let mut by_target: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
-    for f in folders {
+    // A folder that failed as the destination documents (report_of checked that) holds
+    // nothing to compare.
+    for f in folders
+        .iter()
+        .filter(|f| !failed.contains(&f["source"].as_str().unwrap_or_default()))
+    {
         by_target
             .entry(f["target"].as_str().expect("target folder"))
             .or_default()
@@ -438,10 +550,16 @@ async fn check_destination(pair: &Pair, report: &Value) {
                 .collect();
             for (uid, m) in folder_messages(&pair.source(), source).await {
                 if refused.contains(&u64::from(uid)) {
+                    assert!(
+                        refused_again(&pair.dst, &pair.destination(), &m.body).await,
+                        "{}: {source:?} UID {uid} refused, but not for what the destination \
+                         documents: {report:#}",
+                        pair.name()
+                    );
                     continue;
                 }
                 expected.push(Held {
-                    body: alters.apply(&m.body),
+                    body: compared(alters.apply(&m.body)),
                     // A destination that takes no keywords gets the system flags; the
                     // report's dropped_keywords names the others.
                     flags: if pair.dst.keeps_keywords() {
@@ -462,37 +580,63 @@ async fn check_destination(pair: &Pair, report: &Value) {
             .into_iter()
             .map(|(_, m)| Held {
                 date: if alters.loses_dates { None } else { m.date },
+                body: compared(m.body),
                 ..m
             })
             .collect();
         expected.sort();
         held.sort();
         if expected != held {
-            let first = expected
-                .iter()
-                .zip(&held)
-                .position(|(a, b)| a != b)
-                .unwrap_or(expected.len().min(held.len()));
-            let show = |m: Option<&Held>| {
-                m.map(|m| {
-                    format!(
-                        "{} bytes, flags {:?}, date {:?}, starts {:?}",
-                        m.body.len(),
-                        m.flags,
-                        m.date,
-                        String::from_utf8_lossy(&m.body[..m.body.len().min(120)])
-                    )
-                })
-                .unwrap_or_else(|| "nothing".into())
+            // What is expected and not held, and held and not expected (as multisets).
+            let mut missing: Vec<&Held> = Vec::new();
+            let mut extra: Vec<&Held> = Vec::new();
+            let (mut i, mut j) = (0, 0);
+            while i < expected.len() || j < held.len() {
+                match (expected.get(i), held.get(j)) {
+                    (Some(a), Some(b)) if a == b => {
+                        i += 1;
+                        j += 1;
+                    }
+                    (Some(a), Some(b)) if a < b => {
+                        missing.push(a);
+                        i += 1;
+                    }
+                    (Some(_), Some(b)) | (None, Some(b)) => {
+                        extra.push(b);
+                        j += 1;
+                    }
+                    (Some(a), None) => {
+                        missing.push(a);
+                        i += 1;
+                    }
+                    (None, None) => break,
+                }
+            }
+            let show = |list: &[&Held]| {
+                list.iter()
+                    .take(4)
+                    .map(|m| {
+                        format!(
+                            "\n    {} bytes, flags {:?}, date {:?}, starts {:?}",
+                            m.body.len(),
+                            m.flags,
+                            m.date,
+                            String::from_utf8_lossy(&m.body[..m.body.len().min(100)])
+                        )
+                    })
+                    .collect::<String>()
             };
             panic!(
-                "{}: {source:?} -> {target:?}: {} messages expected, {} held; first difference \
-                 (sorted) at {first}:\n  expected {}\n  held     {}",
+                "{}: {source:?} -> {target:?}: {} messages expected, {} held; {} expected and \
+                 not held:{}\n  {} held and not expected:{}\n  the report's alterations: {}",
                 pair.name(),
                 expected.len(),
                 held.len(),
-                show(expected.get(first)),
-                show(held.get(first)),
+                missing.len(),
+                show(&missing),
+                extra.len(),
+                show(&extra),
+                report["altered"],
             );
         }
     }
@@ -527,6 +671,10 @@ fn generated(pair: &Pair) -> Vec<Seed> {
     ];
     let mut seeds = Vec::new();
     for (i, folder) in FOLDERS.iter().enumerate() {
+        // A source that cannot hold a folder inside one with mail is not given one.
+        if nested_in_mail(folder) && !pair.src.nests_in_mail_folders() {
+            continue;
+        }
         let folder = match *folder {
             "INBOX" => "INBOX".to_string(),
             path => pair.src.folder(&path.split('/').collect::<Vec<_>>()),
@@ -548,6 +696,11 @@ fn generated(pair: &Pair) -> Vec<Seed> {
         }
     }
     seeds
+}
+
+/// Whether a folder of the generated mailbox sits inside another that holds mail.
+fn nested_in_mail(path: &str) -> bool {
+    path == "Archiv/2024"
 }
 
 /// The system flags of a flag line (a static one, from the table above).
@@ -599,9 +752,16 @@ async fn generated_mailbox(src: Kind, dst: Kind) {
     fill(&pair.source(), &seeds).await;
 
     let first = pair.migrate(&[]);
+    // A destination that cannot hold a folder inside one with mail fails that folder (and
+    // says so: report_of checked it).
+    let nested = pair.src.folder(&["Archiv", "2024"]);
+    let expected = seeds
+        .iter()
+        .filter(|s| pair.dst.nests_in_mail_folders() || s.folder != nested)
+        .count();
     assert_eq!(
         copied(&first),
-        seeds.len() as u64,
+        expected as u64,
         "{}: {first:#}",
         pair.name()
     );
@@ -787,21 +947,17 @@ pair_tests! {
     dovecot_to_cyrus: Dovecot -> Cyrus [] [] [];
     dovecot_to_courier: Dovecot -> Courier [] [#[ignore = "open: a 2,987,765-byte corpus message reads back from Courier as 293,107 bytes, and the read-back after APPEND does not see it"]] [];
     dovecot_to_mailutils: Dovecot -> Mailutils
-        [#[ignore = "open: GNU Mailutils loses messages appended into its SELECTed folder and refuses messages without From: (APPEND [TRYCREATE] failed)"]] [#[ignore = "open: GNU Mailutils loses messages appended into its SELECTed folder and refuses messages without From: (APPEND [TRYCREATE] failed)"]] [#[ignore = "open: GNU Mailutils loses messages appended into its SELECTed folder and refuses messages without From: (APPEND [TRYCREATE] failed)"]];
-    cyrus_to_dovecot: Cyrus -> Dovecot [] [#[ignore = "open: Dovecot as destination holds one byte less of a 7,002-byte corpus message, and the read-back after APPEND does not see it"]] [];
-    courier_to_dovecot: Courier -> Dovecot
-        [#[ignore = "open: Courier refuses to CREATE the fixture's INBOX.Привет (\"Cannot create this folder.\")"]]
-        [#[ignore = "open: one 642-byte binary multipart message from Courier differs on Dovecot"]]
+        []
+        [#[ignore = "open: GNU Mailutils rewrites headers when it saves a folder, after imapmig's session (a leading `From ` line dropped, whitespace after field names changed, a blank line added to header-only messages: 188 of 1,665 corpus messages); the read-back runs before the save and does not see it"]]
         [];
+    cyrus_to_dovecot: Cyrus -> Dovecot [] [#[ignore = "open: Dovecot as destination holds one byte less of a 7,002-byte corpus message, and the read-back after APPEND does not see it"]] [];
+    courier_to_dovecot: Courier -> Dovecot [] [] [];
     mailutils_to_dovecot: Mailutils -> Dovecot
-        [#[ignore = "open: GNU Mailutils refuses to CREATE the fixture's Archiv/2024"]]
+        []
         [#[ignore = "open: Dovecot as destination holds one byte less of a 7,002-byte corpus message, and the read-back after APPEND does not see it"]]
         [];
     cyrus_to_courier: Cyrus -> Courier [] [#[ignore = "open: a 2,987,765-byte corpus message reads back from Courier as 293,107 bytes, and the read-back after APPEND does not see it"]] [];
-    courier_to_cyrus: Courier -> Cyrus
-        [#[ignore = "open: Courier refuses to CREATE the fixture's INBOX.Привет (\"Cannot create this folder.\")"]]
-        [#[ignore = "open: corpus refusals from Courier's copies not yet accounted for on Cyrus"]]
-        [];
+    courier_to_cyrus: Courier -> Cyrus [] [] [];
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
