@@ -494,3 +494,53 @@ async fn dovecot_replaced_nul_bytes_are_reported() {
         .collect();
     assert!(inbox_held.iter().any(|(body, _, _)| *body == want));
 }
+
+/// Found by the interoperability suite (Dovecot → Courier): Courier stores a message with very
+/// many MIME parts cut short after one of its boundaries (a 2,987,765-byte corpus message held
+/// as 293,107 bytes, RFC822.SIZE agreeing), and the read-back did not see it: Courier shows a
+/// message appended into the selected folder only after a NOOP, so the FETCH of the UIDs
+/// APPENDUID named came back empty and nothing was compared. Also: a message not ending in a
+/// line ending is held with one added, which the report names as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn courier_cut_messages_are_reported() {
+    let d = Dovecot::start(Flavour::Slash);
+    let a = d.user("a");
+    let src = account(&d, &a);
+    let c = imapmig_testkit::Courier::start();
+    let b = c.user("b");
+    let mut endpoint = Endpoint::new(c.host(), c.imap_port(), Security::Cleartext);
+    endpoint.timeout = Duration::from_secs(20);
+    let dst = Account {
+        endpoint,
+        credentials: Credentials::password(&b.name, b.password.as_str()),
+    };
+    let many_parts = crlf(&std::fs::read(corpus_dir().join("flanker/0011.eml")).expect("corpus"));
+    let no_end = b"From: a@example.org\r\nSubject: no end\r\n\r\nlast line".to_vec();
+    fill(
+        &src,
+        &[
+            seed("INBOX", many_parts.clone(), "", None),
+            seed("INBOX", no_end.clone(), "\\Seen", None),
+            seed("INBOX", message("plain", 3), "", None),
+        ],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = migrate(&src, &dst, &options("courier-cut"), state_file(&dir)).await;
+    let f = inbox(&report);
+    assert_eq!(f.copied, 3, "{f:#?}");
+    assert_eq!(f.altered.content_altered, 2, "{f:#?}");
+    assert!(
+        f.anomalies.iter().any(|a| a.uid == Some(1)
+            && a.detail
+                .contains(&format!("{} bytes sent", many_parts.len()))),
+        "{f:#?}"
+    );
+    assert!(
+        f.anomalies
+            .iter()
+            .any(|a| a.uid == Some(2) && a.detail.contains("added a line ending at its end")),
+        "{f:#?}"
+    );
+    assert_eq!(report.exit_status(), 1);
+}

@@ -61,6 +61,8 @@ pub struct Fingerprinter {
     dropping: bool,
     /// A NUL byte was seen.
     has_nul: bool,
+    /// The last normalised byte hashed was LF.
+    ends_with_lf: bool,
 }
 
 /// A message's fingerprint and its masked fingerprint (see the module docs).
@@ -75,6 +77,10 @@ pub struct ContentPrint {
     pub header_8bit: bool,
     /// The message holds NUL bytes (which some servers replace: Dovecot with 0x80).
     pub has_nul: bool,
+    /// The fingerprint the message would have with a line ending added at its end (what
+    /// Courier and Mailutils store of a message that does not end with one); the fingerprint
+    /// itself when it ends with one.
+    pub with_final_newline: [u8; 32],
 }
 
 impl Fingerprinter {
@@ -137,6 +143,7 @@ impl Fingerprinter {
         if d.is_empty() {
             return;
         }
+        self.ends_with_lf = d.last() == Some(&b'\n');
         if self.header_done {
             if self.differs() {
                 self.masked.update(d);
@@ -229,6 +236,11 @@ impl Fingerprinter {
             self.masked.update(&scratch);
         }
         let differs = self.differs();
+        let with_final_newline: Option<[u8; 32]> = (!self.ends_with_lf).then(|| {
+            let mut h = self.hash.clone();
+            h.update(b"\n");
+            h.finalize().into()
+        });
         let fingerprint: [u8; 32] = self.hash.finalize().into();
         let masked = if differs {
             self.masked.finalize().into()
@@ -240,6 +252,7 @@ impl Fingerprinter {
             masked,
             header_8bit: self.header_8bit,
             has_nul: self.has_nul,
+            with_final_newline: with_final_newline.unwrap_or(fingerprint),
         }
     }
 
@@ -357,6 +370,13 @@ mod tests {
                 String::from_utf8_lossy(other)
             );
         }
+        // A line ending added at the end is recognised.
+        let cut = print(b"From: a\r\n\r\nno end");
+        assert_eq!(
+            cut.with_final_newline,
+            print(b"From: a\r\n\r\nno end\r\n").fingerprint
+        );
+        assert_eq!(a.with_final_newline, a.fingerprint);
         // A message that is all header, ending in a field name.
         assert_eq!(
             print(b"From: a\nStatus:").masked,

@@ -122,7 +122,19 @@ pub(super) async fn check(
     let mut repaired: Vec<(&Sent, Uid)> = Vec::new();
     for s in sent {
         let Some(u) = dst_of(s) else { continue };
-        let Some(m) = by_uid.get(&u) else { continue };
+        let Some(m) = by_uid.get(&u) else {
+            if s.dst_uid.is_some() {
+                note(
+                    rep,
+                    s.src_uid,
+                    format!(
+                        "the destination gave the copy UID {} (APPENDUID) but shows no such message",
+                        u.0
+                    ),
+                );
+            }
+            continue;
+        };
         let lack = missing(&s.flags, &m.flags);
         if !lack.is_empty() {
             repairs
@@ -217,7 +229,12 @@ pub(super) async fn check(
             } else {
                 rep.altered.content_altered += 1;
                 let held = by_uid.get(&u).map_or(0, |m| m.size);
-                if s.print.has_nul && !p.has_nul && held == s.len {
+                if p.fingerprint == s.print.with_final_newline {
+                    format!(
+                        "added a line ending at its end ({} bytes sent, {held} held)",
+                        s.len
+                    )
+                } else if s.print.has_nul && !p.has_nul && held == s.len {
                     "replaced the message's NUL bytes (its size is as sent)".to_string()
                 } else {
                     format!("changed its content ({} bytes sent, {held} held)", s.len)

@@ -361,7 +361,21 @@ impl MigrationSink for ImapSink {
         } else {
             crate::engine::uid_set(uids)
         };
-        let metas = self.session.fetch_meta(&set, None).await?;
+        let mut metas = self.session.fetch_meta(&set, None).await?;
+        // A server may show messages appended into the selected folder only after a NOOP
+        // (Courier sends no EXISTS for them): what APPENDUID named and the FETCH did not
+        // return is asked for once more after one.
+        let shown: std::collections::HashSet<Uid> = metas.iter().map(|m| m.uid).collect();
+        let unseen: Vec<Uid> = uids
+            .iter()
+            .copied()
+            .filter(|u| !shown.contains(u))
+            .collect();
+        if !unseen.is_empty() {
+            self.session.noop().await?;
+            let set = crate::engine::uid_set(&unseen);
+            metas.extend(self.session.fetch_meta(&set, None).await?);
+        }
         // `n:*` also returns the highest message when all are below n.
         Ok(Some(
             metas
