@@ -956,16 +956,27 @@ async fn pop3_source(src: Kind, dst: Kind) {
     let report = report_of(&pair.name(), &pair.dst, &cmd.output().expect("run"));
     assert_eq!(copied(&report), 20, "{}: {report:#}", pair.name());
     let alters = pair.dst.alters();
+    // A source that keeps mbox bookkeeping in the header serves it over POP3 as it stands
+    // then (Mailutils' pop3d: `X-UID:`, `Status:`), and changes it as sessions come and go:
+    // those fields are left out on both sides.
+    let bookkeeping = pair.src.alters().mbox_headers;
+    let compared = |body: Vec<u8>| {
+        if bookkeeping {
+            without_bookkeeping(&body)
+        } else {
+            body
+        }
+    };
     let mut expected: Vec<Vec<u8>> = folder_messages(&pair.source(), "INBOX")
         .await
         .into_iter()
-        .map(|(_, m)| alters.apply(&m.body))
+        .map(|(_, m)| compared(alters.apply(&m.body)))
         .collect();
     let target = report["folders"][0]["target"].as_str().expect("target");
     let mut held: Vec<Vec<u8>> = folder_messages(&pair.destination(), target)
         .await
         .into_iter()
-        .map(|(_, m)| m.body)
+        .map(|(_, m)| compared(m.body))
         .collect();
     expected.sort();
     held.sort();
@@ -1033,8 +1044,6 @@ async fn pop3_courier_to_dovecot() {
     pop3_source(Kind::Courier, Kind::Dovecot).await;
 }
 
-#[ignore = "open: GNU Mailutils' pop3d serves its X-IMAPbase/X-UID/Status headers, which the \
-            check reads from its IMAP side without them"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pop3_mailutils_to_dovecot() {
     pop3_source(Kind::Mailutils, Kind::Dovecot).await;
