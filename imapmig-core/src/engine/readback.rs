@@ -89,15 +89,22 @@ pub(super) async fn check(
     let by_uid: HashMap<Uid, &MessageMeta> = metas.iter().map(|m| (m.uid, m)).collect();
     let mut dst_prints: HashMap<Uid, ContentPrint> = HashMap::new();
 
-    // Without UIDPLUS: the new messages of a size that was sent are read and matched by
-    // content to what was sent.
+    // Without UIDPLUS: the new messages are read and matched by content to what was sent
+    // (only those of a size that was sent, when the folder got more new messages than were
+    // sent: another client's mail is not read).
     let untied: Vec<&Sent> = sent.iter().filter(|s| s.dst_uid.is_none()).collect();
+    // Copies tied to a new message by position alone (see below): their content differs.
+    let mut by_position: HashSet<Uid> = HashSet::new();
     if !untied.is_empty() {
         let claimed: HashSet<Uid> = tied.iter().copied().collect();
         let sizes: HashSet<u64> = untied.iter().map(|s| s.len).collect();
-        let cands: Vec<Uid> = metas
+        let mut new: Vec<&MessageMeta> =
+            metas.iter().filter(|m| !claimed.contains(&m.uid)).collect();
+        new.sort_by_key(|m| m.uid);
+        let only_ours = new.len() <= untied.len();
+        let cands: Vec<Uid> = new
             .iter()
-            .filter(|m| !claimed.contains(&m.uid) && sizes.contains(&m.size))
+            .filter(|m| only_ours || sizes.contains(&m.size))
             .map(|m| m.uid)
             .collect();
         if !cands.is_empty() {
@@ -108,6 +115,26 @@ pub(super) async fn check(
         out.found = super::copy::match_by_print(&wanted, &dst_prints)
             .into_iter()
             .collect();
+        // The folder got exactly as many new messages as copies were sent, and some match
+        // none by content: the server changed them. They are tied in the order they were
+        // sent (UIDs grow with each append), and reported below as changed.
+        let used: HashSet<Uid> = out.found.values().copied().collect();
+        let left: Vec<Uid> = new
+            .iter()
+            .map(|m| m.uid)
+            .filter(|u| !used.contains(u))
+            .collect();
+        let unmatched: Vec<&Sent> = untied
+            .iter()
+            .copied()
+            .filter(|s| !out.found.contains_key(&s.src_uid))
+            .collect();
+        if new.len() == untied.len() && left.len() == unmatched.len() {
+            for (s, u) in unmatched.iter().zip(&left) {
+                out.found.insert(s.src_uid, *u);
+                by_position.insert(s.src_uid);
+            }
+        }
         let lost = untied.len() - out.found.len();
         if lost > 0 {
             rep.notes.push(format!(
@@ -202,7 +229,10 @@ pub(super) async fn check(
         .iter()
         .filter_map(|s| dst_of(s).map(|u| (s, u)))
         .filter(|(s, u)| {
-            s.print.header_8bit || s.print.has_nul || by_uid.get(u).is_some_and(|m| m.size != s.len)
+            s.print.header_8bit
+                || s.print.has_nul
+                || by_position.contains(&s.src_uid)
+                || by_uid.get(u).is_some_and(|m| m.size != s.len)
         })
         .collect();
     let unread: Vec<Uid> = eight_bit

@@ -5,7 +5,9 @@
 //! with its new UID (UIDPLUS). Without it, the folder is left (UNSELECT) before appending and
 //! selected again to read back what it holds: GNU Mailutils' imap4d takes only the first
 //! message appended into its selected folder into the session's view and rewrites the
-//! folder from that view when the session ends, losing the others, all answered `OK`.
+//! folder from that view when the session ends, losing the others, all answered `OK`. It
+//! also rewrites what it stores when it saves a folder, which it does when the folder is
+//! left: before the read-back the folder is selected, left and selected again.
 
 use std::collections::HashMap;
 
@@ -151,6 +153,11 @@ impl ImapSink {
             return Ok(());
         }
         let raw = self.open_raw()?.to_string();
+        self.session.select(&raw).await?;
+        // Left once more and selected again: a server that rewrites what it stores when it
+        // saves a folder (GNU Mailutils writes its bookkeeping into the header, and more)
+        // does so when the folder is left, and the read-back sees what later sessions see.
+        self.session.unselect().await?;
         let validity = self.session.select(&raw).await?.uid_validity;
         if !self.validity_settled {
             self.validity_settled = true;
