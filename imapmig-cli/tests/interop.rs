@@ -43,6 +43,11 @@ struct Alters {
     /// A message with very many MIME parts is stored cut short after one of its boundary
     /// lines (Courier: 2,987,765 bytes held as 293,107; the read-back reports it).
     cuts_long_mime_messages: bool,
+    /// Headers are rewritten when the server saves a folder, after the session that
+    /// appended (GNU Mailutils: a leading `From ` line dropped, whitespace after field names
+    /// changed, blank lines added to a header-only message): such copies are held to their
+    /// flags and body, and the report must name them.
+    rewrites_headers_on_save: bool,
     /// A CR right before a CRLF is dropped, and so is a CR that ends the message (Dovecot:
     /// `x\r\r\ny` is held as `x\r\ny`, `end\r` as `end`; a lone CR elsewhere is kept).
     drops_stray_cr: bool,
@@ -321,6 +326,7 @@ impl Server {
                 adds_final_crlf: true,
                 loses_dates: true,
                 mbox_headers: true,
+                rewrites_headers_on_save: true,
                 ..Alters::default()
             },
         }
@@ -675,6 +681,40 @@ async fn check_destination(pair: &Pair, report: &Value) {
                     continue;
                 }
             }
+            // A server documented to rewrite headers when it saves a folder (Mailutils) is
+            // held to the rest: each such copy keeps its flags and its body (blank lines at
+            // the end aside), and the report counts at least as many changed copies.
+            if alters.rewrites_headers_on_save {
+                let changed = report["altered"]["content_altered"].as_u64().unwrap_or(0);
+                let body = |m: &Held| {
+                    let b = &m.body[header_end(&m.body)..];
+                    let mut end = b.len();
+                    while end >= 2 && &b[end - 2..end] == b"\r\n" {
+                        end -= 2;
+                    }
+                    b[..end].to_vec()
+                };
+                let before = missing.len();
+                missing.retain(|m| {
+                    let Some(k) = extra
+                        .iter()
+                        .position(|e| e.flags == m.flags && e.date == m.date && body(e) == body(m))
+                    else {
+                        return true;
+                    };
+                    extra.remove(k);
+                    false
+                });
+                let accepted = (before - missing.len()) as u64;
+                assert!(
+                    accepted <= changed,
+                    "{}: {accepted} copies with rewritten headers, the report names {changed}",
+                    pair.name()
+                );
+                if missing.is_empty() && extra.is_empty() {
+                    continue;
+                }
+            }
             let show = |list: &[&Held]| {
                 list.iter()
                     .take(4)
@@ -1020,10 +1060,7 @@ pair_tests! {
     dovecot_to_dovecot: Dovecot -> Dovecot [] [] [];
     dovecot_to_cyrus: Dovecot -> Cyrus [] [] [];
     dovecot_to_courier: Dovecot -> Courier [] [] [];
-    dovecot_to_mailutils: Dovecot -> Mailutils
-        []
-        [#[ignore = "open: GNU Mailutils rewrites headers when it saves a folder, after imapmig's session (a leading `From ` line dropped, whitespace after field names changed, a blank line added to header-only messages: 188 of 1,665 corpus messages); the read-back runs before the save and does not see it"]]
-        [];
+    dovecot_to_mailutils: Dovecot -> Mailutils [] [] [];
     cyrus_to_dovecot: Cyrus -> Dovecot [] [] [];
     courier_to_dovecot: Courier -> Dovecot [] [] [];
     mailutils_to_dovecot: Mailutils -> Dovecot
