@@ -4,12 +4,17 @@
 //!
 //! * [`wire`]: sans-IO framing of the IMAP server byte stream into response lines and streamed
 //!   literals; a hostile literal size costs no memory.
+//! * [`net`]: TCP and TLS with a timeout on every wait, under the IMAP and POP3 clients.
 //! * [`imap`]: the async IMAP client (tokio + rustls): TLS, STARTTLS, authentication, the
 //!   commands a migration needs, pipelining, streamed FETCH and APPEND.
 //! * [`model`]: folders, message metadata, flags, dates: the vocabulary every layer shares.
 //! * [`state`]: the resumable, crash-safe sync state per (account, source folder), behind the
 //!   [`state::StateStore`] trait; [`state::SqliteStore`] keeps it in one SQLite file.
 //! * [`body`]: a message body as an async byte stream of known length, whatever it comes from.
+//! * [`fingerprint`]: content fingerprints, and matching messages one to one by them: how a
+//!   copy is recognised again without anything written into it.
+//! * [`access`]: what sources and sinks share: [`access::AccessError`], folder lists.
+//! * [`maildir`]: Maildir++ on disk, as Dovecot lays it out, for the Maildir source and sink.
 //! * [`source`], [`sink`]: where mail comes from and goes to (IMAP, POP3, Maildir, mbox), behind
 //!   the [`source::MigrationSource`] and [`sink::MigrationSink`] contracts.
 //! * [`mapping`]: the folder plan, a pure function from both sides' folders to targets.
@@ -18,16 +23,22 @@
 //! * [`batch`]: a migration task of many accounts: CSV import, statuses, the scheduler,
 //!   incremental passes, reports and the audit log.
 //! * [`utf7`], [`sasl`], [`secret`]: small, self-contained building blocks.
+//! * [`failure`]: what kind of failure an error is ([`failure::ErrorKind`]).
 //! * [`trace`]: the protocol trace, both sides' lines with secrets redacted and bodies elided.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod batch;
 pub mod body;
 pub mod engine;
+pub mod failure;
+pub mod fingerprint;
 pub mod imap;
+pub mod maildir;
 pub mod mapping;
 pub mod model;
+pub mod net;
 pub mod sasl;
 pub mod secret;
 pub mod sink;

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::fingerprint::{ContentPrint, Fingerprinter};
 use super::line_endings::{BareLfCounter, CrlfReader};
 use super::readback::{self, Sent};
 use super::{
@@ -15,6 +14,7 @@ use super::{
     ProgressEvent, ProgressSink, Side, SkippedMessage,
 };
 use crate::body::BodyEvent;
+use crate::fingerprint::{match_by_fingerprint, match_by_print, ContentPrint, Fingerprinter};
 use crate::imap::is_sendable_keyword;
 use crate::mapping::{EarlierTargets, FolderPlan, PlanEntry, Reason};
 use crate::model::{Flags, MessageMeta, Uid, UidValidity};
@@ -196,7 +196,7 @@ pub(super) async fn run(
                 report.failed_folders.push(FolderFailure {
                     folder: entry.source.name.clone(),
                     side: None,
-                    kind: crate::source::ErrorKind::Internal,
+                    kind: crate::failure::ErrorKind::Internal,
                     transient: true,
                     message: "the folder was planned but never attempted; a re-run copies it"
                         .into(),
@@ -494,65 +494,11 @@ async fn source_fingerprints(
         while let Some(ev) = source.next_body().await? {
             if let BodyEvent::Body(mut b) = ev {
                 let uid = b.uid;
-                out.insert(uid, super::fingerprint::fingerprint_body(&mut b).await?);
+                out.insert(uid, crate::fingerprint::fingerprint_body(&mut b).await?);
             }
         }
     }
     Ok(out)
-}
-
-/// Matches messages one-to-one by fingerprint: each `wanted` (in order) takes the lowest
-/// unused candidate UID with the same fingerprint. Identical messages stay distinct.
-fn match_by_fingerprint<K: Copy>(
-    wanted: &[(K, [u8; 32])],
-    candidates: &HashMap<Uid, [u8; 32]>,
-) -> Vec<(K, Uid)> {
-    let mut by_fp: HashMap<[u8; 32], VecDeque<Uid>> = HashMap::new();
-    let mut sorted: Vec<(&Uid, &[u8; 32])> = candidates.iter().collect();
-    sorted.sort_by_key(|(u, _)| **u);
-    for (u, fp) in sorted {
-        by_fp.entry(*fp).or_default().push_back(*u);
-    }
-    wanted
-        .iter()
-        .filter_map(|(k, fp)| {
-            by_fp
-                .get_mut(fp)
-                .and_then(VecDeque::pop_front)
-                .map(|u| (*k, u))
-        })
-        .collect()
-}
-
-/// Matches messages one-to-one by content: by fingerprint first, then what is left on both
-/// sides by masked fingerprint (a copy whose 8-bit header bytes the destination rewrote).
-/// Never more than one candidate per wanted message, nor the other way round.
-pub(super) fn match_by_print(
-    wanted: &[(Uid, ContentPrint)],
-    candidates: &HashMap<Uid, ContentPrint>,
-) -> Vec<(Uid, Uid)> {
-    let exact: Vec<(Uid, [u8; 32])> = wanted.iter().map(|(k, p)| (*k, p.fingerprint)).collect();
-    let cands: HashMap<Uid, [u8; 32]> = candidates
-        .iter()
-        .map(|(u, p)| (*u, p.fingerprint))
-        .collect();
-    let mut out = match_by_fingerprint(&exact, &cands);
-    let taken: HashSet<Uid> = out.iter().map(|(k, _)| *k).collect();
-    let used: HashSet<Uid> = out.iter().map(|(_, u)| *u).collect();
-    let rest: Vec<(Uid, [u8; 32])> = wanted
-        .iter()
-        .filter(|(k, _)| !taken.contains(k))
-        .map(|(k, p)| (*k, p.masked))
-        .collect();
-    let rest_cands: HashMap<Uid, [u8; 32]> = candidates
-        .iter()
-        .filter(|(u, _)| !used.contains(u))
-        .map(|(u, p)| (*u, p.masked))
-        .collect();
-    if !rest.is_empty() && !rest_cands.is_empty() {
-        out.extend(match_by_fingerprint(&rest, &rest_cands));
-    }
-    out
 }
 
 /// The flags to give a copy: those the destination folder accepts; the rest are reported.
@@ -1624,44 +1570,9 @@ mod tests {
     fn uid_sets_are_compact() {
         let u = |v: &[u32]| v.iter().map(|&x| Uid(x)).collect::<Vec<_>>();
         assert_eq!(
-            super::super::uid_set(&u(&[5, 1, 2, 3, 9, 10, 3])),
+            crate::imap::uid_set(&u(&[5, 1, 2, 3, 9, 10, 3])),
             "1:3,5,9:10"
         );
-        assert_eq!(super::super::uid_set(&u(&[7])), "7");
-    }
-
-    #[test]
-    fn masked_prints_never_merge_distinct_source_messages() {
-        use crate::engine::fingerprint::print;
-        // Two source messages that differ only in 8-bit header bytes: rewritten to X they
-        // would be the same, so one destination copy is claimed by one of them only.
-        let a = print("Subject: \u{e4}\r\n\r\nx\r\n".as_bytes());
-        let b = print("Subject: \u{f6}\r\n\r\nx\r\n".as_bytes());
-        let munged = print(b"Subject: XX\r\n\r\nx\r\n");
-        assert_ne!(a.fingerprint, b.fingerprint);
-        assert_eq!(a.masked, munged.masked);
-        let cands: HashMap<Uid, ContentPrint> = [(Uid(7), munged)].into_iter().collect();
-        let m = match_by_print(&[(Uid(1), a), (Uid(2), b)], &cands);
-        assert_eq!(m, vec![(Uid(1), Uid(7))]);
-        // An exact match is preferred to a masked one.
-        let cands: HashMap<Uid, ContentPrint> =
-            [(Uid(7), munged), (Uid(8), b)].into_iter().collect();
-        let m = match_by_print(&[(Uid(1), a), (Uid(2), b)], &cands);
-        assert_eq!(m, vec![(Uid(2), Uid(8)), (Uid(1), Uid(7))]);
-    }
-
-    #[test]
-    fn identical_messages_match_one_to_one() {
-        let fp = [1u8; 32];
-        let other = [2u8; 32];
-        let cands: HashMap<Uid, [u8; 32]> = [(Uid(10), fp), (Uid(11), fp), (Uid(12), other)]
-            .into_iter()
-            .collect();
-        let wanted = vec![(Uid(1), fp), (Uid(2), fp), (Uid(3), fp), (Uid(4), other)];
-        let m = match_by_fingerprint(&wanted, &cands);
-        assert_eq!(
-            m,
-            vec![(Uid(1), Uid(10)), (Uid(2), Uid(11)), (Uid(4), Uid(12))]
-        );
+        assert_eq!(crate::imap::uid_set(&u(&[7])), "7");
     }
 }

@@ -133,7 +133,7 @@ mod tests {
         assert_eq!(out, b"Subject: x\r\n\r\nline\r\nbare\r\n\rodd\r\n");
         assert_eq!(out.len() as u64, raw.len() as u64 + c.count());
         let fp = |b: &[u8]| {
-            let mut f = super::super::fingerprint::Fingerprinter::new();
+            let mut f = crate::fingerprint::Fingerprinter::new();
             f.update(b);
             f.finish().0
         };

@@ -21,7 +21,6 @@
 
 mod copy;
 pub mod events;
-pub mod fingerprint;
 mod inspect;
 mod line_endings;
 mod readback;
@@ -34,13 +33,16 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::imap::{Credentials, Endpoint, ImapError, Session};
+use crate::imap::ImapError;
 use crate::mapping::{self, Destination, EarlierTargets, FolderPlan, PlanError, PlanOptions};
 use crate::sink::{AnySink, MigrationSink, SinkSpec};
 use crate::source::{AccessError, AnySource, MigrationSource, SkippedEntry, SourceSpec};
 use crate::state::{StateError, StateStore};
 
-pub use crate::source::ErrorKind;
+pub use crate::failure::ErrorKind;
+pub use crate::fingerprint;
+pub use crate::imap::{uid_set, Account};
+pub use crate::model::DateField;
 pub use inspect::{
     account_key_in, analyze, check, check_pop3, default_account_key, Analysis, CheckResult,
     FolderAnalysis,
@@ -63,32 +65,6 @@ impl std::fmt::Display for Side {
             Side::Destination => "destination",
         })
     }
-}
-
-/// A server and how to log in to it.
-#[derive(Clone, Debug)]
-pub struct Account {
-    /// Where the server is.
-    pub endpoint: Endpoint,
-    /// Who logs in.
-    pub credentials: Credentials,
-}
-
-impl Account {
-    /// Opens a logged-in session.
-    pub async fn open(&self) -> Result<Session, ImapError> {
-        Session::open(&self.endpoint, &self.credentials).await
-    }
-}
-
-/// Which date a date range applies to.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub enum DateField {
-    /// INTERNALDATE: when the server received the message (the default).
-    #[default]
-    Internal,
-    /// The `Date:` header: when the sender says it was written.
-    Header,
 }
 
 /// Which messages to copy.
@@ -672,31 +648,4 @@ pub async fn migrate_between(
             copy::run(&source, &destination, options, state, progress, cancel).await
         }
     }
-}
-
-/// A compact IMAP UID set (`1:3,5,9:10`) for these UIDs.
-pub fn uid_set(uids: &[crate::model::Uid]) -> String {
-    let mut sorted: Vec<u32> = uids.iter().map(|u| u.0).collect();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < sorted.len() {
-        let start = sorted[i];
-        let mut end = start;
-        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
-            i += 1;
-            end = sorted[i];
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if start == end {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}:{end}"));
-        }
-        i += 1;
-    }
-    out
 }

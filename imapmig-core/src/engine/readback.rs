@@ -15,8 +15,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::fingerprint::ContentPrint;
 use super::{Anomaly, FolderReport, Side};
+use crate::fingerprint::{match_by_print, ContentPrint};
 use crate::model::{Flags, InternalDate, MessageMeta, Uid};
 use crate::sink::{AnySink, MigrationSink};
 use crate::source::AccessError;
@@ -112,9 +112,7 @@ pub(super) async fn check(
         }
         let wanted: Vec<(Uid, ContentPrint)> =
             untied.iter().map(|s| (s.src_uid, s.print)).collect();
-        out.found = super::copy::match_by_print(&wanted, &dst_prints)
-            .into_iter()
-            .collect();
+        out.found = match_by_print(&wanted, &dst_prints).into_iter().collect();
         // The folder got exactly as many new messages as copies were sent, and some match
         // none by content: the server changed them. They are tied in the order they were
         // sent (UIDs grow with each append), and reported below as changed.

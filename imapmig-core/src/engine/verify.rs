@@ -9,9 +9,9 @@ use std::collections::{HashMap, VecDeque};
 
 use serde::Serialize;
 
-use super::fingerprint::hex;
 use super::{Account, EngineError, MessageFilter, Side};
 use crate::body::BodyEvent;
+use crate::fingerprint::hex;
 use crate::mapping::PlanOptions;
 use crate::model::{Folder, MessageMeta, Uid};
 use crate::sink::{MigrationSink, SinkSpec};
@@ -129,7 +129,7 @@ async fn hash_folder(
         while let Some(ev) = source.next_body().await? {
             if let BodyEvent::Body(mut b) = ev {
                 let uid = b.uid;
-                let (normalized, exact) = super::fingerprint::of_body(&mut b).await?;
+                let (normalized, exact) = crate::fingerprint::of_body(&mut b).await?;
                 if let Some(meta) = by_uid.remove(&uid) {
                     out.push(Hashed {
                         meta,

@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWriteExt, BufWriter};
 
 use super::error::{ImapError, Result};
-use super::transport::Timed;
+use crate::net::Timed;
 use crate::trace::{ConnTrace, ImapTracer};
 use crate::wire::response::{parse_line, Parsed};
 use crate::wire::{Frame, Framer, Limits, StatusKind, StatusResponse};

@@ -3,6 +3,7 @@
 //! No variant ever carries a command's arguments: a LOGIN line holds a password. Commands are
 //! named by their verb only.
 
+use crate::failure::ErrorKind;
 use std::time::Duration;
 
 use crate::wire::{ResponseCode, StatusResponse, WireError};
@@ -202,3 +203,24 @@ pub(crate) fn is_throttle_text(text: &str) -> bool {
 
 /// Shorthand for results of the client.
 pub type Result<T, E = ImapError> = std::result::Result<T, E>;
+
+impl ErrorKind {
+    /// The kind of an IMAP error.
+    pub fn of_imap(e: &ImapError) -> ErrorKind {
+        match e {
+            ImapError::AuthenticationFailed { .. } => ErrorKind::Authentication,
+            ImapError::Connect { .. } | ImapError::Io { .. } | ImapError::Closed { .. } => {
+                ErrorKind::Connection
+            }
+            ImapError::Tls { .. }
+            | ImapError::StartTlsUnavailable { .. }
+            | ImapError::CleartextRefused { .. } => ErrorKind::Tls,
+            ImapError::Refused { .. }
+                if e.code() == Some(&crate::wire::ResponseCode::OverQuota) =>
+            {
+                ErrorKind::Quota
+            }
+            _ => ErrorKind::Server,
+        }
+    }
+}

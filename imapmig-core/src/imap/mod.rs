@@ -8,15 +8,18 @@
 //! connection: body fetches are pipelined, and appends with LITERAL+ do not wait for each other.
 //! Every wait has a timeout.
 
+mod account;
 pub(crate) mod conn;
 pub mod error;
 mod session;
-pub(crate) mod transport;
+mod uid_set;
 
+pub use crate::net::TlsVerify;
+pub use account::Account;
 pub use error::{ImapError, Result};
 pub use session::{
     is_sendable_keyword, AppendUid, AuthMethod, BodyEvent, Capabilities, Credentials, Endpoint,
     FetchedBody, FetchedMessage, FolderStatus, Namespace, QuotaUsage, SearchKey, Security,
     Selected, ServerAnomaly, Session, MAX_COLLECTED_BODY,
 };
-pub use transport::TlsVerify;
+pub use uid_set::uid_set;

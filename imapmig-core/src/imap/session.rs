@@ -12,9 +12,9 @@ mod multiappend;
 
 use super::conn::Connection;
 use super::error::{ImapError, Result};
-use super::transport::{tls_handshake, Stream, Timed, TlsVerify};
 pub use crate::body::{BodyEvent, FetchedBody};
 use crate::model::{Flags, Folder, InternalDate, MessageMeta, SpecialUse, Uid, UidValidity};
+use crate::net::{tls_handshake, Stream, Timed, TlsVerify};
 use crate::sasl;
 use crate::secret::Secret;
 use crate::trace::render::REDACTED;
@@ -280,7 +280,7 @@ impl SearchKey {
             SearchKey::Larger(n) => format!("LARGER {n}"),
             SearchKey::Smaller(n) => format!("SMALLER {n}"),
             SearchKey::UidRange(a, b) => format!("UID {a}:{b}"),
-            SearchKey::Uids(uids) => format!("UID {}", crate::engine::uid_set(uids)),
+            SearchKey::Uids(uids) => format!("UID {}", crate::imap::uid_set(uids)),
             SearchKey::Flag(f) => match f.to_ascii_uppercase().as_str() {
                 "\\SEEN" => "SEEN".into(),
                 "\\ANSWERED" => "ANSWERED".into(),
@@ -2234,8 +2234,8 @@ mod tests {
     #[test]
     fn uid_sets_collapse_runs() {
         let uids: Vec<Uid> = [9, 1, 2, 3, 7, 10, 3].into_iter().map(Uid).collect();
-        assert_eq!(crate::engine::uid_set(&uids), "1:3,7,9:10");
-        assert_eq!(crate::engine::uid_set(&[Uid(5)]), "5");
+        assert_eq!(crate::imap::uid_set(&uids), "1:3,7,9:10");
+        assert_eq!(crate::imap::uid_set(&[Uid(5)]), "5");
     }
 
     #[test]

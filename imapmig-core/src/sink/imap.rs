@@ -13,8 +13,8 @@ use std::collections::HashMap;
 
 use super::{AppendTicket, MigrationSink, OpenedTarget};
 use crate::body::{BodyEvent, FetchedBody};
-use crate::engine::fingerprint::ContentPrint;
-use crate::engine::Account;
+use crate::fingerprint::ContentPrint;
+use crate::imap::Account;
 use crate::imap::{ImapError, Session};
 use crate::model::{Flags, InternalDate, MessageMeta, SpecialUse, Uid, UidValidity};
 use crate::source::{AccessError, FolderList};
@@ -202,10 +202,7 @@ pub(crate) async fn fingerprint_selected(
         while let Some(ev) = session.next_body().await? {
             if let BodyEvent::Body(mut b) = ev {
                 let uid = b.uid;
-                out.insert(
-                    uid,
-                    crate::engine::fingerprint::fingerprint_body(&mut b).await?,
-                );
+                out.insert(uid, crate::fingerprint::fingerprint_body(&mut b).await?);
             }
         }
     }
@@ -351,7 +348,7 @@ impl MigrationSink for ImapSink {
         if uids.is_empty() {
             return Ok(());
         }
-        let set = crate::engine::uid_set(uids);
+        let set = crate::imap::uid_set(uids);
         Ok(self.session.uid_store(&set, "", flags).await?)
     }
 
@@ -366,7 +363,7 @@ impl MigrationSink for ImapSink {
         let set = if uids.is_empty() {
             format!("{floor}:*")
         } else {
-            crate::engine::uid_set(uids)
+            crate::imap::uid_set(uids)
         };
         let mut metas = self.session.fetch_meta(&set, None).await?;
         // A server may show messages appended into the selected folder only after a NOOP
@@ -380,7 +377,7 @@ impl MigrationSink for ImapSink {
             .collect();
         if !unseen.is_empty() {
             self.session.noop().await?;
-            let set = crate::engine::uid_set(&unseen);
+            let set = crate::imap::uid_set(&unseen);
             metas.extend(self.session.fetch_meta(&set, None).await?);
         }
         // `n:*` also returns the highest message when all are below n.
@@ -397,7 +394,7 @@ impl MigrationSink for ImapSink {
         if uids.is_empty() || flags.is_empty() {
             return Ok(());
         }
-        let set = crate::engine::uid_set(uids);
+        let set = crate::imap::uid_set(uids);
         Ok(self.session.uid_store(&set, "+", flags).await?)
     }
 

@@ -48,10 +48,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{AppendTicket, MigrationSink, OpenedTarget};
 use crate::body::FetchedBody;
-use crate::engine::fingerprint::Fingerprinter;
+use crate::fingerprint::Fingerprinter;
+use crate::maildir::{self as store, blocking, Keywords, MessageFile};
 use crate::model::{Flags, InternalDate, SpecialUse, Uid};
-use crate::source::maildir::store::{self, Keywords, MessageFile};
-use crate::source::maildir::{blocking, MaildirSpec};
+use crate::source::MaildirSpec;
 use crate::source::{AccessError, FolderList};
 
 /// Files in `tmp/` older than this are leftovers of a crash.
@@ -486,7 +486,7 @@ impl MigrationSink for MaildirSink {
     async fn fingerprints(
         &mut self,
         uids: &[Uid],
-    ) -> Result<HashMap<Uid, crate::engine::fingerprint::ContentPrint>, AccessError> {
+    ) -> Result<HashMap<Uid, crate::fingerprint::ContentPrint>, AccessError> {
         let f = self.folder()?;
         let mut out = HashMap::with_capacity(uids.len());
         let mut buf = vec![0u8; 256 * 1024];

@@ -16,8 +16,8 @@ use std::collections::HashMap;
 pub use self::imap::ImapSink;
 pub use self::maildir::MaildirSink;
 use crate::body::FetchedBody;
-use crate::engine::fingerprint::ContentPrint;
-use crate::engine::Account;
+use crate::fingerprint::ContentPrint;
+use crate::imap::Account;
 use crate::model::{Flags, InternalDate, MessageMeta, SpecialUse, Uid, UidValidity};
 use crate::source::{AccessError, AnySource, FolderList, MaildirSpec, SourceSpec};
 

@@ -30,16 +30,14 @@
 //! mistakes one message for another: it re-identifies what it copied before by content. A
 //! tree that does not change (a backup) keeps its UIDs from run to run.
 
-pub(crate) mod store;
-
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use self::store::{Keywords, MessageFile};
 use super::headers;
 use super::{AccessError, DateRange, FolderList, MigrationSource, OpenedFolder, SkippedEntry};
 use crate::body::{BodyEvent, FetchedBody};
-use crate::engine::DateField;
+use crate::maildir::{self as store, blocking, Keywords, MessageFile};
+use crate::model::DateField;
 use crate::model::{Folder, MessageMeta, Uid};
 use crate::wire::{StatusKind, StatusResponse};
 
@@ -71,19 +69,6 @@ pub struct MaildirSource {
     queue: VecDeque<Uid>,
     /// Entries passed over and not yet taken by [`MigrationSource::take_skipped`].
     skipped: Vec<SkippedEntry>,
-}
-
-/// Runs blocking file work off the async threads.
-pub(crate) async fn blocking<T: Send + 'static>(
-    what: &Path,
-    f: impl FnOnce() -> Result<T, AccessError> + Send + 'static,
-) -> Result<T, AccessError> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(store::io_error(
-            what,
-            std::io::Error::other(format!("file task failed: {e}")),
-        ))
-    })
 }
 
 impl MaildirSource {

@@ -42,11 +42,11 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use self::scan::Entry;
 use self::unescape::UnescapeReader;
 use super::headers;
-use super::maildir::blocking;
-use super::maildir::store::derived_validity;
 use super::{AccessError, DateRange, FolderList, MigrationSource, OpenedFolder, SkippedEntry};
 use crate::body::{BodyEvent, FetchedBody};
-use crate::engine::DateField;
+use crate::maildir::blocking;
+use crate::maildir::derived_validity;
+use crate::model::DateField;
 use crate::model::{Folder, MessageMeta, Uid, UidValidity};
 
 /// How `From ` lines inside messages were escaped by the program that wrote the archive.

@@ -3,7 +3,7 @@
 //! read line by line or streamed through [`Unstuffer`].
 //!
 //! This is the only POP3 code that touches the socket. Every read and write has the endpoint's
-//! timeout (through the IMAP client's [`Timed`] transport). Passwords go on the wire only here
+//! timeout (through [`crate::net`]'s [`Timed`] stream). Passwords go on the wire only here
 //! and never into an error. A multi-line response that was left half-read (a body dropped
 //! early) is skipped before the next command is sent.
 
@@ -15,10 +15,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::dot::Unstuffer;
-use crate::imap::transport::{tls_handshake, Stream, Timed};
+use crate::failure::ErrorKind;
 use crate::imap::{AuthMethod, Credentials, Endpoint, Security};
+use crate::net::{tls_handshake, Stream, Timed};
 use crate::sasl;
-use crate::source::{AccessError, ErrorKind};
+use crate::source::AccessError;
 use crate::trace::render::{self as trace_render, REDACTED};
 use crate::trace::ConnTrace;
 

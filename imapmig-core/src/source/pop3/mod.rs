@@ -63,7 +63,8 @@ use self::uidmap::UidMap;
 use super::headers::{self, MAX_HEADER_BYTES};
 use super::{AccessError, DateRange, FolderList, MigrationSource, OpenedFolder};
 use crate::body::{BodyEvent, FetchedBody};
-use crate::engine::{Account, DateField};
+use crate::imap::Account;
+use crate::model::DateField;
 use crate::model::{Flags, Folder, InternalDate, MessageMeta, Uid};
 use crate::wire::{StatusKind, StatusResponse};
 

@@ -16,7 +16,11 @@
 //! unmatched, still one to one. For a message with neither it is the fingerprint itself, and
 //! costs nothing past the header.
 
+use std::collections::{HashMap, HashSet, VecDeque};
+
 use sha2::{Digest, Sha256};
+
+use crate::model::Uid;
 
 /// Header fields mbox-based servers write into a message they store (lower case, with the
 /// colon): left out of the masked fingerprint.
@@ -306,10 +310,98 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Matches messages one-to-one by fingerprint: each `wanted` (in order) takes the lowest
+/// unused candidate UID with the same fingerprint. Identical messages stay distinct.
+pub(crate) fn match_by_fingerprint<K: Copy>(
+    wanted: &[(K, [u8; 32])],
+    candidates: &HashMap<Uid, [u8; 32]>,
+) -> Vec<(K, Uid)> {
+    let mut by_fp: HashMap<[u8; 32], VecDeque<Uid>> = HashMap::new();
+    let mut sorted: Vec<(&Uid, &[u8; 32])> = candidates.iter().collect();
+    sorted.sort_by_key(|(u, _)| **u);
+    for (u, fp) in sorted {
+        by_fp.entry(*fp).or_default().push_back(*u);
+    }
+    wanted
+        .iter()
+        .filter_map(|(k, fp)| {
+            by_fp
+                .get_mut(fp)
+                .and_then(VecDeque::pop_front)
+                .map(|u| (*k, u))
+        })
+        .collect()
+}
+
+/// Matches messages one-to-one by content: by fingerprint first, then what is left on both
+/// sides by masked fingerprint (a copy whose 8-bit header bytes the destination rewrote).
+/// Never more than one candidate per wanted message, nor the other way round.
+pub(crate) fn match_by_print(
+    wanted: &[(Uid, ContentPrint)],
+    candidates: &HashMap<Uid, ContentPrint>,
+) -> Vec<(Uid, Uid)> {
+    let exact: Vec<(Uid, [u8; 32])> = wanted.iter().map(|(k, p)| (*k, p.fingerprint)).collect();
+    let cands: HashMap<Uid, [u8; 32]> = candidates
+        .iter()
+        .map(|(u, p)| (*u, p.fingerprint))
+        .collect();
+    let mut out = match_by_fingerprint(&exact, &cands);
+    let taken: HashSet<Uid> = out.iter().map(|(k, _)| *k).collect();
+    let used: HashSet<Uid> = out.iter().map(|(_, u)| *u).collect();
+    let rest: Vec<(Uid, [u8; 32])> = wanted
+        .iter()
+        .filter(|(k, _)| !taken.contains(k))
+        .map(|(k, p)| (*k, p.masked))
+        .collect();
+    let rest_cands: HashMap<Uid, [u8; 32]> = candidates
+        .iter()
+        .filter(|(u, _)| !used.contains(u))
+        .map(|(u, p)| (*u, p.masked))
+        .collect();
+    if !rest.is_empty() && !rest_cands.is_empty() {
+        out.extend(match_by_fingerprint(&rest, &rest_cands));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn masked_prints_never_merge_distinct_source_messages() {
+        // Two source messages that differ only in 8-bit header bytes: rewritten to X they
+        // would be the same, so one destination copy is claimed by one of them only.
+        let a = print("Subject: \u{e4}\r\n\r\nx\r\n".as_bytes());
+        let b = print("Subject: \u{f6}\r\n\r\nx\r\n".as_bytes());
+        let munged = print(b"Subject: XX\r\n\r\nx\r\n");
+        assert_ne!(a.fingerprint, b.fingerprint);
+        assert_eq!(a.masked, munged.masked);
+        let cands: HashMap<Uid, ContentPrint> = [(Uid(7), munged)].into_iter().collect();
+        let m = match_by_print(&[(Uid(1), a), (Uid(2), b)], &cands);
+        assert_eq!(m, vec![(Uid(1), Uid(7))]);
+        // An exact match is preferred to a masked one.
+        let cands: HashMap<Uid, ContentPrint> =
+            [(Uid(7), munged), (Uid(8), b)].into_iter().collect();
+        let m = match_by_print(&[(Uid(1), a), (Uid(2), b)], &cands);
+        assert_eq!(m, vec![(Uid(2), Uid(8)), (Uid(1), Uid(7))]);
+    }
+
+    #[test]
+    fn identical_messages_match_one_to_one() {
+        let fp = [1u8; 32];
+        let other = [2u8; 32];
+        let cands: HashMap<Uid, [u8; 32]> = [(Uid(10), fp), (Uid(11), fp), (Uid(12), other)]
+            .into_iter()
+            .collect();
+        let wanted = vec![(Uid(1), fp), (Uid(2), fp), (Uid(3), fp), (Uid(4), other)];
+        let m = match_by_fingerprint(&wanted, &cands);
+        assert_eq!(
+            m,
+            vec![(Uid(1), Uid(10)), (Uid(2), Uid(11)), (Uid(4), Uid(12))]
+        );
+    }
 
     #[test]
     fn crlf_and_lf_agree_but_content_does_not() {

@@ -27,8 +27,8 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
+use crate::access::{AccessError, SkippedEntry};
 use crate::model::{Flags, Folder, InternalDate, SpecialUse, Uid};
-use crate::source::{AccessError, SkippedEntry};
 use crate::utf7;
 
 /// The UID list of a folder.
@@ -662,6 +662,19 @@ pub(crate) fn read_head(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {
     }
     buf.truncate(n);
     Ok(buf)
+}
+
+/// Runs blocking file work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    what: &Path,
+    f: impl FnOnce() -> Result<T, AccessError> + Send + 'static,
+) -> Result<T, AccessError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(io_error(
+            what,
+            std::io::Error::other(format!("file task failed: {e}")),
+        ))
+    })
 }
 
 #[cfg(test)]

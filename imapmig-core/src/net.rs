@@ -1,6 +1,7 @@
-//! The byte pipe under a session: TCP, optionally TLS, with a timeout on every wait.
+//! The byte pipe under a session (IMAP or POP3): TCP, optionally TLS, with a timeout on every
+//! wait.
 //!
-//! This is the only module of the client that knows about sockets and TLS. A read or write that
+//! This is the only module that knows about sockets and TLS. A read or write that
 //! makes no progress for the configured time fails with `TimedOut`, so no await in the client
 //! can hang forever on a silent server.
 
