@@ -330,7 +330,7 @@ fn refused_by(side: Side) -> FailureCategory {
 }
 
 fn classify_imap(e: &ImapError, side: Side) -> Classified {
-    let throttled = is_throttling(e);
+    let throttled = e.is_throttled();
     let (category, transient) = match e {
         ImapError::AuthenticationFailed { .. } => (FailureCategory::Authentication, false),
         ImapError::Tls { .. }
@@ -357,35 +357,10 @@ fn classify_imap(e: &ImapError, side: Side) -> Classified {
     }
 }
 
-fn is_throttling(e: &ImapError) -> bool {
-    match e {
-        ImapError::Refused { status, .. } => {
-            matches!(
-                status.code,
-                Some(ResponseCode::Limit) | Some(ResponseCode::Unavailable)
-            ) || text_is_throttling(&status.text)
-        }
-        ImapError::Closed { bye: Some(b), .. } => text_is_throttling(b),
-        _ => false,
-    }
-}
-
-/// Throttling a server expresses only in words (the same phrases the engine backs off on).
+/// Throttling a server expresses only in words: the phrases the client backs off on
+/// ([`crate::imap::ImapError::is_throttled`]), one list for both.
 pub fn text_is_throttling(text: &str) -> bool {
-    let lower = text.to_ascii_lowercase();
-    [
-        "[limit]",
-        "[unavailable]",
-        "suggested backoff",
-        "too many connections",
-        "too many simultaneous",
-        "maximum number of connections",
-        "server busy",
-        "try again later",
-        "throttl",
-    ]
-    .iter()
-    .any(|p| lower.contains(p))
+    crate::imap::error::is_throttle_text(text)
 }
 
 /// An engine error's text, taken apart: the side it names, the folder's name as quoted there,
@@ -501,6 +476,23 @@ pub fn classify_text(text: &str) -> Classified {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scheduler's reading of words and the client's are one list.
+    #[test]
+    fn throttling_words_are_the_clients() {
+        for text in [
+            "[LIMIT] x",
+            "[UNAVAILABLE] later",
+            "Server Busy",
+            "Request is throttled",
+            "Suggested Backoff Time: 5 ms",
+            "Too many connections",
+        ] {
+            assert!(text_is_throttling(text), "{text}");
+            assert!(crate::imap::error::is_throttle_text(text), "{text}");
+        }
+        assert!(!text_is_throttling("Message contains bare newlines"));
+    }
 
     use crate::wire::{StatusKind, StatusResponse};
 

@@ -165,6 +165,22 @@ impl ImapError {
         }
     }
 
+    /// Whether the server throttled us: `[LIMIT]` or `[UNAVAILABLE]`, or words that say so
+    /// (Office 365's "Suggested Backoff Time", "too many connections"...), in a refusal or in
+    /// the BYE that closed the connection.
+    pub fn is_throttled(&self) -> bool {
+        match self {
+            ImapError::Refused { status, .. } => {
+                matches!(
+                    status.code,
+                    Some(ResponseCode::Limit) | Some(ResponseCode::Unavailable)
+                ) || is_throttle_text(&status.text)
+            }
+            ImapError::Closed { bye: Some(b), .. } => is_throttle_text(b),
+            _ => false,
+        }
+    }
+
     /// How long the server asked us to wait, when it said (Office 365's "Suggested Backoff
     /// Time: N milliseconds").
     pub fn suggested_backoff(&self) -> Option<Duration> {
@@ -185,10 +201,14 @@ impl ImapError {
     }
 }
 
-/// Throttling that servers express only in words.
+/// Throttling that servers express in words (or in a response code left in the words, as in
+/// a BYE line): the one list the client's retries and the scheduler's connection limits both
+/// go by.
 pub(crate) fn is_throttle_text(text: &str) -> bool {
     let lower = text.to_ascii_lowercase();
     [
+        "[limit]",
+        "[unavailable]",
         "suggested backoff",
         "too many connections",
         "too many simultaneous",
@@ -221,6 +241,58 @@ impl ErrorKind {
                 ErrorKind::Quota
             }
             _ => ErrorKind::Server,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::StatusKind;
+
+    fn refused(code: Option<ResponseCode>, text: &str) -> ImapError {
+        ImapError::Refused {
+            host: "h".into(),
+            command: "APPEND",
+            folder: None,
+            status: Box::new(StatusResponse {
+                tag: Some("a1".into()),
+                kind: StatusKind::No,
+                code,
+                text: text.into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn throttling_is_one_judgement() {
+        let throttled = [
+            refused(Some(ResponseCode::Limit), "slow down"),
+            refused(Some(ResponseCode::Unavailable), "busy"),
+            refused(
+                None,
+                "Request is throttled. Suggested Backoff Time: 250 milliseconds",
+            ),
+            refused(None, "Too many simultaneous connections"),
+            ImapError::Closed {
+                host: "h".into(),
+                bye: Some("[UNAVAILABLE] Server busy, try again later".into()),
+            },
+        ];
+        for e in &throttled {
+            assert!(e.is_throttled(), "{e}");
+            assert!(e.is_transient(), "{e}");
+        }
+        let not = [
+            refused(None, "Message contains bare newlines"),
+            refused(Some(ResponseCode::OverQuota), "Quota exceeded"),
+            ImapError::Closed {
+                host: "h".into(),
+                bye: Some("Logging out".into()),
+            },
+        ];
+        for e in &not {
+            assert!(!e.is_throttled(), "{e}");
         }
     }
 }
