@@ -14,7 +14,7 @@
 //!
 //! A pause or stop of a *running* account is a request: the pass is cancelled at the next
 //! message boundary, and the account takes the status when the pass has ended. This module
-//! only decides; [`super::store`] applies the decisions in transactions.
+//! only decides; the batch store (`batch::store`) applies the decisions in transactions.
 
 use serde::{Deserialize, Serialize};
 

@@ -684,7 +684,7 @@ fn meta_from_attrs(attrs: &[AttributeValue<'_>], line: &[u8]) -> MetaLine {
     }
 }
 
-/// The largest message [`Session::fetch_small`] collects in memory.
+/// The largest message [`Session::fetch_bodies_collected`] collects in memory.
 pub const MAX_COLLECTED_BODY: u64 = 64 * 1024 * 1024;
 
 impl Session {

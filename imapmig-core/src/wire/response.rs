@@ -276,7 +276,7 @@ fn parse_code(inner: &[u8]) -> ResponseCode {
 }
 
 /// Expands a UID set such as `5:7,9` (ranges in either order), refusing anything malformed or
-/// larger than [`MAX_APPENDUID_SET`].
+/// larger than 100,000 UIDs (a bound against a hostile answer).
 pub fn parse_uid_set(s: &str) -> Option<Vec<u32>> {
     let mut out = Vec::new();
     for part in s.split(',') {
