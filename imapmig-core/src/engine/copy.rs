@@ -1561,18 +1561,3 @@ async fn rematch_dest(
     ));
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uid_sets_are_compact() {
-        let u = |v: &[u32]| v.iter().map(|&x| Uid(x)).collect::<Vec<_>>();
-        assert_eq!(
-            crate::imap::uid_set(&u(&[5, 1, 2, 3, 9, 10, 3])),
-            "1:3,5,9:10"
-        );
-        assert_eq!(crate::imap::uid_set(&u(&[7])), "7");
-    }
-}

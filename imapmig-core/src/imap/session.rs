@@ -2232,13 +2232,6 @@ mod tests {
     }
 
     #[test]
-    fn uid_sets_collapse_runs() {
-        let uids: Vec<Uid> = [9, 1, 2, 3, 7, 10, 3].into_iter().map(Uid).collect();
-        assert_eq!(crate::imap::uid_set(&uids), "1:3,7,9:10");
-        assert_eq!(crate::imap::uid_set(&[Uid(5)]), "5");
-    }
-
-    #[test]
     fn unreadable_metadata_is_told_apart() {
         for line in [
             &b"* 1 FETCH (UID 0 FLAGS () INTERNALDATE \"01-Jan-2024 12:00:00 +0000\")\r\n"[..],

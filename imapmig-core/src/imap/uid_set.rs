@@ -33,13 +33,17 @@ pub fn uid_set(uids: &[Uid]) -> String {
 mod tests {
     use super::*;
 
+    fn uids(v: &[u32]) -> Vec<Uid> {
+        v.iter().map(|&x| Uid(x)).collect()
+    }
+
     #[test]
     fn runs_are_compacted() {
-        assert_eq!(
-            uid_set(&[Uid(3), Uid(1), Uid(2), Uid(9), Uid(7), Uid(10)]),
-            "1:3,7,9:10"
-        );
-        assert_eq!(uid_set(&[Uid(5), Uid(5)]), "5");
+        assert_eq!(uid_set(&uids(&[5, 1, 2, 3, 9, 10, 3])), "1:3,5,9:10");
+        assert_eq!(uid_set(&uids(&[9, 1, 2, 3, 7, 10, 3])), "1:3,7,9:10");
+        assert_eq!(uid_set(&uids(&[3, 1, 2, 9, 7, 10])), "1:3,7,9:10");
+        assert_eq!(uid_set(&uids(&[7])), "7");
+        assert_eq!(uid_set(&uids(&[5, 5])), "5");
         assert_eq!(uid_set(&[]), "");
     }
 }
