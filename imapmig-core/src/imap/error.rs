@@ -155,12 +155,8 @@ impl ImapError {
     pub fn is_transient(&self) -> bool {
         match self {
             ImapError::Io { .. } | ImapError::Closed { .. } | ImapError::Connect { .. } => true,
-            ImapError::Refused { status, .. } => {
-                matches!(
-                    status.code,
-                    Some(ResponseCode::Limit) | Some(ResponseCode::Unavailable)
-                ) || is_throttle_text(&status.text)
-            }
+            // A refusal is worth retrying only when it was throttling.
+            ImapError::Refused { .. } => self.is_throttled(),
             _ => false,
         }
     }
