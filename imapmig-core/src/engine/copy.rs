@@ -1124,7 +1124,7 @@ async fn copy_folder(
         None
     };
     record.selection = Some(selection);
-    record.dest_uidvalidity = dst.settled_validity().or(dsel.uid_validity);
+    record.dest_uidvalidity = dst.open_validity().or(dsel.uid_validity);
     record.updated_at = now();
     state.put_folder(account, folder, &record)?;
     rep.seconds = started.elapsed().as_secs_f64();

@@ -127,7 +127,8 @@ pub(super) async fn check(
             .copied()
             .filter(|s| !out.found.contains_key(&s.src_uid))
             .collect();
-        if new.len() == untied.len() && left.len() == unmatched.len() {
+        // (Every content match took one of `new`, so as many are left on both sides.)
+        if new.len() == untied.len() {
             for (s, u) in unmatched.iter().zip(&left) {
                 out.found.insert(s.src_uid, *u);
                 by_position.insert(s.src_uid);
@@ -223,7 +224,7 @@ pub(super) async fn check(
     // may have them replaced (Dovecot writes 0x80), and a copy whose size is not what was
     // sent was changed somehow (or only in its line endings, which the fingerprint does not
     // see). Only these are read back.
-    let eight_bit: Vec<(&Sent, Uid)> = sent
+    let to_read: Vec<(&Sent, Uid)> = sent
         .iter()
         .filter_map(|s| dst_of(s).map(|u| (s, u)))
         .filter(|(s, u)| {
@@ -233,7 +234,7 @@ pub(super) async fn check(
                 || by_uid.get(u).is_some_and(|m| m.size != s.len)
         })
         .collect();
-    let unread: Vec<Uid> = eight_bit
+    let unread: Vec<Uid> = to_read
         .iter()
         .map(|(_, u)| *u)
         .filter(|u| !dst_prints.contains_key(u))
@@ -241,7 +242,7 @@ pub(super) async fn check(
     if !unread.is_empty() {
         dst_prints.extend(dst.fingerprints(&unread).await?);
     }
-    for (s, u) in eight_bit {
+    for (s, u) in to_read {
         let Some(p) = dst_prints.get(&u) else {
             continue;
         };

@@ -48,13 +48,12 @@ pub struct ImapSink {
     name: String,
     /// The wire name of the open folder.
     open: Option<String>,
-    /// The open folder's UIDVALIDITY when it was first selected.
+    /// The open folder's UIDVALIDITY: as first selected, or as the server numbered the
+    /// folder's first messages (see `validity_settled`).
     open_validity: Option<UidValidity>,
     /// Whether that UIDVALIDITY numbers anything: not when the folder was empty, where a
     /// server may number the first messages under a new one (GNU Mailutils takes the time).
     validity_settled: bool,
-    /// The UIDVALIDITY taken on since, when it changed that way.
-    settled_validity: Option<UidValidity>,
     /// Append from outside the folder (no UIDPLUS, UNSELECT offered): see the module docs.
     outside: bool,
     grouping: bool,
@@ -79,7 +78,6 @@ impl ImapSink {
             open: None,
             open_validity: None,
             validity_settled: true,
-            settled_validity: None,
             outside: false,
             grouping: true,
             group: None,
@@ -161,10 +159,7 @@ impl ImapSink {
         let validity = self.session.select(&raw).await?.uid_validity;
         if !self.validity_settled {
             self.validity_settled = true;
-            if validity != self.open_validity {
-                self.open_validity = validity;
-                self.settled_validity = validity;
-            }
+            self.open_validity = validity;
         }
         if validity != self.open_validity {
             return Err(AccessError::Imap(ImapError::Protocol {
@@ -235,7 +230,6 @@ impl MigrationSink for ImapSink {
         self.open = Some(raw.to_string());
         self.open_validity = sel.uid_validity;
         self.validity_settled = sel.exists > 0;
-        self.settled_validity = None;
         let caps = self.session.capabilities();
         self.outside = !caps.has("UIDPLUS") && caps.has("UNSELECT");
         Ok(OpenedTarget {
@@ -402,8 +396,8 @@ impl MigrationSink for ImapSink {
         self.grouping = on;
     }
 
-    fn settled_validity(&self) -> Option<UidValidity> {
-        self.settled_validity
+    fn open_validity(&self) -> Option<UidValidity> {
+        self.open_validity
     }
 
     async fn close(mut self) {

@@ -122,10 +122,10 @@ pub trait MigrationSink {
     /// Whether small messages may be sent in groups (one command for several messages).
     /// Sinks without such a thing ignore it.
     fn set_grouping(&mut self, _on: bool) {}
-    /// The open folder's UIDVALIDITY when it is no longer what [`MigrationSink::open_folder`]
-    /// said: a folder empty when opened that the server numbered afresh on its first
-    /// messages (GNU Mailutils). `None` when it has not changed.
-    fn settled_validity(&self) -> Option<UidValidity> {
+    /// The open folder's UIDVALIDITY as the sink knows it now, which may not be what
+    /// [`MigrationSink::open_folder`] said: a folder empty when opened may be numbered afresh
+    /// on its first messages (GNU Mailutils). `None` when the sink does not follow it.
+    fn open_validity(&self) -> Option<UidValidity> {
         None
     }
     /// Closes the connection or files.
@@ -264,8 +264,8 @@ impl MigrationSink for AnySink {
     fn set_grouping(&mut self, on: bool) {
         dispatch!(self, s => s.set_grouping(on))
     }
-    fn settled_validity(&self) -> Option<UidValidity> {
-        dispatch!(self, s => s.settled_validity())
+    fn open_validity(&self) -> Option<UidValidity> {
+        dispatch!(self, s => s.open_validity())
     }
     async fn close(self) {
         dispatch!(self, s => s.close().await)
