@@ -32,6 +32,15 @@ pub const BOOKKEEPING_FIELDS: &[&[u8]] = &[
     b"x-keywords:",
 ];
 
+/// A header byte as the masked fingerprint reads it: 8-bit bytes as `X`, as Cyrus writes them.
+fn mask_8bit(b: u8) -> u8 {
+    if b >= 0x80 {
+        b'X'
+    } else {
+        b
+    }
+}
+
 /// The longest of [`BOOKKEEPING_FIELDS`].
 const FIELD_MAX: usize = 11;
 
@@ -190,7 +199,7 @@ impl Fingerprinter {
                 self.header_8bit = true;
             }
             if !self.dropping {
-                scratch.push(if b >= 0x80 { b'X' } else { b });
+                scratch.push(mask_8bit(b));
             }
             self.after_lf = b == b'\n';
         }
@@ -221,7 +230,7 @@ impl Fingerprinter {
             if field.iter().any(|&b| b >= 0x80) {
                 self.header_8bit = true;
             }
-            scratch.extend(field.iter().map(|&b| if b >= 0x80 { b'X' } else { b }));
+            scratch.extend(field.iter().copied().map(mask_8bit));
         }
         self.field = field;
         self.field.clear();
