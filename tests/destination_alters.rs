@@ -22,13 +22,18 @@ use imapmig_testkit::{
 const USER: &str = "alice";
 const PASSWORD: &str = "secret";
 
-fn scripted_account(server: &ScriptedServer) -> Account {
-    let mut endpoint = Endpoint::new(server.host(), server.port(), Security::Cleartext);
+/// An account on a loopback server that takes LOGIN in the clear.
+fn cleartext_account(host: &str, port: u16, user: &str, password: &str) -> Account {
+    let mut endpoint = Endpoint::new(host, port, Security::Cleartext);
     endpoint.timeout = Duration::from_secs(20);
     Account {
         endpoint,
-        credentials: Credentials::password(USER, PASSWORD),
+        credentials: Credentials::password(user, password),
     }
+}
+
+fn scripted_account(server: &ScriptedServer) -> Account {
+    cleartext_account(server.host(), server.port(), USER, PASSWORD)
 }
 
 fn has_bare_lf(b: &[u8]) -> bool {
@@ -383,15 +388,6 @@ async fn dovecot_keeps_what_append_gives_and_nothing_is_reported() {
     assert_eq!(snapshot(&src).await, snapshot(&dst).await);
 }
 
-fn mailutils_account(m: &Mailutils, u: &imapmig_testkit::TestUser) -> Account {
-    let mut endpoint = Endpoint::new(m.host(), m.imap_port(), Security::Cleartext);
-    endpoint.timeout = Duration::from_secs(20);
-    Account {
-        endpoint,
-        credentials: Credentials::password(&u.name, u.password.as_str()),
-    }
-}
-
 /// Defect (found by the interoperability suite against a real GNU Mailutils 3.15 imap4d): a
 /// message APPENDed into the folder the session has SELECTed is lost: imap4d's view of the
 /// folder takes in only the first new message, and it rewrites the mbox from that view when the
@@ -405,7 +401,7 @@ async fn mailutils_keeps_every_message_appended_and_its_flags() {
     let src = account(&d, &a);
     let m = Mailutils::start();
     let b = m.user("b");
-    let dst = mailutils_account(&m, &b);
+    let dst = cleartext_account(m.host(), m.imap_port(), &b.name, &b.password);
     let mut seeds = Vec::new();
     for i in 0..30 {
         let folder = if i % 3 == 0 { "INBOX" } else { "Work" };
@@ -508,12 +504,7 @@ async fn courier_cut_messages_are_reported() {
     let src = account(&d, &a);
     let c = imapmig_testkit::Courier::start();
     let b = c.user("b");
-    let mut endpoint = Endpoint::new(c.host(), c.imap_port(), Security::Cleartext);
-    endpoint.timeout = Duration::from_secs(20);
-    let dst = Account {
-        endpoint,
-        credentials: Credentials::password(&b.name, b.password.as_str()),
-    };
+    let dst = cleartext_account(c.host(), c.imap_port(), &b.name, &b.password);
     let many_parts = crlf(&std::fs::read(corpus_dir().join("flanker/0011.eml")).expect("corpus"));
     let no_end = b"From: a@example.org\r\nSubject: no end\r\n\r\nlast line".to_vec();
     fill(

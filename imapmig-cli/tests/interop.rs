@@ -383,6 +383,17 @@ struct Pair {
 }
 
 impl Pair {
+    /// What of a message is compared: where either side keeps mbox bookkeeping in the header
+    /// (and changes it as flags and sessions come and go), the message without those fields,
+    /// on both sides of the comparison; else all of it.
+    fn compared(&self, body: Vec<u8>) -> Vec<u8> {
+        if self.src.alters().mbox_headers || self.dst.alters().mbox_headers {
+            without_bookkeeping(&body)
+        } else {
+            body
+        }
+    }
+
     fn start(src: Kind, dst: Kind) -> Pair {
         let src = Server::start(src);
         let dst = Server::start(dst);
@@ -529,16 +540,7 @@ async fn folder_messages(acct: &Account, folder: &str) -> Vec<(u32, Held)> {
 /// changed only by what the destination server is documented to change.
 async fn check_destination(pair: &Pair, report: &Value) {
     let alters = pair.dst.alters();
-    // Where either side keeps mbox bookkeeping in the header (and changes it as flags and
-    // sessions come and go), those fields are left out of both sides of the comparison.
-    let bookkeeping = alters.mbox_headers || pair.src.alters().mbox_headers;
-    let compared = |body: Vec<u8>| {
-        if bookkeeping {
-            without_bookkeeping(&body)
-        } else {
-            body
-        }
-    };
+    let compared = |body: Vec<u8>| pair.compared(body);
     let folders = report["folders"].as_array().expect("folders in the report");
     assert!(
         !folders.is_empty(),
@@ -996,17 +998,8 @@ async fn pop3_source(src: Kind, dst: Kind) {
     let report = report_of(&pair.name(), &pair.dst, &cmd.output().expect("run"));
     assert_eq!(copied(&report), 20, "{}: {report:#}", pair.name());
     let alters = pair.dst.alters();
-    // A source that keeps mbox bookkeeping in the header serves it over POP3 as it stands
-    // then (Mailutils' pop3d: `X-UID:`, `Status:`), and changes it as sessions come and go:
-    // those fields are left out on both sides.
-    let bookkeeping = pair.src.alters().mbox_headers;
-    let compared = |body: Vec<u8>| {
-        if bookkeeping {
-            without_bookkeeping(&body)
-        } else {
-            body
-        }
-    };
+    // Mailutils' pop3d serves the bookkeeping fields too (`X-UID:`, `Status:`).
+    let compared = |body: Vec<u8>| pair.compared(body);
     let mut expected: Vec<Vec<u8>> = folder_messages(&pair.source(), "INBOX")
         .await
         .into_iter()
