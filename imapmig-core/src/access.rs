@@ -2,7 +2,7 @@
 //! folder list, and the entries of a local store that were passed over.
 
 use crate::failure::ErrorKind;
-use crate::imap::ImapError;
+use crate::imap::error::ImapError;
 use crate::model::Folder;
 
 /// What went wrong reading from a source or writing to a sink.

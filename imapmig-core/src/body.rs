@@ -10,10 +10,19 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
-use crate::imap::conn::Connection;
-use crate::imap::{ImapError, Result};
+use crate::imap::error::{ImapError, Result};
 use crate::model::Uid;
 use crate::wire::{Frame, StatusResponse};
+
+/// Where the frames of a literal being streamed come from. The IMAP connection implements
+/// it; the body reads through it, so that this module, which every source shares, sits below
+/// the IMAP client rather than beside it.
+pub(crate) trait FrameSource: Send {
+    /// Polls for the next frame off the wire.
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Frame>>;
+    /// The server's name, for errors.
+    fn host(&self) -> &str;
+}
 
 fn body_error(detail: String) -> ImapError {
     ImapError::Protocol {
@@ -65,7 +74,7 @@ pub struct FetchedBody<'a> {
 pub(crate) enum BodyInner<'a> {
     Inline(Bytes),
     Streaming {
-        conn: &'a mut Connection,
+        conn: &'a mut (dyn FrameSource + 'static),
         pending: Bytes,
         done: bool,
     },
@@ -103,7 +112,11 @@ impl<'a> FetchedBody<'a> {
         }
     }
 
-    pub(crate) fn streaming(uid: Uid, len: u64, conn: &'a mut Connection) -> FetchedBody<'a> {
+    pub(crate) fn streaming(
+        uid: Uid,
+        len: u64,
+        conn: &'a mut (dyn FrameSource + 'static),
+    ) -> FetchedBody<'a> {
         FetchedBody {
             uid,
             len,
@@ -179,14 +192,14 @@ impl FetchedBody<'_> {
                 if *done {
                     return Ok(None);
                 }
-                match conn.next_frame().await? {
+                match std::future::poll_fn(|cx| conn.poll_frame(cx)).await? {
                     Frame::LiteralData(d) => Ok(Some(d)),
                     Frame::LiteralEnd => {
                         *done = true;
                         Ok(None)
                     }
                     other => Err(ImapError::Protocol {
-                        host: conn.host.clone(),
+                        host: conn.host().to_string(),
                         command: "FETCH",
                         detail: format!("expected message data, got {other:?}"),
                     }),

@@ -283,7 +283,7 @@ impl Fingerprinter {
 /// Reads a body to its end; returns its fingerprint.
 pub async fn fingerprint_body(
     body: &mut crate::body::FetchedBody<'_>,
-) -> Result<ContentPrint, crate::imap::ImapError> {
+) -> Result<ContentPrint, crate::imap::error::ImapError> {
     let mut f = Fingerprinter::new();
     while let Some(c) = body.chunk().await? {
         f.update(&c);
@@ -294,7 +294,7 @@ pub async fn fingerprint_body(
 /// Reads a body to its end; returns its fingerprint and the exact SHA-256 of its bytes.
 pub async fn of_body(
     body: &mut crate::body::FetchedBody<'_>,
-) -> Result<([u8; 32], [u8; 32]), crate::imap::ImapError> {
+) -> Result<([u8; 32], [u8; 32]), crate::imap::error::ImapError> {
     let mut f = Fingerprinter::with_exact();
     while let Some(c) = body.chunk().await? {
         f.update(&c);

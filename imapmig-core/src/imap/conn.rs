@@ -395,6 +395,16 @@ impl Connection {
     }
 }
 
+impl crate::body::FrameSource for Connection {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Frame>> {
+        Connection::poll_frame(self, cx)
+    }
+
+    fn host(&self) -> &str {
+        &self.host
+    }
+}
+
 impl Connection {
     /// Writes one line that is not a tagged command (IDLE's `DONE`) and flushes.
     pub(crate) async fn send_raw_line(&mut self, line: &[u8]) -> Result<()> {
