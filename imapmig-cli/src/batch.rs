@@ -31,8 +31,8 @@ use imapmig_core::batch::task::{
     Protocol, ServerSettings, TokenMechanism, Transport,
 };
 use imapmig_core::batch::{
-    AccountReport, BatchError, BatchStore, EditScope, ImportOptions, LiveSnapshot, RunSummary,
-    Scheduler, SchedulerOptions, Selection, Status, TaskSettings, TaskSummary,
+    AccountReport, BatchError, BatchErrorKind, BatchStore, EditScope, ImportOptions, LiveSnapshot,
+    RunSummary, Scheduler, SchedulerOptions, Selection, Status, TaskSettings, TaskSummary,
 };
 use imapmig_core::model::SpecialUse;
 use imapmig_core::secret::Secret;
@@ -627,14 +627,9 @@ impl TaskFlags {
 
 /// The exit status for a batch error.
 fn exit_code(e: &BatchError) -> u8 {
-    match e {
-        BatchError::Locked { .. } => 6,
-        BatchError::Open { .. }
-        | BatchError::State(_)
-        | BatchError::SchemaTooNew { .. }
-        | BatchError::Sqlite { .. }
-        | BatchError::Corrupt { .. }
-        | BatchError::Internal(_) => 5,
+    match e.kind() {
+        BatchErrorKind::Locked => 6,
+        BatchErrorKind::Store | BatchErrorKind::Internal => 5,
         _ => 2,
     }
 }

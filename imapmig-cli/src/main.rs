@@ -603,6 +603,7 @@ impl Progress {
                 attempt,
                 after_ms,
                 error,
+                ..
             } => {
                 let line = format!("{folder}: retry {attempt} in {after_ms} ms after: {error}");
                 match &bar {

@@ -1,7 +1,7 @@
 //! What sources and sinks share: how access to a store fails ([`AccessError`]), a store's
 //! folder list, and the entries of a local store that were passed over.
 
-use crate::failure::ErrorKind;
+use crate::failure::{Classified, ErrorKind, FailureCategory, Side};
 use crate::imap::error::ImapError;
 use crate::model::Folder;
 
@@ -77,6 +77,28 @@ impl AccessError {
             AccessError::Io { .. }
             | AccessError::Format { .. }
             | AccessError::GroupRefused { .. } => false,
+        }
+    }
+
+    /// The failure, typed (see [`ImapError::classify`]); a failure of another protocol or of
+    /// a local store is named by its kind.
+    pub fn classify(&self, side: Option<Side>) -> Classified {
+        if let AccessError::Imap(e) = self {
+            return e.classify(side);
+        }
+        let kind = self.kind();
+        let transient = self.is_transient();
+        let category = match kind {
+            ErrorKind::Authentication => FailureCategory::Authentication,
+            ErrorKind::Tls => FailureCategory::Tls,
+            ErrorKind::Quota => FailureCategory::Quota,
+            ErrorKind::Connection => FailureCategory::Connection,
+            _ if transient => FailureCategory::Connection,
+            _ => FailureCategory::Configuration,
+        };
+        Classified {
+            transient,
+            ..Classified::permanent(kind, category, side)
         }
     }
 

@@ -54,6 +54,7 @@ fn skipped(uid: u32, reason: &str) -> SkippedMessage {
         uid,
         size: 1_234_567,
         reason: reason.into(),
+        kind: Some(ErrorKind::Quota),
     }
 }
 
@@ -109,7 +110,9 @@ fn migration_report() -> MigrationReport {
             folder: "Sent \"old\"".into(),
             side: Some(Side::Destination),
             kind: ErrorKind::Server,
+            category: FailureCategory::DestinationRefused,
             transient: false,
+            throttled: false,
             message: "destination, folder \"Sent \\\"old\\\"\": NO [CANNOT] bad name".into(),
         }],
         anomalies: vec![Anomaly {
@@ -174,12 +177,14 @@ fn events() -> Vec<ProgressEvent> {
         ProgressEvent::ConnectionsReduced {
             workers: 1,
             error: "NO [UNAVAILABLE] too many connections".into(),
+            side: Side::Destination,
         },
         ProgressEvent::Retrying {
             folder: "Sent".into(),
             attempt: 2,
             after_ms: 1500,
             error: "connection reset".into(),
+            throttled_by: Some(Side::Source),
         },
     ]
 }

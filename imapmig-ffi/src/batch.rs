@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use imapmig_core::batch::{
-    BatchError, BatchStore, ControlReport, ImportOptions, LiveSnapshot, RunSummary, Scheduler,
-    SchedulerOptions, Selection, TaskSettings,
+    BatchError, BatchErrorKind, BatchStore, ControlReport, ImportOptions, LiveSnapshot, RunSummary,
+    Scheduler, SchedulerOptions, Selection, TaskSettings,
 };
 use imapmig_core::secret::Secret;
 use serde::Serialize;
@@ -42,20 +42,16 @@ const POLL: Duration = Duration::from_millis(50);
 
 impl From<BatchError> for Failure {
     fn from(e: BatchError) -> Failure {
-        let status = match &e {
-            BatchError::Open { .. }
-            | BatchError::State(_)
-            | BatchError::SchemaTooNew { .. }
-            | BatchError::Sqlite { .. }
-            | BatchError::Corrupt { .. } => imapmig_status::State,
-            BatchError::Task(_) => imapmig_status::Config,
-            BatchError::Csv(_) | BatchError::InvalidRows { .. } => imapmig_status::Csv,
-            BatchError::UnknownTask { .. } | BatchError::UnknownAccount { .. } => {
+        let status = match e.kind() {
+            BatchErrorKind::Store => imapmig_status::State,
+            BatchErrorKind::Settings => imapmig_status::Config,
+            BatchErrorKind::Csv => imapmig_status::Csv,
+            BatchErrorKind::UnknownTask | BatchErrorKind::UnknownAccount => {
                 imapmig_status::NotFound
             }
-            BatchError::TaskExists { .. } => imapmig_status::Exists,
-            BatchError::Locked { .. } => imapmig_status::Locked,
-            BatchError::NotAllowed { .. } => imapmig_status::InvalidState,
+            BatchErrorKind::TaskExists => imapmig_status::Exists,
+            BatchErrorKind::Locked => imapmig_status::Locked,
+            BatchErrorKind::NotAllowed => imapmig_status::InvalidState,
             _ => imapmig_status::Internal,
         };
         Failure::new(status, e.to_string())

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use imapmig_core::batch::{
-    BatchError, BatchStore, EditScope, ImportOptions, LiveSnapshot, RunSummary, Scheduler,
-    SchedulerOptions, Selection, TaskSettings,
+    BatchError, BatchErrorKind, BatchStore, EditScope, ImportOptions, LiveSnapshot, RunSummary,
+    Scheduler, SchedulerOptions, Selection, TaskSettings,
 };
 use imapmig_core::secret::Secret;
 use pyo3::prelude::*;
@@ -27,19 +27,15 @@ use crate::wait::SLICE;
 /// The batch layer's errors as exceptions: store failures are `StateError`, bad settings
 /// `ConfigError`, the rest `BatchError` with a `kind` naming the case.
 fn batch_error(e: BatchError) -> Raised {
-    let (kind, name) = match &e {
-        BatchError::Open { .. }
-        | BatchError::State(_)
-        | BatchError::SchemaTooNew { .. }
-        | BatchError::Sqlite { .. }
-        | BatchError::Corrupt { .. } => (Kind::State, None),
-        BatchError::Task(_) => (Kind::Config, None),
-        BatchError::Csv(_) | BatchError::InvalidRows { .. } => (Kind::Batch, Some("csv")),
-        BatchError::UnknownTask { .. } => (Kind::Batch, Some("unknown_task")),
-        BatchError::UnknownAccount { .. } => (Kind::Batch, Some("unknown_account")),
-        BatchError::TaskExists { .. } => (Kind::Batch, Some("task_exists")),
-        BatchError::Locked { .. } => (Kind::Batch, Some("locked")),
-        BatchError::NotAllowed { .. } => (Kind::Batch, Some("not_allowed")),
+    let (kind, name) = match e.kind() {
+        BatchErrorKind::Store => (Kind::State, None),
+        BatchErrorKind::Settings => (Kind::Config, None),
+        BatchErrorKind::Csv => (Kind::Batch, Some("csv")),
+        BatchErrorKind::UnknownTask => (Kind::Batch, Some("unknown_task")),
+        BatchErrorKind::UnknownAccount => (Kind::Batch, Some("unknown_account")),
+        BatchErrorKind::TaskExists => (Kind::Batch, Some("task_exists")),
+        BatchErrorKind::Locked => (Kind::Batch, Some("locked")),
+        BatchErrorKind::NotAllowed => (Kind::Batch, Some("not_allowed")),
         _ => (Kind::Internal, None),
     };
     let mut r = Raised::new(kind, e.to_string());

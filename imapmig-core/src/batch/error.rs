@@ -153,3 +153,54 @@ pub enum BatchError {
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+/// What kind of batch failure an error is: what each face maps to its own code (the CLI's
+/// exit status, the Python exception, the C status).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BatchErrorKind {
+    /// The batch store or the sync state cannot be opened, read or written.
+    Store,
+    /// The task's settings cannot work.
+    Settings,
+    /// A CSV file of accounts is unreadable or has bad rows.
+    Csv,
+    /// No such task.
+    UnknownTask,
+    /// No such account in the task.
+    UnknownAccount,
+    /// The task exists already.
+    TaskExists,
+    /// Another process runs the task.
+    Locked,
+    /// The account's status does not allow what was asked.
+    NotAllowed,
+    /// The store's passwords need a key that was not given, or was given wrong.
+    StateKey,
+    /// A bug.
+    Internal,
+}
+
+impl BatchError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> BatchErrorKind {
+        match self {
+            BatchError::Open { .. }
+            | BatchError::State(_)
+            | BatchError::SchemaTooNew { .. }
+            | BatchError::Sqlite { .. }
+            | BatchError::Corrupt { .. } => BatchErrorKind::Store,
+            BatchError::Task(_) => BatchErrorKind::Settings,
+            BatchError::Csv(_) | BatchError::InvalidRows { .. } => BatchErrorKind::Csv,
+            BatchError::UnknownTask { .. } => BatchErrorKind::UnknownTask,
+            BatchError::UnknownAccount { .. } => BatchErrorKind::UnknownAccount,
+            BatchError::TaskExists { .. } => BatchErrorKind::TaskExists,
+            BatchError::Locked { .. } => BatchErrorKind::Locked,
+            BatchError::NotAllowed { .. } => BatchErrorKind::NotAllowed,
+            BatchError::StateKeyNeeded { .. } | BatchError::WrongStateKey { .. } => {
+                BatchErrorKind::StateKey
+            }
+            BatchError::Internal(_) => BatchErrorKind::Internal,
+        }
+    }
+}

@@ -53,7 +53,7 @@ mod scheduler;
 mod store;
 
 pub use accounts::{ControlReport, ImportOptions, ImportReport, Selection};
-pub use error::BatchError;
+pub use error::{BatchError, BatchErrorKind};
 pub use report::{AccountReport, TaskSummary};
 pub use scheduler::{
     account_key, LiveSnapshot, RunSummary, RunningAccount, Scheduler, SchedulerObserver,

@@ -28,13 +28,12 @@ use super::error::BatchError;
 use super::login::{account, SourceLogin};
 use super::passes::{PassResult, PassTicket, Progress, Refusal, Verdict};
 use super::slots::{Grant, HostUsage, Slots};
-use super::status::{
-    classify, classify_text, text_is_throttling, text_side, FailureCategory, Status,
-};
+use super::status::{FailureCategory, Status};
 use super::store::{BatchStore, LEASE_STALE_SECS};
 use super::task::{Protocol, Task};
 use crate::engine::{
-    self, EngineError, MigrationOptions, MigrationReport, ProgressEvent, ProgressSink, Side,
+    self, EngineError, ErrorKind, MigrationOptions, MigrationReport, ProgressEvent, ProgressSink,
+    Side,
 };
 use crate::sink::SinkSpec;
 use crate::source::{Pop3Spec, SourceSpec};
@@ -187,21 +186,16 @@ impl Live {
             }
             // A server that refuses another connection, or throttles a folder: its host gets
             // fewer connections.
-            ProgressEvent::ConnectionsReduced { error, .. } => self.throttled_by(error),
-            ProgressEvent::Retrying { error, .. } if text_is_throttling(error) => {
-                self.throttled_by(error)
-            }
+            ProgressEvent::ConnectionsReduced { side, .. } => self.throttled_by(*side),
+            ProgressEvent::Retrying {
+                throttled_by: Some(side),
+                ..
+            } => self.throttled_by(*side),
             _ => {}
         }
     }
 
-    fn throttled_by(&self, error: &str) {
-        // The engine names the side first: "source, folder ...", "destination: ...".
-        let side = if error.starts_with("destination") {
-            Side::Destination
-        } else {
-            Side::Source
-        };
+    fn throttled_by(&self, side: Side) {
         if let Ok(mut t) = self.throttled.lock() {
             t.push(side);
         }
@@ -670,25 +664,18 @@ impl Scheduler {
             }
             Err(EngineError::Cancelled) => (None, Verdict::Cancelled),
             Err(e) => {
-                let c = classify(&e);
+                let c = e.classify();
                 if c.throttled {
-                    let side = match &e {
-                        EngineError::Server { side, .. } | EngineError::Folder { side, .. } => {
-                            *side
-                        }
-                        _ => Side::Source,
-                    };
-                    throttled_sides.push(side);
+                    throttled_sides.push(c.side.unwrap_or(Side::Source));
                 }
                 let error = e.to_string();
                 if c.transient && attempt < retry.max_attempts {
-                    let hint = e.imap().and_then(crate::imap::ImapError::suggested_backoff);
                     (
                         None,
                         Verdict::Retry {
                             category: c.category,
                             error,
-                            after: retry_delay(retry, attempt, hint, jitter),
+                            after: retry_delay(retry, attempt, c.backoff, jitter),
                         },
                     )
                 } else {
@@ -821,7 +808,7 @@ fn judge(
         .folders
         .iter()
         .flat_map(|f| f.refused.iter().map(move |m| (f, m)))
-        .find(|(_, m)| classify_text(&m.reason).category == FailureCategory::Quota);
+        .find(|(_, m)| m.kind == Some(ErrorKind::Quota));
     if let Some((f, m)) = over_quota {
         return Verdict::Failed {
             category: FailureCategory::Quota,
@@ -834,14 +821,8 @@ fn judge(
     let mut transient: Option<(FailureCategory, String)> = None;
     for failure in &report.failed_folders {
         let error = &failure.message;
-        let c = classify_text(error);
-        if c.throttled {
-            throttled.push(
-                failure
-                    .side
-                    .or_else(|| text_side(error))
-                    .unwrap_or(Side::Source),
-            );
+        if failure.throttled {
+            throttled.push(failure.side.unwrap_or(Side::Source));
         }
         // The engine's message names the folder already ("source, folder \"X\": ...").
         let text = if error.contains(&format!("folder {:?}", failure.folder)) {
@@ -849,13 +830,13 @@ fn judge(
         } else {
             format!("folder {:?}: {error}", failure.folder)
         };
-        if !c.transient {
+        if !failure.transient {
             return Verdict::Failed {
-                category: c.category,
+                category: failure.category,
                 error: text,
             };
         }
-        transient.get_or_insert((c.category, text));
+        transient.get_or_insert((failure.category, text));
     }
     match transient {
         Some((category, error)) if attempt < max_attempts => Verdict::Retry {
@@ -875,28 +856,55 @@ fn judge(
 mod tests {
     use super::*;
     use crate::engine::{FolderFailure, FolderReport, SkippedMessage};
+    use crate::imap::ImapError;
+    use crate::wire::{ResponseCode, StatusKind, StatusResponse};
 
-    fn failure(side: Side, message: &str) -> FolderFailure {
-        FolderFailure {
-            folder: "Work".into(),
-            side: Some(side),
-            kind: crate::engine::ErrorKind::Connection,
-            transient: true,
-            message: message.into(),
+    /// Folder "Work" failed on `side` with `source`, as the engine reports it.
+    fn failure(side: Side, source: ImapError) -> FolderFailure {
+        FolderFailure::of(
+            "Work",
+            &EngineError::Folder {
+                side,
+                folder: "Work".into(),
+                source: source.into(),
+            },
+        )
+    }
+
+    fn closed() -> ImapError {
+        ImapError::Closed {
+            host: "h".into(),
+            bye: None,
         }
     }
 
-    fn folder(name: &str, refused: &[&str]) -> FolderReport {
+    fn refused(code: ResponseCode, text: &str) -> ImapError {
+        ImapError::Refused {
+            host: "h".into(),
+            command: "APPEND",
+            folder: Some("Work".into()),
+            status: Box::new(StatusResponse {
+                tag: Some("a1".into()),
+                kind: StatusKind::No,
+                code: Some(code),
+                text: text.into(),
+            }),
+        }
+    }
+
+    /// A folder report whose messages the destination refused, with the refusals' kinds.
+    fn folder(name: &str, refused: &[(&str, ErrorKind)]) -> FolderReport {
         FolderReport {
             source: name.into(),
             target: name.into(),
             refused: refused
                 .iter()
                 .enumerate()
-                .map(|(i, r)| SkippedMessage {
+                .map(|(i, (r, kind))| SkippedMessage {
                     uid: i as u32 + 1,
                     size: 10,
                     reason: r.to_string(),
+                    kind: Some(*kind),
                 })
                 .collect(),
             ..FolderReport::default()
@@ -908,12 +916,18 @@ mod tests {
         let d = || Duration::from_secs(1);
         let mut t = Vec::new();
         let ok = MigrationReport {
-            folders: vec![folder("INBOX", &["NO [LIMIT] too big"])],
+            folders: vec![folder(
+                "INBOX",
+                &[("NO [LIMIT] too big", ErrorKind::Server)],
+            )],
             ..MigrationReport::default()
         };
         assert!(matches!(judge(&ok, 3, 1, &mut t, d), Verdict::Synced));
         let full = MigrationReport {
-            folders: vec![folder("INBOX", &["NO [OVERQUOTA] Quota exceeded"])],
+            folders: vec![folder(
+                "INBOX",
+                &[("NO [OVERQUOTA] Quota exceeded", ErrorKind::Quota)],
+            )],
             ..MigrationReport::default()
         };
         assert!(matches!(
@@ -924,10 +938,7 @@ mod tests {
             }
         ));
         let dropped = MigrationReport {
-            failed_folders: vec![failure(
-                Side::Source,
-                "source, folder \"Work\": h closed the connection",
-            )],
+            failed_folders: vec![failure(Side::Source, closed())],
             ..MigrationReport::default()
         };
         assert!(matches!(
@@ -948,7 +959,7 @@ mod tests {
         let throttled = MigrationReport {
             failed_folders: vec![failure(
                 Side::Destination,
-                "destination, folder \"Work\": h refused APPEND: NO [LIMIT] slow down",
+                refused(ResponseCode::Limit, "slow down"),
             )],
             ..MigrationReport::default()
         };
@@ -983,14 +994,26 @@ mod tests {
             after_ms: 10,
             error: "destination, folder \"INBOX\": h closed the connection: Too many connections"
                 .into(),
+            throttled_by: Some(Side::Destination),
         });
         assert_eq!(l.folders_total.load(Ordering::Relaxed), 3);
         assert_eq!(l.bytes.load(Ordering::Relaxed), 100);
         assert_eq!(l.take_events().len(), 1);
         assert_eq!(l.take_throttled(), vec![Side::Destination]);
+        // A retry for anything but throttling leaves the host's connections alone, whatever
+        // its words say.
+        l.on(&ProgressEvent::Retrying {
+            folder: "Try again later".into(),
+            attempt: 1,
+            after_ms: 10,
+            error: "destination, folder \"Try again later\": h closed the connection".into(),
+            throttled_by: None,
+        });
+        assert_eq!(l.take_throttled(), Vec::<Side>::new());
         l.on(&ProgressEvent::ConnectionsReduced {
             workers: 2,
             error: "source: h closed the connection: Maximum number of connections".into(),
+            side: Side::Source,
         });
         assert_eq!(l.take_throttled(), vec![Side::Source]);
     }

@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 use super::line_endings::{BareLfCounter, CrlfReader};
 use super::readback::{self, Sent};
 use super::{
-    Anomaly, EngineError, FolderFailure, FolderReport, MigrationOptions, MigrationReport,
-    ProgressEvent, ProgressSink, Side, SkippedMessage,
+    Anomaly, EngineError, ErrorKind, FolderFailure, FolderReport, MigrationOptions,
+    MigrationReport, ProgressEvent, ProgressSink, Side, SkippedMessage,
 };
 use crate::body::BodyEvent;
 use crate::fingerprint::{match_by_fingerprint, match_by_print, ContentPrint, Fingerprinter};
@@ -197,7 +197,9 @@ pub(super) async fn run(
                     folder: entry.source.name.clone(),
                     side: None,
                     kind: crate::failure::ErrorKind::Internal,
+                    category: crate::failure::FailureCategory::Internal,
                     transient: true,
+                    throttled: false,
                     message: "the folder was planned but never attempted; a re-run copies it"
                         .into(),
                 });
@@ -389,6 +391,7 @@ async fn worker(
                             ctx.emit(ProgressEvent::ConnectionsReduced {
                                 workers: pool.active.load(Ordering::SeqCst),
                                 error: e.to_string(),
+                                side: e.side().unwrap_or(Side::Source),
                             });
                             return out;
                         }
@@ -453,15 +456,16 @@ async fn worker(
 
 async fn backoff(ctx: &Ctx, folder: &str, attempt: u32, err: &EngineError) {
     let base = ctx.options.backoff.saturating_mul(1 << attempt.min(10));
-    let suggested = err
-        .imap()
-        .and_then(crate::imap::ImapError::suggested_backoff);
-    let wait = suggested.unwrap_or(base).min(Duration::from_secs(60));
+    let failure = err.classify();
+    let wait = failure.backoff.unwrap_or(base).min(Duration::from_secs(60));
     ctx.emit(ProgressEvent::Retrying {
         folder: folder.to_string(),
         attempt,
         after_ms: wait.as_millis() as u64,
         error: err.to_string(),
+        throttled_by: failure
+            .throttled
+            .then(|| failure.side.unwrap_or(Side::Source)),
     });
     tokio::select! {
         _ = tokio::time::sleep(wait) => {}
@@ -748,6 +752,7 @@ async fn copy_folder(
                     uid: m.uid.0,
                     size: m.size,
                     reason,
+                    kind: None,
                 });
                 continue;
             }
@@ -913,7 +918,7 @@ async fn copy_folder(
                                 }
                                 Some(words) => {
                                     // Refused before the body was sent (synchronising literal).
-                                    refuse(ctx, &mut rep, folder, uid, len, words);
+                                    refuse(ctx, &mut rep, folder, uid, len, words, Some(e.kind()));
                                     gone.push(uid);
                                 }
                                 // A body the source stopped sending mid-way (a cut
@@ -932,7 +937,15 @@ async fn copy_folder(
                         awaited.remove(&uid);
                         let size = by_uid.get(&uid).map(|m| m.size).unwrap_or(0);
                         anomaly(&mut rep, Some(uid), detail.clone());
-                        refuse(ctx, &mut rep, folder, uid, size, detail);
+                        refuse(
+                            ctx,
+                            &mut rep,
+                            folder,
+                            uid,
+                            size,
+                            detail,
+                            Some(ErrorKind::Server),
+                        );
                         gone.push(uid);
                     }
                     BodyEvent::Unasked { uid, detail } => anomaly(&mut rep, Some(uid), detail),
@@ -946,6 +959,7 @@ async fn copy_folder(
                             uid,
                             size,
                             format!("the source would not send it: {}", status.describe()),
+                            Some(ErrorKind::Server),
                         );
                         gone.push(uid);
                     }
@@ -967,7 +981,15 @@ async fn copy_folder(
                         let size = by_uid.get(uid).map(|m| m.size).unwrap_or(0);
                         let detail = "the source answered the FETCH without this message, though the folder still holds it".to_string();
                         anomaly(&mut rep, Some(*uid), detail.clone());
-                        refuse(ctx, &mut rep, folder, *uid, size, detail);
+                        refuse(
+                            ctx,
+                            &mut rep,
+                            folder,
+                            *uid,
+                            size,
+                            detail,
+                            Some(ErrorKind::Server),
+                        );
                     } else {
                         rep.vanished += 1;
                     }
@@ -1049,7 +1071,7 @@ async fn copy_folder(
                             gone.push(uid);
                         }
                         Some(words) => {
-                            refuse(ctx, &mut rep, folder, uid, len, words);
+                            refuse(ctx, &mut rep, folder, uid, len, words, Some(e.kind()));
                             gone.push(uid);
                         }
                         None => {
@@ -1150,7 +1172,17 @@ fn anomaly(rep: &mut FolderReport, uid: Option<Uid>, detail: String) {
     });
 }
 
-fn refuse(ctx: &Ctx, rep: &mut FolderReport, folder: &str, uid: Uid, size: u64, reason: String) {
+/// Reports a message that was not copied because a server refused it (`kind` says what the
+/// refusal was; a full destination fails the account).
+fn refuse(
+    ctx: &Ctx,
+    rep: &mut FolderReport,
+    folder: &str,
+    uid: Uid,
+    size: u64,
+    reason: String,
+    kind: Option<ErrorKind>,
+) {
     ctx.emit(ProgressEvent::MessageSkipped {
         folder: folder.to_string(),
         uid: uid.0,
@@ -1160,6 +1192,7 @@ fn refuse(ctx: &Ctx, rep: &mut FolderReport, folder: &str, uid: Uid, size: u64, 
         uid: uid.0,
         size,
         reason,
+        kind,
     });
 }
 

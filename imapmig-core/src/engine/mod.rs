@@ -19,6 +19,8 @@
 //!
 //! A UIDVALIDITY change on either side is detected and resolved the same way, by fingerprint.
 
+#[cfg(test)]
+mod classify_tests;
 mod copy;
 pub mod events;
 mod inspect;
@@ -39,7 +41,7 @@ use crate::sink::{AnySink, MigrationSink, SinkSpec};
 use crate::source::{AccessError, AnySource, MigrationSource, SkippedEntry, SourceSpec};
 use crate::state::{StateError, StateStore};
 
-pub use crate::failure::ErrorKind;
+pub use crate::failure::{Classified, ErrorKind, FailureCategory, Side};
 pub use crate::fingerprint;
 pub use crate::imap::{uid_set, Account};
 pub use crate::model::DateField;
@@ -48,24 +50,6 @@ pub use inspect::{
     FolderAnalysis,
 };
 pub use verify::{verify, verify_between, FolderVerification, MessageDifference, Verification};
-
-/// Which side of the migration something happened on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum Side {
-    /// The server mail comes from.
-    Source,
-    /// The server mail goes to.
-    Destination,
-}
-
-impl std::fmt::Display for Side {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Side::Source => "source",
-            Side::Destination => "destination",
-        })
-    }
-}
 
 /// Which messages to copy.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -166,6 +150,10 @@ pub struct SkippedMessage {
     pub size: u64,
     /// Why: the server's words for a refusal, or the limit that excluded it.
     pub reason: String,
+    /// What kind of refusal it was (a full destination is [`ErrorKind::Quota`]); `None` for a
+    /// message a limit excluded. Not in JSON.
+    #[serde(skip)]
+    pub kind: Option<ErrorKind>,
 }
 
 /// What happened to one folder.
@@ -289,7 +277,8 @@ pub struct Anomaly {
 }
 
 /// A planned folder that was not copied, and why. Serialised as a `[folder, message]` pair,
-/// as the report always has been; the kind and side decide exit statuses and retries.
+/// as the report always has been; the typed fields decide exit statuses, the batch's verdict,
+/// retries and connection limits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FolderFailure {
     /// The source folder (decoded).
@@ -298,8 +287,12 @@ pub struct FolderFailure {
     pub side: Option<Side>,
     /// What kind of failure it is.
     pub kind: ErrorKind,
+    /// The category an account that fails with it is filed under.
+    pub category: FailureCategory,
     /// Whether a later run may succeed (the server was unreachable or throttling).
     pub transient: bool,
+    /// Whether the server throttled us (its host gets fewer connections).
+    pub throttled: bool,
     /// What happened, in words.
     pub message: String,
 }
@@ -307,15 +300,14 @@ pub struct FolderFailure {
 impl FolderFailure {
     /// The failure of a folder for this engine error.
     pub fn of(folder: &str, e: &EngineError) -> FolderFailure {
-        let side = match e {
-            EngineError::Server { side, .. } | EngineError::Folder { side, .. } => Some(*side),
-            _ => None,
-        };
+        let c = e.classify();
         FolderFailure {
             folder: folder.to_string(),
-            side,
-            kind: e.kind(),
-            transient: e.is_transient(),
+            side: c.side,
+            kind: c.kind,
+            category: c.category,
+            transient: c.transient,
+            throttled: c.throttled,
             message: e.to_string(),
         }
     }
@@ -456,6 +448,9 @@ pub enum ProgressEvent {
         workers: usize,
         /// What the server said.
         error: String,
+        /// The side whose server refused (not in JSON).
+        #[serde(skip)]
+        side: Side,
     },
     /// A transient failure; the folder is retried after a pause.
     Retrying {
@@ -467,6 +462,9 @@ pub enum ProgressEvent {
         after_ms: u64,
         /// What went wrong.
         error: String,
+        /// The side whose server throttled, when this retry is for throttling (not in JSON).
+        #[serde(skip)]
+        throttled_by: Option<Side>,
     },
 }
 
@@ -543,6 +541,28 @@ impl EngineError {
     /// Whether a later retry may succeed (dropped connection, throttling).
     pub fn is_transient(&self) -> bool {
         self.access().is_some_and(AccessError::is_transient)
+    }
+
+    /// The side that failed, when one did.
+    pub fn side(&self) -> Option<Side> {
+        match self {
+            EngineError::Server { side, .. } | EngineError::Folder { side, .. } => Some(*side),
+            _ => None,
+        }
+    }
+
+    /// The failure, typed: what the report, the batch's verdict, retries and connection
+    /// limits go by.
+    pub fn classify(&self) -> Classified {
+        match self {
+            EngineError::Server { side, source } | EngineError::Folder { side, source, .. } => {
+                source.classify(Some(*side))
+            }
+            EngineError::Plan(_) => {
+                Classified::permanent(self.kind(), FailureCategory::Configuration, None)
+            }
+            _ => Classified::permanent(self.kind(), FailureCategory::Internal, None),
+        }
     }
 }
 

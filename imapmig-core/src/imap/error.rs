@@ -3,7 +3,7 @@
 //! No variant ever carries a command's arguments: a LOGIN line holds a password. Commands are
 //! named by their verb only.
 
-use crate::failure::ErrorKind;
+use crate::failure::{Classified, ErrorKind, FailureCategory, Side};
 use std::time::Duration;
 
 use crate::wire::{ResponseCode, StatusResponse, WireError};
@@ -194,6 +194,43 @@ impl ImapError {
             .collect();
         let n: u64 = digits.parse().ok()?;
         Some(Duration::from_millis(n.min(600_000)))
+    }
+}
+
+impl ImapError {
+    /// The failure, typed: its kind, the category an account is filed under, whether it is
+    /// worth retrying, whether the server throttled and how long it asked us to wait. A
+    /// refusal is filed under `side` (the destination when no side is known).
+    pub fn classify(&self, side: Option<Side>) -> Classified {
+        let throttled = self.is_throttled();
+        let refused = FailureCategory::refused_by(side.unwrap_or(Side::Destination));
+        let (category, transient) = match self {
+            ImapError::AuthenticationFailed { .. } => (FailureCategory::Authentication, false),
+            ImapError::Tls { .. }
+            | ImapError::StartTlsUnavailable { .. }
+            | ImapError::CleartextRefused { .. } => (FailureCategory::Tls, false),
+            _ if throttled => (FailureCategory::Throttled, true),
+            ImapError::Connect { .. } | ImapError::Io { .. } | ImapError::Closed { .. } => {
+                (FailureCategory::Connection, true)
+            }
+            ImapError::Refused { status, .. } => match status.code {
+                Some(ResponseCode::OverQuota) => (FailureCategory::Quota, false),
+                Some(ResponseCode::AuthenticationFailed | ResponseCode::AuthorizationFailed) => {
+                    (FailureCategory::Authentication, false)
+                }
+                _ => (refused, false),
+            },
+            ImapError::MissingCapability { .. } => (FailureCategory::Configuration, false),
+            _ => (refused, self.is_transient()),
+        };
+        Classified {
+            kind: ErrorKind::of_imap(self),
+            category,
+            side,
+            transient,
+            throttled,
+            backoff: self.suggested_backoff(),
+        }
     }
 }
 
