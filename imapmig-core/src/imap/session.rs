@@ -18,7 +18,7 @@ use crate::net::{tls_handshake, Stream, Timed, TlsVerify};
 use crate::sasl;
 use crate::secret::Secret;
 use crate::trace::render::REDACTED;
-use crate::trace::ProtocolTrace;
+use crate::trace::{ConnTrace, ProtocolTrace};
 use crate::wire::response::Parsed;
 use crate::wire::{Frame, Limits, ResponseCode, StatusKind, StatusResponse};
 
@@ -741,6 +741,25 @@ impl Session {
         if let Some(summary) = stream.tls_summary() {
             note(&summary);
         }
+        Session::start(ep, stream, trace).await
+    }
+
+    /// The rest of [`Session::connect`] once the byte stream is made: the greeting, STARTTLS
+    /// and the capabilities. Trace tests enter here with a scripted server in memory.
+    pub(super) async fn start(
+        ep: &Endpoint,
+        stream: Stream,
+        trace: Option<ConnTrace>,
+    ) -> Result<Session> {
+        let note = |text: &str| {
+            if let Some(t) = &trace {
+                t.note(text);
+            }
+        };
+        let tls_err = |detail| ImapError::Tls {
+            host: ep.host.clone(),
+            detail,
+        };
         let mut conn = Connection::new(ep.host.clone(), Timed::new(stream, ep.timeout), ep.limits);
         conn.set_trace(trace.clone());
         let (greeting, mut caps) = read_greeting(&mut conn).await?;
@@ -757,13 +776,10 @@ impl Session {
                 });
             }
             run_plain(&mut conn, "STARTTLS", b"STARTTLS").await?;
-            let tcp = match conn.into_transport()?.into_stream() {
-                Stream::Plain(tcp) => tcp,
-                Stream::Tls(_) => {
-                    return Err(tls_err(
-                        "STARTTLS on a connection that already has TLS".into(),
-                    ))
-                }
+            let Some(tcp) = conn.into_transport()?.into_stream().into_plain() else {
+                return Err(tls_err(
+                    "STARTTLS on a connection that already has TLS".into(),
+                ));
             };
             let stream = tls_handshake(tcp, &ep.host, &ep.verify, ep.timeout)
                 .await
