@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncWriteExt, BufWriter};
 use super::error::{ImapError, Result};
 use crate::net::Timed;
 use crate::trace::{ConnTrace, ImapTracer};
-use crate::wire::response::{parse_line, Parsed};
+use crate::wire::response::{alert_text, parse_line, Parsed};
 use crate::wire::{Frame, Framer, Limits, StatusKind, StatusResponse};
 
 /// Bytes asked of the socket per read.
@@ -39,6 +39,8 @@ pub(crate) struct Connection {
     broken: bool,
     /// The protocol trace, when one is asked for.
     trace: Option<Box<ImapTracer>>,
+    /// `[ALERT]` texts not yet taken (RFC 3501 7.1: they must reach the user).
+    alerts: Vec<String>,
 }
 
 impl Connection {
@@ -53,6 +55,7 @@ impl Connection {
             bye: None,
             broken: false,
             trace: None,
+            alerts: Vec::new(),
         }
     }
 
@@ -102,6 +105,11 @@ impl Connection {
         }
     }
 
+    /// The `[ALERT]` texts received since the last call.
+    pub(crate) fn take_alerts(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.alerts)
+    }
+
     pub(crate) fn mark_broken(&mut self) {
         self.broken = true;
     }
@@ -113,6 +121,13 @@ impl Connection {
                 Ok(Some(frame)) => {
                     if let Some(t) = &mut self.trace {
                         t.received(&frame);
+                    }
+                    // Every line passes here, whoever reads it, so no alert is lost.
+                    if let Frame::Line(line) = &frame {
+                        if let Some(text) = alert_text(line) {
+                            tracing::warn!(host = %self.host, alert = %text, "the server's alert");
+                            self.alerts.push(text);
+                        }
                     }
                     return Poll::Ready(Ok(frame));
                 }

@@ -1811,6 +1811,14 @@ impl Session {
         std::mem::take(&mut self.anomalies)
     }
 
+    /// The `[ALERT]` texts the server sent since the last call, from the greeting on: RFC
+    /// 3501 says they must be shown to the user ("System shutdown in 10 minutes", Gmail's
+    /// "Please log in via your web browser"). A refusal that carried one also keeps it in
+    /// its error.
+    pub fn take_alerts(&mut self) -> Vec<String> {
+        self.conn.take_alerts()
+    }
+
     /// Which of these UIDs the selected folder holds (`UID SEARCH UID <set>`): tells a message
     /// expunged meanwhile from one the server would not send.
     pub async fn uids_present(&mut self, uids: &[Uid]) -> Result<Vec<Uid>> {
