@@ -24,6 +24,9 @@ use crate::wire::{Frame, Framer, Limits, StatusKind, StatusResponse};
 const READ_SIZE: usize = 64 * 1024;
 /// Bytes gathered before they go to the socket.
 const WRITE_BUFFER: usize = 64 * 1024;
+/// Distinct alerts kept until taken: a server that alerts on every command over a long run
+/// (and a caller that never asks) must not cost memory without end.
+const MAX_ALERTS: usize = 32;
 
 pub(crate) struct Connection {
     pub(crate) host: String,
@@ -105,7 +108,7 @@ impl Connection {
         }
     }
 
-    /// The `[ALERT]` texts received since the last call.
+    /// The `[ALERT]` texts received since the last call, each once.
     pub(crate) fn take_alerts(&mut self) -> Vec<String> {
         std::mem::take(&mut self.alerts)
     }
@@ -125,8 +128,10 @@ impl Connection {
                     // Every line passes here, whoever reads it, so no alert is lost.
                     if let Frame::Line(line) = &frame {
                         if let Some(text) = alert_text(line) {
-                            tracing::warn!(host = %self.host, alert = %text, "the server's alert");
-                            self.alerts.push(text);
+                            if self.alerts.len() < MAX_ALERTS && !self.alerts.contains(&text) {
+                                tracing::warn!(host = %self.host, alert = %text, "the server's alert");
+                                self.alerts.push(text);
+                            }
                         }
                     }
                     return Poll::Ready(Ok(frame));

@@ -1811,7 +1811,7 @@ impl Session {
         std::mem::take(&mut self.anomalies)
     }
 
-    /// The `[ALERT]` texts the server sent since the last call, from the greeting on: RFC
+    /// The `[ALERT]` texts the server sent since the last call (each once), from the greeting on: RFC
     /// 3501 says they must be shown to the user ("System shutdown in 10 minutes", Gmail's
     /// "Please log in via your web browser"). A refusal that carried one also keeps it in
     /// its error.

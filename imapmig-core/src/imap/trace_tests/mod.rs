@@ -396,6 +396,10 @@ async fn rfc3501_alert_during_select_is_handed_on() {
         selected.expect("SELECT works"),
         (2, Some(UidValidity(1_700_000_000)))
     );
-    assert_eq!(alerts, ["System shutdown in 10 minutes"]);
-    assert!(again.is_empty(), "an alert is handed on once");
+    assert_eq!(
+        alerts,
+        ["System shutdown in 10 minutes"],
+        "a repeated alert is handed on once"
+    );
+    assert!(again.is_empty(), "an alert taken is gone");
 }
