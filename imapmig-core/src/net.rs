@@ -40,7 +40,17 @@ pub enum TlsVerify {
 pub(crate) enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    /// A scripted server in memory, for the client's trace tests (`imap::trace_tests`).
+    #[cfg(test)]
+    Memory(Box<dyn MemoryIo>),
 }
+
+/// What a test's in-memory stream must be to stand in for a socket.
+#[cfg(test)]
+pub(crate) trait MemoryIo: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+
+#[cfg(test)]
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> MemoryIo for T {}
 
 /// A stream whose reads and writes fail with `TimedOut` after `timeout` without progress.
 pub(crate) struct Timed {
@@ -80,6 +90,15 @@ impl Timed {
 }
 
 impl Stream {
+    /// The TCP stream of a connection still in clear, for a STARTTLS upgrade; `None` when
+    /// there is none to upgrade (TLS is on already).
+    pub(crate) fn into_plain(self) -> Option<TcpStream> {
+        match self {
+            Stream::Plain(tcp) => Some(tcp),
+            _ => None,
+        }
+    }
+
     /// `TLS established (TLSv1_3, TLS13_AES_256_GCM_SHA384)`, for the protocol trace; `None`
     /// in clear.
     pub(crate) fn tls_summary(&self) -> Option<String> {
@@ -128,6 +147,8 @@ impl AsyncRead for Timed {
         let res = match &mut this.stream {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            #[cfg(test)]
+            Stream::Memory(s) => Pin::new(s).poll_read(cx, buf),
         };
         match res {
             Poll::Ready(r) => {
@@ -149,6 +170,8 @@ impl AsyncWrite for Timed {
         let res = match &mut this.stream {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            #[cfg(test)]
+            Stream::Memory(s) => Pin::new(s).poll_write(cx, buf),
         };
         match res {
             Poll::Ready(r) => {
@@ -164,6 +187,8 @@ impl AsyncWrite for Timed {
         let res = match &mut this.stream {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            #[cfg(test)]
+            Stream::Memory(s) => Pin::new(s).poll_flush(cx),
         };
         match res {
             Poll::Ready(r) => {
@@ -179,6 +204,8 @@ impl AsyncWrite for Timed {
         match &mut this.stream {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            #[cfg(test)]
+            Stream::Memory(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

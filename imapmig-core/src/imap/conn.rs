@@ -17,13 +17,16 @@ use tokio::io::{AsyncRead, AsyncWriteExt, BufWriter};
 use super::error::{ImapError, Result};
 use crate::net::Timed;
 use crate::trace::{ConnTrace, ImapTracer};
-use crate::wire::response::{parse_line, Parsed};
+use crate::wire::response::{alert_text, parse_line, Parsed};
 use crate::wire::{Frame, Framer, Limits, StatusKind, StatusResponse};
 
 /// Bytes asked of the socket per read.
 const READ_SIZE: usize = 64 * 1024;
 /// Bytes gathered before they go to the socket.
 const WRITE_BUFFER: usize = 64 * 1024;
+/// Distinct alerts kept until taken: a server that alerts on every command over a long run
+/// (and a caller that never asks) must not cost memory without end.
+const MAX_ALERTS: usize = 32;
 
 pub(crate) struct Connection {
     pub(crate) host: String,
@@ -39,6 +42,8 @@ pub(crate) struct Connection {
     broken: bool,
     /// The protocol trace, when one is asked for.
     trace: Option<Box<ImapTracer>>,
+    /// `[ALERT]` texts not yet taken (RFC 3501 7.1: they must reach the user).
+    alerts: Vec<String>,
 }
 
 impl Connection {
@@ -53,6 +58,7 @@ impl Connection {
             bye: None,
             broken: false,
             trace: None,
+            alerts: Vec::new(),
         }
     }
 
@@ -102,6 +108,11 @@ impl Connection {
         }
     }
 
+    /// The `[ALERT]` texts received since the last call, each once.
+    pub(crate) fn take_alerts(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.alerts)
+    }
+
     pub(crate) fn mark_broken(&mut self) {
         self.broken = true;
     }
@@ -113,6 +124,15 @@ impl Connection {
                 Ok(Some(frame)) => {
                     if let Some(t) = &mut self.trace {
                         t.received(&frame);
+                    }
+                    // Every line passes here, whoever reads it, so no alert is lost.
+                    if let Frame::Line(line) = &frame {
+                        if let Some(text) = alert_text(line) {
+                            if self.alerts.len() < MAX_ALERTS && !self.alerts.contains(&text) {
+                                tracing::warn!(host = %self.host, alert = %text, "the server's alert");
+                                self.alerts.push(text);
+                            }
+                        }
                     }
                     return Poll::Ready(Ok(frame));
                 }

@@ -12,6 +12,8 @@ mod account;
 pub(crate) mod conn;
 pub mod error;
 mod session;
+#[cfg(test)]
+mod trace_tests;
 mod uid_set;
 
 pub use crate::net::TlsVerify;

@@ -18,7 +18,7 @@ use crate::net::{tls_handshake, Stream, Timed, TlsVerify};
 use crate::sasl;
 use crate::secret::Secret;
 use crate::trace::render::REDACTED;
-use crate::trace::ProtocolTrace;
+use crate::trace::{ConnTrace, ProtocolTrace};
 use crate::wire::response::Parsed;
 use crate::wire::{Frame, Limits, ResponseCode, StatusKind, StatusResponse};
 
@@ -741,6 +741,25 @@ impl Session {
         if let Some(summary) = stream.tls_summary() {
             note(&summary);
         }
+        Session::start(ep, stream, trace).await
+    }
+
+    /// The rest of [`Session::connect`] once the byte stream is made: the greeting, STARTTLS
+    /// and the capabilities. Trace tests enter here with a scripted server in memory.
+    pub(super) async fn start(
+        ep: &Endpoint,
+        stream: Stream,
+        trace: Option<ConnTrace>,
+    ) -> Result<Session> {
+        let note = |text: &str| {
+            if let Some(t) = &trace {
+                t.note(text);
+            }
+        };
+        let tls_err = |detail| ImapError::Tls {
+            host: ep.host.clone(),
+            detail,
+        };
         let mut conn = Connection::new(ep.host.clone(), Timed::new(stream, ep.timeout), ep.limits);
         conn.set_trace(trace.clone());
         let (greeting, mut caps) = read_greeting(&mut conn).await?;
@@ -757,13 +776,10 @@ impl Session {
                 });
             }
             run_plain(&mut conn, "STARTTLS", b"STARTTLS").await?;
-            let tcp = match conn.into_transport()?.into_stream() {
-                Stream::Plain(tcp) => tcp,
-                Stream::Tls(_) => {
-                    return Err(tls_err(
-                        "STARTTLS on a connection that already has TLS".into(),
-                    ))
-                }
+            let Some(tcp) = conn.into_transport()?.into_stream().into_plain() else {
+                return Err(tls_err(
+                    "STARTTLS on a connection that already has TLS".into(),
+                ));
             };
             let stream = tls_handshake(tcp, &ep.host, &ep.verify, ep.timeout)
                 .await
@@ -1793,6 +1809,14 @@ impl Session {
     /// [`ServerAnomaly`]).
     pub fn take_anomalies(&mut self) -> Vec<ServerAnomaly> {
         std::mem::take(&mut self.anomalies)
+    }
+
+    /// The `[ALERT]` texts the server sent since the last call (each once), from the greeting on: RFC
+    /// 3501 says they must be shown to the user ("System shutdown in 10 minutes", Gmail's
+    /// "Please log in via your web browser"). A refusal that carried one also keeps it in
+    /// its error.
+    pub fn take_alerts(&mut self) -> Vec<String> {
+        self.conn.take_alerts()
     }
 
     /// Which of these UIDs the selected folder holds (`UID SEARCH UID <set>`): tells a message

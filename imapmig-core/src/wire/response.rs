@@ -154,6 +154,12 @@ pub fn parse_line(line: &[u8]) -> Parsed<'_> {
     }
 }
 
+/// The text of an `[ALERT]` (RFC 3501 7.1: it must reach the user), tagged or not; `None`
+/// for any other line. Cheap for data lines: they fail [`parse_status`] at their second word.
+pub fn alert_text(line: &[u8]) -> Option<String> {
+    parse_status(line).and_then(|s| (s.code == Some(ResponseCode::Alert)).then_some(s.text))
+}
+
 /// Parses a status response, or returns `None` if the line is not one.
 pub fn parse_status(line: &[u8]) -> Option<StatusResponse> {
     let line = trim_crlf(line);
@@ -305,6 +311,22 @@ mod tests {
             Parsed::Status(s) => s,
             other => panic!("not a status: {other:?}"),
         }
+    }
+
+    #[test]
+    fn alerts_are_found_in_any_status_and_nowhere_else() {
+        let alert = |l: &str| alert_text(l.as_bytes());
+        assert_eq!(
+            alert("* OK [ALERT] System shutdown in 10 minutes\r\n").as_deref(),
+            Some("System shutdown in 10 minutes")
+        );
+        assert_eq!(
+            alert("m2 NO [alert] Too many simultaneous connections.\r\n").as_deref(),
+            Some("Too many simultaneous connections.")
+        );
+        assert_eq!(alert("* OK [UNAVAILABLE] busy\r\n"), None);
+        assert_eq!(alert("* OK see [ALERT] later\r\n"), None);
+        assert_eq!(alert("* 1 FETCH (BODY[] {7}\r\n[ALERT])\r\n"), None);
     }
 
     #[test]

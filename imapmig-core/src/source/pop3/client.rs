@@ -223,9 +223,8 @@ impl Pop3Conn {
                     false,
                 ));
             }
-            let tcp = match conn.io.into_stream() {
-                Stream::Plain(t) => t,
-                Stream::Tls(_) => return Err(err(tls, "STLS on a TLS connection".into(), false)),
+            let Some(tcp) = conn.io.into_stream().into_plain() else {
+                return Err(err(tls, "STLS on a TLS connection".into(), false));
             };
             let stream = tls_handshake(tcp, &ep.host, &ep.verify, ep.timeout)
                 .await
