@@ -224,6 +224,9 @@ pub(crate) fn parse_date(text: &str) -> Option<InternalDate> {
 }
 
 #[cfg(test)]
+mod corpus;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
