@@ -2,6 +2,18 @@
 //! select by the `Date:` header without a server (Maildir, mbox): header fields, unfolded, and
 //! a tolerant date parser.
 //!
+//! mail-parser splits the header into fields. Dates are read here, by hand, because
+//! mail-parser 0.11's date readers guess where a wrong day is worse than none (a date decides
+//! the INTERNALDATE a message lands with and whether a date filter copies it). Its `Date:`
+//! reader takes an unknown month by a hash of its letters (`Foo` is November), wraps a zone
+//! out of range (`+9999` is `+0339`, `-600` is `-1200`), knows zone names only in capitals
+//! and at the very end (`cst`, `CST ` are `+0000`), reads nothing when the seconds are missing
+//! before a zone name or the zone is missing, and reads an `asctime` date as another day. Its
+//! `Received:` reader gives missing seconds as `:59` and drops zone names. On the shared corpus
+//! (1,683 messages) its `Date:` result differs from this parser's on 18 messages: 12 dates
+//! lost, 5 wrong or guessed, 1 read that this parser leaves out (`22:23:35.882 0000`); its
+//! `Received:` result differs on 51, every one lost or wrong.
+//!
 //! The parser accepts what real mail carries, not only what RFC 5322 allows: an optional day of
 //! the week, two- and three-digit years (RFC 5322 §4.3), missing seconds, zone names (`GMT`,
 //! `UT`, `EST`..`PDT`; military letters and unknown names count as `+0000`), comments such as
@@ -9,6 +21,9 @@
 //! optionally with a zone before or after the year). Anything it cannot read gives `None`,
 //! never a panic and never a guess of a wrong day.
 
+use std::sync::LazyLock;
+
+use mail_parser::{parsers::MessageStream, HeaderName, MessageParser};
 use time::{Date, Month, PrimitiveDateTime, Time, UtcOffset};
 
 use super::DateRange;
@@ -19,7 +34,8 @@ use crate::model::InternalDate;
 pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// The header block of a message: everything before the first empty line (or the whole input
-/// when there is none).
+/// when there is none). Not mail-parser's end of header: it also ends a header at a line of
+/// white space, which real mail has inside its header (several corpus messages begin with one).
 pub(crate) fn header_block(message: &[u8]) -> &[u8] {
     let mut at = 0;
     while at < message.len() {
@@ -33,43 +49,55 @@ pub(crate) fn header_block(message: &[u8]) -> &[u8] {
     message
 }
 
+/// mail-parser, told to skip over every field's value: only where each field starts, where
+/// its value starts and where it ends are wanted (its structured readers would decode encoded
+/// words, or read a date in their own way). It reads each field by its name's own reader
+/// unless one name is set; setting `Date` makes the default, skipping, apply to all.
+static SPLITTER: LazyLock<MessageParser> = LazyLock::new(|| {
+    MessageParser::new()
+        .default_header_ignore()
+        .ignore_header(HeaderName::Date)
+});
+
 /// The header fields of a header block, in order, with folded lines joined (the CRLF before a
 /// continuation removed, its leading white space kept) and the trailing line end removed.
+///
+/// mail-parser splits the block into fields; the values are taken from the block's own bytes,
+/// because mail-parser gives a raw value only with its line breaks kept (`parse_raw`) or
+/// decoded (`parse_unstructured`), and an 8-bit byte must reach the caller as it is.
 pub(crate) fn fields(block: &[u8]) -> Vec<(&[u8], Vec<u8>)> {
-    let mut out: Vec<(&[u8], Vec<u8>)> = Vec::new();
-    for raw in block.split(|&b| b == b'\n') {
-        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if line.is_empty() {
-            continue;
-        }
-        if line[0] == b' ' || line[0] == b'\t' {
-            if let Some((_, value)) = out.last_mut() {
-                value.extend_from_slice(line);
+    let mut found = Vec::new();
+    let mut stream = MessageStream::new(block);
+    // mail-parser ends a header at a line of white space; real mail has such lines inside
+    // the header, even before its first field, and an empty line (the real end) has already
+    // been cut off by `header_block`. So go on to the end of the block.
+    while stream.parse_headers(&SPLITTER, &mut found) {}
+    found
+        .iter()
+        .filter_map(|h| {
+            let (field, start, end) = (
+                h.offset_field as usize,
+                h.offset_start as usize,
+                h.offset_end as usize,
+            );
+            // A last line without a colon is taken as a field name by mail-parser; it is no
+            // field (garbage, or an mbox `From ` line without a time).
+            let name = block.get(field..start.checked_sub(1)?)?;
+            if block.get(start - 1) != Some(&b':') {
+                return None;
             }
-            continue;
-        }
-        match memchr::memchr(b':', line) {
-            Some(i) => {
-                let name = trim(&line[..i]);
-                out.push((name, trim(&line[i + 1..]).to_vec()));
-            }
-            // A line without a colon is not a field (an mbox `From ` line, garbage).
-            None => continue,
-        }
-    }
-    out
+            Some((name.trim_ascii(), unfold(block.get(start..end)?)))
+        })
+        .collect()
 }
 
-fn trim(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |i| i + 1);
-    &s[start..end.max(start)]
+/// A field value with the line breaks of its folding removed, trimmed.
+fn unfold(raw: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(raw.len());
+    for line in raw.split(|&b| b == b'\n') {
+        value.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+    }
+    value.trim_ascii().to_vec()
 }
 
 /// The first field with this name (case-insensitive), unfolded.
@@ -222,6 +250,9 @@ pub(crate) fn parse_date(text: &str) -> Option<InternalDate> {
         PrimitiveDateTime::new(date, clock).assume_offset(offset),
     ))
 }
+
+#[cfg(test)]
+mod corpus;
 
 #[cfg(test)]
 mod tests {

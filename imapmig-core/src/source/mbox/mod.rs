@@ -30,7 +30,7 @@
 //! re-run skips what was copied; when it changes (even only grows), the engine re-identifies
 //! the copied messages by content, so nothing is copied twice or lost.
 
-mod scan;
+pub(super) mod scan;
 mod unescape;
 
 use std::collections::{HashSet, VecDeque};
