@@ -5,8 +5,7 @@
 //! nothing is copied twice and nothing is lost; the exported CSV matches the real state of
 //! every account; the audit log tells what happened.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use imapmig_testsupport as common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,8 +13,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use imapmig::batch::{AccountReport, BatchStore, Status};
-use imapmig::engine::{self, MessageFilter};
+use imapmig_core::batch::{AccountReport, BatchStore, Status};
+use imapmig_core::engine::{self, MessageFilter};
 use imapmig_testkit::{Dovecot, DovecotOptions, Flavour};
 
 const ACCOUNTS: usize = 50;
@@ -188,7 +187,7 @@ fn parse_csv(text: &str) -> Vec<Vec<String>> {
 }
 
 /// Messages of an account on the destination, over all its folders.
-async fn destination_total(acct: &imapmig::engine::Account) -> u64 {
+async fn destination_total(acct: &imapmig_core::engine::Account) -> u64 {
     let mut s = acct.open().await.expect("login");
     let folders = s.list().await.expect("list");
     let mut total = 0u64;
@@ -356,7 +355,7 @@ fn fifty_accounts_run_to_synced_survive_a_kill_and_follow_new_mail() {
         let a = m[&target(i)];
         assert_eq!(
             a.failure,
-            Some(imapmig::batch::FailureCategory::Authentication),
+            Some(imapmig_core::batch::FailureCategory::Authentication),
             "{a:?}"
         );
         assert!(

@@ -1,8 +1,7 @@
 //! The `imapmig` command line as outside tools call it: the migrate contract, check, analyze,
 //! verify, JSON output and exit statuses, against real Dovecot servers.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use imapmig_testsupport as common;
 
 use std::process::{Command, Output};
 

@@ -2,14 +2,13 @@
 //! instants while it copies, then run again; every message must end up on the destination
 //! exactly once.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use imapmig_testsupport as common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use imapmig::engine::{self, MessageFilter};
+use imapmig_core::engine::{self, MessageFilter};
 use imapmig_testkit::{Dovecot, Flavour, TestUser};
 
 /// The state key the runs share.
@@ -54,11 +53,11 @@ fn migrate_command(
 
 /// How many messages the state file records as copied so far (0 before it exists).
 fn copied_so_far(state: &std::path::Path) -> u64 {
-    use imapmig::state::StateStore;
+    use imapmig_core::state::StateStore;
     if !state.exists() {
         return 0;
     }
-    let Ok(store) = imapmig::state::SqliteStore::open(state) else {
+    let Ok(store) = imapmig_core::state::SqliteStore::open(state) else {
         return 0;
     };
     let Ok(folders) = store.folders(ACCOUNT) else {

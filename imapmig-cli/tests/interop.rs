@@ -6,8 +6,7 @@
 //! applied to the expected value explicitly, for that server only; the comparison itself is
 //! never loosened.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use imapmig_testsupport as common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,9 +14,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use imapmig::engine::Account;
-use imapmig::imap::{Credentials, Endpoint, Security, TlsVerify};
-use imapmig::model::{Flags, InternalDate};
+use imapmig_core::engine::Account;
+use imapmig_core::imap::{Credentials, Endpoint, Security, TlsVerify};
+use imapmig_core::model::{Flags, InternalDate};
 use imapmig_testkit::{Courier, Cyrus, Dovecot, Flavour, LoginSecurity, Mailutils, TestUser};
 use serde_json::Value;
 

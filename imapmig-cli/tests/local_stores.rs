@@ -3,8 +3,7 @@
 //! `imapmig verify` against the original; a POP3 inbox with `--src-protocol pop3`, run twice;
 //! an archive with `--src mbox:PATH`.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use imapmig_testsupport as common;
 
 use std::process::{Command, Output};
 

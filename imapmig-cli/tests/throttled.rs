@@ -2,8 +2,7 @@
 //! `imapmig run` does, instead of giving up at once. The source is a real Dovecot behind the
 //! fault-injection proxy of the test kit, which answers the first logins `NO [UNAVAILABLE]`.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use imapmig_testsupport as common;
 
 use std::process::Command;
 

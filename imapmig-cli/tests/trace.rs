@@ -3,8 +3,7 @@
 //! a refused login by every mechanism the CLI can choose, a whole IMAP migration, a POP3 source.
 //! And `RUST_LOG`/`IMAPMIG_LOG`: the library's events on stderr, no secret among them either.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use imapmig_testsupport as common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -9,8 +9,8 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
-use imapmig::engine::Account;
-use imapmig::model::{Flags, InternalDate};
+use imapmig_core::engine::Account;
+use imapmig_core::model::{Flags, InternalDate};
 
 /// SplitMix64: tiny, fast, and its output never changes between versions of anything.
 #[derive(Clone)]

@@ -7,10 +7,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use imapmig::engine::{Account, MigrationOptions, MigrationReport};
-use imapmig::imap::{Credentials, Endpoint, Security, Session};
-use imapmig::model::{Flags, InternalDate};
-use imapmig::state::SqliteStore;
+use imapmig_core::engine::{Account, MigrationOptions, MigrationReport};
+use imapmig_core::imap::{Credentials, Endpoint, Security, Session};
+use imapmig_core::model::{Flags, InternalDate};
+use imapmig_core::state::SqliteStore;
 use imapmig_testkit::{Dovecot, DovecotOptions, Flavour, TestUser};
 use tokio_util::sync::CancellationToken;
 
@@ -172,7 +172,7 @@ pub async fn migrate(
     opts: &MigrationOptions,
     state: Arc<SqliteStore>,
 ) -> MigrationReport {
-    imapmig::engine::migrate(src, dst, opts, state, None, CancellationToken::new())
+    imapmig_core::engine::migrate(src, dst, opts, state, None, CancellationToken::new())
         .await
         .expect("migration")
 }

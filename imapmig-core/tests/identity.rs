@@ -2,15 +2,15 @@
 //! the sync state (a server spelled differently, a lost, fresh or other state file), against
 //! real Dovecot servers.
 
-mod common;
+use imapmig_testsupport as common;
 
 use std::sync::Arc;
 
 use common::*;
-use imapmig::engine::{self, Account, MigrationOptions};
-use imapmig::sink::SinkSpec;
-use imapmig::source::SourceSpec;
-use imapmig::state::SqliteStore;
+use imapmig_core::engine::{self, Account, MigrationOptions};
+use imapmig_core::sink::SinkSpec;
+use imapmig_core::source::SourceSpec;
+use imapmig_core::state::SqliteStore;
 use imapmig_testkit::{Dovecot, Flavour};
 
 const FOLDERS: [&str; 3] = ["INBOX", "Archive", "Projects/2024"];

@@ -2,15 +2,15 @@
 //! re-run (the destination gained folders, the options changed), the messages must not be
 //! copied a second time.
 
-mod common;
+use imapmig_testsupport as common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use imapmig::batch::task::{Auth, ServerSettings, Transport};
-use imapmig::batch::{BatchStore, ImportOptions, Scheduler, SchedulerOptions, TaskSettings};
-use imapmig::secret::Secret;
+use imapmig_core::batch::task::{Auth, ServerSettings, Transport};
+use imapmig_core::batch::{BatchStore, ImportOptions, Scheduler, SchedulerOptions, TaskSettings};
+use imapmig_core::secret::Secret;
 use imapmig_testkit::{Dovecot, DovecotOptions, Flavour};
 use tokio_util::sync::CancellationToken;
 
@@ -28,7 +28,7 @@ fn courier_like() -> Dovecot {
 
 /// Two drafts folders on the source: `Drafts` (with `\Drafts`, created by the server) and a
 /// German `Entwürfe` (a drafts folder by its name), plus INBOX.
-async fn two_drafts_folders(acct: &imapmig::engine::Account) {
+async fn two_drafts_folders(acct: &imapmig_core::engine::Account) {
     let mut seeds = vec![seed("INBOX", message("inbox one", 2), "\\Seen", None)];
     for i in 0..4 {
         seeds.push(seed(
@@ -49,7 +49,7 @@ async fn two_drafts_folders(acct: &imapmig::engine::Account) {
     fill(acct, &seeds).await;
 }
 
-fn target_of<'r>(r: &'r imapmig::engine::MigrationReport, source: &str) -> &'r str {
+fn target_of<'r>(r: &'r imapmig_core::engine::MigrationReport, source: &str) -> &'r str {
     r.folders
         .iter()
         .find(|f| f.source == source)
@@ -104,7 +104,7 @@ async fn courier_like_rerun_with_two_drafts_folders_copies_nothing_twice() {
 }
 
 /// A source with a custom folder beside INBOX and the two drafts folders.
-async fn with_projects(acct: &imapmig::engine::Account) {
+async fn with_projects(acct: &imapmig_core::engine::Account) {
     two_drafts_folders(acct).await;
     let seeds: Vec<Seed> = (0..3)
         .map(|i| seed("Projects", message(&format!("project {i}"), 2), "", None))
@@ -138,7 +138,7 @@ async fn changed_options_keep_copied_folders_until_remap_moves_them() {
 
     // The admin switches to unified mode.
     let mut unified = opts.clone();
-    unified.plan.mode = imapmig::mapping::Mode::Unified {
+    unified.plan.mode = imapmig_core::mapping::Mode::Unified {
         root: "Migrated".into(),
         address: "jo@old.example".into(),
     };

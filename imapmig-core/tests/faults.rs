@@ -8,21 +8,21 @@
 //! accounted for (copied, or failed with its reason), the report and the exit status say what
 //! happened, and the destination holds every source message exactly once.
 
-mod common;
+use imapmig_testsupport as common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use imapmig::engine::{
+use imapmig_core::engine::{
     self, Account, EngineError, ErrorKind, MessageFilter, MigrationOptions, MigrationReport,
     ProgressEvent, ProgressSink,
 };
-use imapmig::imap::{Credentials, Endpoint, Security};
-use imapmig::sink::SinkSpec;
-use imapmig::source::SourceSpec;
-use imapmig::state::SqliteStore;
+use imapmig_core::imap::{Credentials, Endpoint, Security};
+use imapmig_core::sink::SinkSpec;
+use imapmig_core::source::SourceSpec;
+use imapmig_core::state::SqliteStore;
 use imapmig_testkit::{Direction, Dovecot, FaultProxy, Flavour, TestUser};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;

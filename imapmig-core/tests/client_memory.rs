@@ -10,8 +10,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use imapmig::imap::{BodyEvent, Credentials, Endpoint, Security, Session, TlsVerify};
-use imapmig::model::{Flags, InternalDate, Uid};
+use imapmig_core::imap::{BodyEvent, Credentials, Endpoint, Security, Session, TlsVerify};
+use imapmig_core::model::{Flags, InternalDate, Uid};
 use imapmig_testkit::{Dovecot, Flavour, TestUser};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, ReadBuf};

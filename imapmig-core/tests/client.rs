@@ -1,22 +1,22 @@
-//! The IMAP client (`imapmig::imap::Session`) against real Dovecot servers.
+//! The IMAP client (`imapmig_core::imap::Session`) against real Dovecot servers.
 //!
 //! Every test starts its own Dovecot (imapmig-testkit), so the tests are independent and run in
 //! parallel. One test per behaviour; each asserts what the server really does and prints what it
 //! said where that helps a reader of the log (`cargo test --test client -- --nocapture`).
 
-mod common;
+use imapmig_testsupport as common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::XorShift;
-use imapmig::imap::{
+use imapmig_core::imap::{
     AuthMethod, BodyEvent, Credentials, Endpoint, ImapError, SearchKey, Security, Session,
     TlsVerify,
 };
-use imapmig::model::{Flags, InternalDate, SpecialUse, Uid};
-use imapmig::secret::Secret;
-use imapmig::wire::{ResponseCode, StatusKind};
+use imapmig_core::model::{Flags, InternalDate, SpecialUse, Uid};
+use imapmig_core::secret::Secret;
+use imapmig_core::wire::{ResponseCode, StatusKind};
 use imapmig_testkit::{Dovecot, DovecotOptions, Flavour, TestUser};
 use tokio::io::AsyncReadExt;
 
@@ -132,7 +132,7 @@ async fn append(s: &mut Session, folder: &str, body: &[u8]) -> Uid {
 }
 
 /// Reads a whole fetched body through its `AsyncRead` side.
-async fn read_all(body: &mut imapmig::imap::FetchedBody<'_>) -> Vec<u8> {
+async fn read_all(body: &mut imapmig_core::imap::FetchedBody<'_>) -> Vec<u8> {
     let mut v = Vec::new();
     body.read_to_end(&mut v).await.expect("reading a body");
     v
@@ -1012,7 +1012,7 @@ async fn uid_store_replaces_adds_and_removes_flags() {
     let a = append(&mut s, "INBOX", &small_message("a")).await;
     let b = append(&mut s, "INBOX", &small_message("b")).await;
     s.select("INBOX").await.unwrap();
-    let flags_of = |meta: &[imapmig::model::MessageMeta], uid: Uid| {
+    let flags_of = |meta: &[imapmig_core::model::MessageMeta], uid: Uid| {
         meta.iter().find(|m| m.uid == uid).unwrap().flags.clone()
     };
 

@@ -2,10 +2,10 @@
 //! fault-injection proxy of the test kit, which cuts its connection in the middle of a
 //! message body and then keeps its port dead.
 
-mod common;
+use imapmig_testsupport as common;
 
 use common::*;
-use imapmig::engine::{ErrorKind, Side};
+use imapmig_core::engine::{ErrorKind, Side};
 use imapmig_testkit::{Direction, Dovecot, FaultProxy, Flavour};
 
 /// A message of about `kib` KiB whose body carries `marker` half-way.

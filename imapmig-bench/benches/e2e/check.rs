@@ -6,9 +6,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use imapmig::engine::Account;
-use imapmig::imap::BodyEvent;
-use imapmig::model::Uid;
+use imapmig_core::engine::Account;
+use imapmig_core::imap::BodyEvent;
+use imapmig_core::model::Uid;
 use sha2::{Digest as _, Sha256};
 
 /// One message as the check sees it: SHA-256 of its bytes, SHA-256 of its bytes without an
@@ -51,7 +51,7 @@ pub fn total(d: &AccountDigest) -> (u64, u64) {
         .fold((0, 0), |(m, b), f| (m + f.messages(), b + f.bytes))
 }
 
-fn flags_line(flags: &imapmig::model::Flags) -> String {
+fn flags_line(flags: &imapmig_core::model::Flags) -> String {
     let mut v: Vec<&str> = flags
         .iter()
         .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))

@@ -7,13 +7,13 @@
 //! server too, because it must serve bare-LF messages as they are (a Dovecot source would have
 //! turned them into CRLF on the way in).
 
-mod common;
+use imapmig_testsupport as common;
 
 use std::time::Duration;
 
 use common::*;
-use imapmig::engine::{Account, FolderReport, MigrationReport};
-use imapmig::imap::{Credentials, Endpoint, Security};
+use imapmig_core::engine::{Account, FolderReport, MigrationReport};
+use imapmig_core::imap::{Credentials, Endpoint, Security};
 use imapmig_testkit::scripted::{DestinationQuirks, REPLACED_DATE};
 use imapmig_testkit::{
     Dovecot, Flavour, Mailutils, ScriptedFolder, ScriptedMessage, ScriptedServer,

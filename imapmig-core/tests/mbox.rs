@@ -2,15 +2,15 @@
 //! `From ` lines (and `>From ` escaping) come out byte for byte, into a Maildir and into
 //! Dovecot; a directory of archives becomes folders; a grown archive copies only what is new.
 
-mod common;
+use imapmig_testsupport as common;
 
 use std::collections::HashMap;
 
 use common::*;
-use imapmig::engine::{self, MessageFilter, MigrationReport};
-use imapmig::model::InternalDate;
-use imapmig::sink::SinkSpec;
-use imapmig::source::{MaildirSpec, MboxSpec, MigrationSource, SkippedEntry, SourceSpec};
+use imapmig_core::engine::{self, MessageFilter, MigrationReport};
+use imapmig_core::model::InternalDate;
+use imapmig_core::sink::SinkSpec;
+use imapmig_core::source::{MaildirSpec, MboxSpec, MigrationSource, SkippedEntry, SourceSpec};
 use imapmig_testkit::{Dovecot, Flavour};
 use tokio_util::sync::CancellationToken;
 

@@ -2,18 +2,18 @@
 //! driven by the scheduler (waiting for credentials, failing logins, pause, resume, stop,
 //! incremental passes), and throttling that costs a host connections.
 
-mod common;
+use imapmig_testsupport as common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use imapmig::batch::task::{Auth, ServerSettings, Transport};
-use imapmig::batch::{
+use imapmig_core::batch::task::{Auth, ServerSettings, Transport};
+use imapmig_core::batch::{
     AccountReport, BatchError, BatchStore, FailureCategory, ImportOptions, LiveSnapshot,
     RunSummary, Scheduler, SchedulerOptions, Selection, Status, TaskSettings,
 };
-use imapmig::secret::Secret;
+use imapmig_core::secret::Secret;
 use imapmig_testkit::{Dovecot, Flavour};
 use tokio_util::sync::CancellationToken;
 
@@ -303,7 +303,7 @@ async fn a_throttling_source_gets_fewer_connections() {
     let source = summary
         .hosts
         .iter()
-        .find(|h| h.side == imapmig::engine::Side::Source)
+        .find(|h| h.side == imapmig_core::engine::Side::Source)
         .unwrap();
     eprintln!("source host after throttling: {source:?}");
     assert!(source.throttle_events >= 1, "{summary:#?}");
@@ -315,7 +315,7 @@ async fn a_throttling_source_gets_fewer_connections() {
         "{:#?}",
         log.iter().map(|r| r.to_json_line()).collect::<Vec<_>>()
     );
-    let v = imapmig::engine::verify(
+    let v = imapmig_core::engine::verify(
         &account(&src, &u),
         &account(&dst, &dst.user("tom@x.example")),
         &Default::default(),
@@ -333,7 +333,7 @@ async fn a_pop3_source_migrates_its_inbox_and_later_only_new_mail() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(BatchStore::open(&dir.path().join("state.sqlite")).unwrap());
     let mut s = settings(&src, &dst);
-    s.source.protocol = imapmig::batch::task::Protocol::Pop3;
+    s.source.protocol = imapmig_core::batch::task::Protocol::Pop3;
     s.source.port = src.pop3_port();
     store
         .create_task("t", &s, None, Some(Secret::new(dst.master_user().password)))
@@ -576,7 +576,7 @@ fn file_holds(path: &std::path::Path, needle: &str) -> bool {
 /// first time a key is given.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_state_key_no_password_is_in_the_store_file() {
-    use imapmig::batch::seal::StateKey;
+    use imapmig_core::batch::seal::StateKey;
     use std::os::unix::fs::PermissionsExt;
     let src = Dovecot::start(Flavour::Slash);
     let dst = Dovecot::start(Flavour::Slash);

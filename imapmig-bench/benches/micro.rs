@@ -8,11 +8,11 @@ use std::hint::black_box;
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use imapmig::mapping::{self, Destination, Mode, PlanOptions};
-use imapmig::model::{Folder, SpecialUse};
-use imapmig::utf7;
-use imapmig::wire::response::parse_line;
-use imapmig::wire::{Frame, Framer, Limits};
+use imapmig_core::mapping::{self, Destination, Mode, PlanOptions};
+use imapmig_core::model::{Folder, SpecialUse};
+use imapmig_core::utf7;
+use imapmig_core::wire::response::parse_line;
+use imapmig_core::wire::{Frame, Framer, Limits};
 
 /// Bytes the client asks of the socket per read (as `imap::conn` does).
 const READ: usize = 64 * 1024;
@@ -107,7 +107,7 @@ fn metadata(c: &mut Criterion) {
         b.iter(|| {
             let mut n = 0;
             for l in &lines {
-                if let imapmig::wire::Parsed::Data(r) = parse_line(l) {
+                if let imapmig_core::wire::Parsed::Data(r) = parse_line(l) {
                     black_box(&r);
                     n += 1;
                 }

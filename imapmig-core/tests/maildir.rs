@@ -2,19 +2,19 @@
 //! restored from it, byte for byte with flags, keywords, INTERNALDATE and non-ASCII folder
 //! names; the tree served by Dovecot as it is; Dovecot's own trees read; crash leftovers.
 
-mod common;
+use imapmig_testsupport as common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::*;
-use imapmig::body::{BodyEvent, FetchedBody};
-use imapmig::engine::{self, fingerprint, MessageFilter, MigrationReport};
-use imapmig::mapping::PlanOptions;
-use imapmig::model::{Flags, Folder, InternalDate, Uid};
-use imapmig::sink::{MigrationSink, SinkSpec};
-use imapmig::source::{MaildirSpec, MigrationSource, SourceSpec};
-use imapmig::state::SqliteStore;
+use imapmig_core::body::{BodyEvent, FetchedBody};
+use imapmig_core::engine::{self, fingerprint, MessageFilter, MigrationReport};
+use imapmig_core::mapping::PlanOptions;
+use imapmig_core::model::{Flags, Folder, InternalDate, Uid};
+use imapmig_core::sink::{MigrationSink, SinkSpec};
+use imapmig_core::source::{MaildirSpec, MigrationSource, SourceSpec};
+use imapmig_core::state::SqliteStore;
 use imapmig_testkit::{Dovecot, Flavour};
 use tokio_util::sync::CancellationToken;
 
@@ -420,7 +420,7 @@ async fn dovecots_own_maildir_reads_with_its_uids() {
     }
 }
 
-async fn append(sink: &mut imapmig::sink::AnySink, body: &[u8], flags: &str, date: &str) -> Uid {
+async fn append(sink: &mut imapmig_core::sink::AnySink, body: &[u8], flags: &str, date: &str) -> Uid {
     let mut b = FetchedBody::from_bytes(Uid(1), bytes::Bytes::copy_from_slice(body));
     let date = InternalDate::parse_imap(date).unwrap();
     let t = sink
@@ -559,7 +559,7 @@ async fn a_maildir_source_reports_every_entry_it_does_not_import() {
     let (broken, plain, odd) = (root.join(".Broken"), root.join("Plain"), root.join("..Odd"));
 
     let p = |path: &Path| path.display().to_string();
-    let by_path = |skipped: Vec<imapmig::source::SkippedEntry>| -> BTreeMap<String, String> {
+    let by_path = |skipped: Vec<imapmig_core::source::SkippedEntry>| -> BTreeMap<String, String> {
         skipped.into_iter().map(|s| (s.path, s.reason)).collect()
     };
     let mut src = SourceSpec::Maildir(MaildirSpec::new(&root))

@@ -2,15 +2,15 @@
 //! migration to the second, then a verification against the source.
 //!
 //! Run it with `bash scripts/demo` (installs Dovecot if needed), or `cargo run --release
-//! --example demo` when Dovecot is already installed.
+//! -p imapmig-core --example demo` when Dovecot is already installed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use imapmig::engine::{self, Account, MessageFilter, MigrationOptions, ProgressEvent};
-use imapmig::imap::{Credentials, Endpoint, Security};
-use imapmig::model::{Flags, InternalDate};
-use imapmig::state::SqliteStore;
+use imapmig_core::engine::{self, Account, MessageFilter, MigrationOptions, ProgressEvent};
+use imapmig_core::imap::{Credentials, Endpoint, Security};
+use imapmig_core::model::{Flags, InternalDate};
+use imapmig_core::state::SqliteStore;
 use imapmig_testkit::{Dovecot, Flavour, TestUser};
 use tokio_util::sync::CancellationToken;
 

@@ -4,10 +4,10 @@
 use std::path::Path;
 use std::time::Instant;
 
-use imapmig::batch::import::{parse_accounts, CsvLayout};
-use imapmig::batch::task::{Auth, ServerSettings};
-use imapmig::batch::{BatchError, BatchStore, ImportOptions, Status, TaskSettings};
-use imapmig::secret::Secret;
+use imapmig_core::batch::import::{parse_accounts, CsvLayout};
+use imapmig_core::batch::task::{Auth, ServerSettings};
+use imapmig_core::batch::{BatchError, BatchStore, ImportOptions, Status, TaskSettings};
+use imapmig_core::secret::Secret;
 
 fn store(dir: &tempfile::TempDir) -> BatchStore {
     let s = BatchStore::open(&dir.path().join("state.sqlite")).expect("store");

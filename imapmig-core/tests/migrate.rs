@@ -1,12 +1,12 @@
 //! The migration engine against real Dovecot servers: folder mapping both ways, unified mode,
 //! filters, re-runs, incremental mail, flag changes, UIDVALIDITY resets, refusals.
 
-mod common;
+use imapmig_testsupport as common;
 
 use common::*;
-use imapmig::engine::{self, MessageFilter};
-use imapmig::mapping::{Mode, PlanOptions};
-use imapmig::model::SpecialUse;
+use imapmig_core::engine::{self, MessageFilter};
+use imapmig_core::mapping::{Mode, PlanOptions};
+use imapmig_core::model::SpecialUse;
 use imapmig_testkit::{Dovecot, DovecotOptions, Flavour};
 
 /// A source mailbox with system folders, a custom tree, non-ASCII names, flags and old dates.
@@ -359,7 +359,7 @@ async fn new_mail_and_flag_changes_are_carried_by_the_next_run() {
         s.uid_store(
             &first.to_string(),
             "+",
-            &imapmig::model::Flags::from_line("\\Seen \\Flagged $Important"),
+            &imapmig_core::model::Flags::from_line("\\Seen \\Flagged $Important"),
         )
         .await
         .unwrap();
@@ -741,7 +741,7 @@ async fn dropped_connections_are_reopened_and_the_copy_resumes() {
 /// for the current one, the new message for the one before it arrived.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changedsince_hands_out_only_what_changed() {
-    use imapmig::source::{ImapSource, MigrationSource};
+    use imapmig_core::source::{ImapSource, MigrationSource};
     let d = Dovecot::start(Flavour::Slash);
     let acct = account(&d, &d.user("cs"));
     fill(

@@ -2,14 +2,14 @@
 //! scripted server made visible, and plays it with the testkit's scripted server (source) and a
 //! private Dovecot (destination).
 
-mod common;
+use imapmig_testsupport as common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-use imapmig::engine::{Account, FolderReport, MigrationReport};
-use imapmig::imap::{Credentials, Endpoint, ImapError, Security, Session, TlsVerify};
+use imapmig_core::engine::{Account, FolderReport, MigrationReport};
+use imapmig_core::imap::{Credentials, Endpoint, ImapError, Security, Session, TlsVerify};
 use imapmig_testkit::{
     BodyAnswer, Dovecot, DovecotOptions, Flavour, ScriptedFolder, ScriptedMessage, ScriptedServer,
 };

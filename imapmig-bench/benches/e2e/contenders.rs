@@ -9,9 +9,9 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use imapmig::engine::Account;
-use imapmig::imap::{BodyEvent, Credentials, Endpoint, Security, Session};
-use imapmig::model::{Folder, MessageMeta, Uid};
+use imapmig_core::engine::Account;
+use imapmig_core::imap::{BodyEvent, Credentials, Endpoint, Security, Session};
+use imapmig_core::model::{Folder, MessageMeta, Uid};
 
 use crate::measure::{self, ServerCpu, Usage};
 
@@ -236,7 +236,7 @@ async fn ceiling(
     connections: usize,
     multi: bool,
 ) -> Result<(u64, u64), String> {
-    let e = |e: imapmig::imap::ImapError| e.to_string();
+    let e = |e: imapmig_core::imap::ImapError| e.to_string();
     let mut s = src.open().await.map_err(e)?;
     let mut d = dst.open().await.map_err(e)?;
     let folders: Vec<Folder> = s
@@ -308,7 +308,7 @@ async fn copy_folder(
     s: &mut Session,
     d: &mut Session,
     f: &Folder,
-) -> Result<(u64, u64), imapmig::imap::ImapError> {
+) -> Result<(u64, u64), imapmig_core::imap::ImapError> {
     s.examine(&f.raw).await?;
     d.select(&f.raw).await?;
     let metas = s.fetch_meta("1:*", None).await?;
@@ -457,7 +457,7 @@ async fn copy_folder_multi(
     f: &Folder,
 ) -> Result<(u64, u64), String> {
     use tokio::io::AsyncWriteExt;
-    let e = |e: imapmig::imap::ImapError| e.to_string();
+    let e = |e: imapmig_core::imap::ImapError| e.to_string();
     let io = |e: std::io::Error| e.to_string();
     s.examine(&f.raw).await.map_err(e)?;
     let target = quoted(&f.raw);
