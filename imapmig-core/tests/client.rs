@@ -66,7 +66,7 @@ async fn login_over(server: &Dovecot, user: &TestUser, security: Security) -> Se
 fn ascii(rng: &mut XorShift) -> u8 {
     const SET: &[u8] =
         b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 .,;:-_+=/()";
-    SET[(rng.next() % SET.len() as u64) as usize]
+    SET[(rng.next_u64() % SET.len() as u64) as usize]
 }
 
 /// An RFC 5322 message of about `size` bytes with CRLF line ends (so the server stores it byte
@@ -85,8 +85,8 @@ fn message(subject: &str, date: &str, size: usize, seed: u64, eight_bit: bool) -
     while m.len() + 2 < size {
         let line_len = (size - m.len() - 2).min(76);
         for _ in 0..line_len {
-            let b = if eight_bit && rng.next() % 7 == 0 {
-                0x80 + (rng.next() % 0x80) as u8
+            let b = if eight_bit && rng.next_u64() % 7 == 0 {
+                0x80 + (rng.next_u64() % 0x80) as u8
             } else {
                 ascii(&mut rng)
             };
