@@ -33,6 +33,7 @@ pub mod batch;
 pub mod body;
 pub mod engine;
 pub mod failure;
+pub mod filter;
 pub mod fingerprint;
 pub mod imap;
 pub mod maildir;

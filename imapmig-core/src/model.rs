@@ -404,13 +404,3 @@ mod tests {
         assert_eq!(SpecialUse::from_attribute("\\HasChildren"), None);
     }
 }
-
-/// Which date a date range applies to.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub enum DateField {
-    /// INTERNALDATE: when the server received the message (the default).
-    #[default]
-    Internal,
-    /// The `Date:` header: when the sender says it was written.
-    Header,
-}

@@ -13,16 +13,19 @@ use std::path::{Path, PathBuf};
 /// type sits below the rest of it, a submodule (`imap::error`): the longest unit a path starts
 /// with is the one it names.
 const LAYERS: &[&[&str]] = &[
-    // Words and codecs that need nothing else.
-    &["wire", "utf7", "secret", "failure", "model"],
-    // The IMAP client's error, SASL, the folder planner and the sync state.
-    &["imap::error", "sasl", "mapping", "state"],
-    // Bodies as byte streams, protocol traces, TCP and TLS.
-    &["body", "trace", "net"],
-    // Content fingerprints, what reading a store can fail with.
-    &["fingerprint", "access"],
-    // The IMAP client, Maildir's on-disk format.
-    &["imap", "maildir"],
+    // Words that need nothing else.
+    &["utf7", "secret", "failure", "model"],
+    // Codecs and pure decisions: IMAP framing and response values, SASL, the folder planner,
+    // the sync state, the message filter.
+    &["wire", "sasl", "mapping", "state", "filter"],
+    // The IMAP client's error, protocol traces, TCP and TLS.
+    &["imap::error", "trace", "net"],
+    // Bodies as byte streams, what reading a store can fail with.
+    &["body", "access"],
+    // Content fingerprints, Maildir's on-disk format.
+    &["fingerprint", "maildir"],
+    // The IMAP client.
+    &["imap"],
     &["source"],
     &["sink"],
     &["engine"],

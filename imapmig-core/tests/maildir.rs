@@ -420,7 +420,12 @@ async fn dovecots_own_maildir_reads_with_its_uids() {
     }
 }
 
-async fn append(sink: &mut imapmig_core::sink::AnySink, body: &[u8], flags: &str, date: &str) -> Uid {
+async fn append(
+    sink: &mut imapmig_core::sink::AnySink,
+    body: &[u8],
+    flags: &str,
+    date: &str,
+) -> Uid {
     let mut b = FetchedBody::from_bytes(Uid(1), bytes::Bytes::copy_from_slice(body));
     let date = InternalDate::parse_imap(date).unwrap();
     let t = sink

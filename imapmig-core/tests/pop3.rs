@@ -13,7 +13,9 @@ use imapmig_core::engine::{self, Account, MessageFilter};
 use imapmig_core::imap::{AuthMethod, Credentials, Endpoint, Security, TlsVerify};
 use imapmig_core::model::{Folder, MessageMeta, Uid};
 use imapmig_core::sink::SinkSpec;
-use imapmig_core::source::{AccessError, AnySource, ErrorKind, MigrationSource, Pop3Spec, SourceSpec};
+use imapmig_core::source::{
+    AccessError, AnySource, ErrorKind, MigrationSource, Pop3Spec, SourceSpec,
+};
 use imapmig_testkit::{Dovecot, Flavour, TestUser};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
@@ -335,7 +337,8 @@ async fn a_wrong_password_is_a_permanent_error_naming_the_user() {
     let mut a = pop3_account(&d, &u, Security::Cleartext);
     a.credentials.secret = "wrong".to_string().into();
     let dir = tempfile::tempdir().unwrap();
-    let err = match imapmig_core::source::Pop3Source::open(&Pop3Spec::new(a, dir.path().join("x"))).await
+    let err = match imapmig_core::source::Pop3Source::open(&Pop3Spec::new(a, dir.path().join("x")))
+        .await
     {
         Ok(_) => panic!("logged in with a wrong password"),
         Err(e) => e,
@@ -350,7 +353,8 @@ async fn a_wrong_password_is_a_permanent_error_naming_the_user() {
     let mut a = pop3_account(&d, &u, Security::StartTls);
     a.endpoint.port = d.pop3s_port();
     a.endpoint.timeout = Duration::from_secs(5);
-    let err = match imapmig_core::source::Pop3Source::open(&Pop3Spec::new(a, dir.path().join("y"))).await
+    let err = match imapmig_core::source::Pop3Source::open(&Pop3Spec::new(a, dir.path().join("y")))
+        .await
     {
         Ok(_) => panic!("STLS on the implicit-TLS port worked"),
         Err(e) => e,
@@ -359,7 +363,8 @@ async fn a_wrong_password_is_a_permanent_error_naming_the_user() {
     // Implicit TLS to the cleartext port: the handshake fails, a TLS error as for IMAP.
     let mut a = pop3_account(&d, &u, Security::Tls);
     a.endpoint.port = d.pop3_port();
-    let err = match imapmig_core::source::Pop3Source::open(&Pop3Spec::new(a, dir.path().join("t"))).await
+    let err = match imapmig_core::source::Pop3Source::open(&Pop3Spec::new(a, dir.path().join("t")))
+        .await
     {
         Ok(_) => panic!("TLS on the cleartext port worked"),
         Err(e) => e,
@@ -368,7 +373,8 @@ async fn a_wrong_password_is_a_permanent_error_naming_the_user() {
     // Nobody listening: a connection failure, worth retrying.
     let mut a = pop3_account(&d, &u, Security::Cleartext);
     a.endpoint.port = closed_port();
-    let err = match imapmig_core::source::Pop3Source::open(&Pop3Spec::new(a, dir.path().join("z"))).await
+    let err = match imapmig_core::source::Pop3Source::open(&Pop3Spec::new(a, dir.path().join("z")))
+        .await
     {
         Ok(_) => panic!("connected to a closed port"),
         Err(e) => e,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::engine::{DateField, MessageFilter};
+use crate::filter::{DateField, MessageFilter};
 use crate::imap::{AuthMethod, Endpoint, Security, TlsVerify};
 use crate::mapping::{Mode, PlanOptions, Planner};
 use crate::model::SpecialUse;

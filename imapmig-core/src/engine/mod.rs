@@ -42,56 +42,14 @@ use crate::source::{AccessError, AnySource, MigrationSource, SkippedEntry, Sourc
 use crate::state::{StateError, StateStore};
 
 pub use crate::failure::{Classified, ErrorKind, FailureCategory, Side};
+pub use crate::filter::{DateField, MessageFilter};
 pub use crate::fingerprint;
 pub use crate::imap::{uid_set, Account};
-pub use crate::model::DateField;
 pub use inspect::{
     account_key_in, analyze, check, check_pop3, default_account_key, Analysis, CheckResult,
     FolderAnalysis,
 };
 pub use verify::{verify, verify_between, FolderVerification, MessageDifference, Verification};
-
-/// Which messages to copy.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct MessageFilter {
-    /// Only messages on or after this day.
-    pub since: Option<time::Date>,
-    /// Only messages before this day.
-    pub before: Option<time::Date>,
-    /// Which date `since`/`before` look at.
-    pub date_field: DateField,
-    /// Skip (and report) messages larger than this many bytes.
-    pub max_size: Option<u64>,
-}
-
-impl MessageFilter {
-    /// Which messages a pass with this filter selects when the effective size limit (ours or
-    /// the destination's APPENDLIMIT, the smaller) is `size_limit`: what a folder record's
-    /// `selection` holds, so that a change of range or limit is seen.
-    pub(crate) fn selection_key(&self, size_limit: Option<u64>) -> String {
-        let day = |d: Option<time::Date>| d.map_or_else(|| "-".to_string(), |d| d.to_string());
-        let field = match (self.date_range(), self.date_field) {
-            (None, _) => "-",
-            (Some(_), DateField::Internal) => "internaldate",
-            (Some(_), DateField::Header) => "header",
-        };
-        let max = size_limit.map_or_else(|| "-".to_string(), |n| n.to_string());
-        format!(
-            "since={} before={} on={field} max={max}",
-            day(self.since),
-            day(self.before)
-        )
-    }
-
-    /// The date range, when one is set.
-    pub fn date_range(&self) -> Option<crate::source::DateRange> {
-        (self.since.is_some() || self.before.is_some()).then_some(crate::source::DateRange {
-            since: self.since,
-            before: self.before,
-            field: self.date_field,
-        })
-    }
-}
 
 /// How a migration runs.
 #[derive(Clone, Debug)]

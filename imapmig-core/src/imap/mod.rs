@@ -14,9 +14,9 @@ pub mod error;
 mod session;
 #[cfg(test)]
 mod trace_tests;
-mod uid_set;
 
 pub use crate::net::TlsVerify;
+pub use crate::wire::uid_set::uid_set;
 pub use account::Account;
 pub use error::{ImapError, Result};
 pub use session::{
@@ -24,4 +24,3 @@ pub use session::{
     FetchedBody, FetchedMessage, FolderStatus, Namespace, QuotaUsage, SearchKey, Security,
     Selected, ServerAnomaly, Session, MAX_COLLECTED_BODY,
 };
-pub use uid_set::uid_set;

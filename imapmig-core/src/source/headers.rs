@@ -26,7 +26,6 @@ use std::sync::LazyLock;
 use mail_parser::{parsers::MessageStream, HeaderName, MessageParser};
 use time::{Date, Month, PrimitiveDateTime, Time, UtcOffset};
 
-use super::DateRange;
 use crate::model::InternalDate;
 
 /// The most header bytes kept for parsing; a longer header block is cut here (the fields that
@@ -124,15 +123,6 @@ pub(crate) fn received_date(fields: &[(&[u8], Vec<u8>)]) -> Option<InternalDate>
 /// The `Date:` field.
 pub(crate) fn date_field(fields: &[(&[u8], Vec<u8>)]) -> Option<InternalDate> {
     parse_date(&String::from_utf8_lossy(field(fields, "Date")?))
-}
-
-/// Whether a date falls within a range; the day is taken in the date's own zone, as IMAP
-/// SEARCH compares days "disregarding time and timezone". A message without a date is in
-/// every range (it cannot be placed, and leaving it out would lose it silently).
-pub(crate) fn in_range(date: Option<&InternalDate>, range: &DateRange) -> bool {
-    let Some(d) = date else { return true };
-    let day = d.0.date();
-    range.since.is_none_or(|s| day >= s) && range.before.is_none_or(|b| day < b)
 }
 
 const MONTHS: [&str; 12] = [

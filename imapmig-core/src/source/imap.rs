@@ -5,9 +5,9 @@ use std::collections::HashSet;
 
 use super::{AccessError, DateRange, FolderList, MigrationSource, OpenedFolder, SourceAnomaly};
 use crate::body::BodyEvent;
+use crate::filter::DateField;
 use crate::imap::Account;
 use crate::imap::{ImapError, SearchKey, Session};
-use crate::model::DateField;
 use crate::model::{Folder, MessageMeta, Uid};
 
 /// An IMAP server as a source.

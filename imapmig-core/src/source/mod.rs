@@ -22,8 +22,8 @@ pub use self::maildir::{MaildirSource, MaildirSpec};
 pub use self::mbox::{MboxFlavor, MboxSource, MboxSpec};
 pub use self::pop3::{Pop3Source, Pop3Spec};
 use crate::body::BodyEvent;
+pub use crate::filter::DateRange;
 use crate::imap::Account;
-use crate::model::DateField;
 use crate::model::{Folder, MessageMeta, Uid, UidValidity};
 
 pub use crate::access::{AccessError, FolderList, SkippedEntry};
@@ -41,17 +41,6 @@ pub struct OpenedFolder {
     pub highest_modseq: Option<u64>,
     /// The number of messages.
     pub messages: u32,
-}
-
-/// A date range, on INTERNALDATE or on the Date header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DateRange {
-    /// On or after this day.
-    pub since: Option<time::Date>,
-    /// Before this day.
-    pub before: Option<time::Date>,
-    /// Which date.
-    pub field: DateField,
 }
 
 /// Odd data a source met and worked around: see [`MigrationSource::take_anomalies`].

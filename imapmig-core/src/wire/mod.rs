@@ -6,9 +6,11 @@
 
 pub mod framer;
 pub mod response;
+pub mod uid_set;
 
 pub use framer::{Frame, Framer, Limits};
 pub use response::{Parsed, ResponseCode, StatusKind, StatusResponse};
+pub use uid_set::{parse_uid_set, uid_set};
 
 /// What can be wrong with the bytes a server sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

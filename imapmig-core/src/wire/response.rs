@@ -6,6 +6,7 @@
 //! else (FETCH, LIST, STATUS, SEARCH, CAPABILITY, ...) goes to imap-proto, which is zero-copy and
 //! tolerant of real servers' quirks.
 
+pub use super::uid_set::parse_uid_set;
 use imap_proto::Response;
 
 /// The condition of a status response.
@@ -133,10 +134,6 @@ pub enum Parsed<'a> {
     /// Untagged data imap-proto does not accept; the caller decides whether it matters.
     Unknown(&'a [u8]),
 }
-
-/// The most UIDs an `APPENDUID` set may expand to. A MULTIAPPEND batch is far smaller; a bigger
-/// set is treated as no set at all rather than as an allocation the server chose for us.
-const MAX_APPENDUID_SET: u64 = 100_000;
 
 /// Parses one complete response line (CRLF included, as the framer hands it on).
 pub fn parse_line(line: &[u8]) -> Parsed<'_> {
@@ -279,27 +276,6 @@ fn parse_code(inner: &[u8]) -> ResponseCode {
         }
         _ => other(name, args),
     }
-}
-
-/// Expands a UID set such as `5:7,9` (ranges in either order), refusing anything malformed or
-/// larger than 100,000 UIDs (a bound against a hostile answer).
-pub fn parse_uid_set(s: &str) -> Option<Vec<u32>> {
-    let mut out = Vec::new();
-    for part in s.split(',') {
-        let (a, b) = match part.split_once(':') {
-            Some((a, b)) => (a.parse::<u32>().ok()?, b.parse::<u32>().ok()?),
-            None => {
-                let n = part.parse::<u32>().ok()?;
-                (n, n)
-            }
-        };
-        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-        if lo == 0 || out.len() as u64 + u64::from(hi - lo) + 1 > MAX_APPENDUID_SET {
-            return None;
-        }
-        out.extend(lo..=hi);
-    }
-    Some(out)
 }
 
 #[cfg(test)]

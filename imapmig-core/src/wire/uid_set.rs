@@ -1,4 +1,5 @@
-//! UID sets in IMAP's compact syntax.
+//! UID sets in IMAP's compact syntax (`1:3,5,9:10`): written for commands, read from
+//! APPENDUID and COPYUID answers.
 
 use crate::model::Uid;
 
@@ -27,6 +28,31 @@ pub fn uid_set(uids: &[Uid]) -> String {
         i += 1;
     }
     out
+}
+
+/// The most UIDs an `APPENDUID` set may expand to. A MULTIAPPEND batch is far smaller; a bigger
+/// set is treated as no set at all rather than as an allocation the server chose for us.
+const MAX_APPENDUID_SET: u64 = 100_000;
+
+/// Expands a UID set such as `5:7,9` (ranges in either order), refusing anything malformed or
+/// larger than 100,000 UIDs (a bound against a hostile answer).
+pub fn parse_uid_set(s: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let (a, b) = match part.split_once(':') {
+            Some((a, b)) => (a.parse::<u32>().ok()?, b.parse::<u32>().ok()?),
+            None => {
+                let n = part.parse::<u32>().ok()?;
+                (n, n)
+            }
+        };
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        if lo == 0 || out.len() as u64 + u64::from(hi - lo) + 1 > MAX_APPENDUID_SET {
+            return None;
+        }
+        out.extend(lo..=hi);
+    }
+    Some(out)
 }
 
 #[cfg(test)]

@@ -36,8 +36,8 @@ use std::path::PathBuf;
 use super::headers;
 use super::{AccessError, DateRange, FolderList, MigrationSource, OpenedFolder, SkippedEntry};
 use crate::body::{BodyEvent, FetchedBody};
+use crate::filter::DateField;
 use crate::maildir::{self as store, blocking, Keywords, MessageFile};
-use crate::model::DateField;
 use crate::model::{Folder, MessageMeta, Uid};
 use crate::wire::{StatusKind, StatusResponse};
 
@@ -181,7 +181,7 @@ impl MigrationSource for MaildirSource {
             return Ok(f
                 .messages
                 .iter()
-                .filter(|(_, m)| headers::in_range(m.internal_date().as_ref(), range))
+                .filter(|(_, m)| range.contains(m.internal_date().as_ref()))
                 .map(|(u, _)| *u)
                 .collect());
         }
@@ -197,7 +197,7 @@ impl MigrationSource for MaildirSource {
                 let head = store::read_head(&path, headers::MAX_HEADER_BYTES).unwrap_or_default();
                 let fields = headers::fields(headers::header_block(&head));
                 let date = headers::date_field(&fields).or_else(|| m.internal_date());
-                if headers::in_range(date.as_ref(), &range) {
+                if range.contains(date.as_ref()) {
                     out.insert(uid);
                 }
             }

@@ -41,12 +41,11 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use self::scan::Entry;
 use self::unescape::UnescapeReader;
-use super::headers;
 use super::{AccessError, DateRange, FolderList, MigrationSource, OpenedFolder, SkippedEntry};
 use crate::body::{BodyEvent, FetchedBody};
+use crate::filter::DateField;
 use crate::maildir::blocking;
 use crate::maildir::derived_validity;
-use crate::model::DateField;
 use crate::model::{Folder, MessageMeta, Uid, UidValidity};
 
 /// How `From ` lines inside messages were escaped by the program that wrote the archive.
@@ -465,7 +464,7 @@ impl MigrationSource for MboxSource {
                     DateField::Internal => e.internal_date.as_ref(),
                     DateField::Header => e.header_date.as_ref().or(e.internal_date.as_ref()),
                 };
-                headers::in_range(date, range)
+                range.contains(date)
             })
             .map(|(i, _)| Uid(i as u32 + 1))
             .collect())

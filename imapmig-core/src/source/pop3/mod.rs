@@ -63,8 +63,8 @@ use self::uidmap::UidMap;
 use super::headers::{self, MAX_HEADER_BYTES};
 use super::{AccessError, DateRange, FolderList, MigrationSource, OpenedFolder};
 use crate::body::{BodyEvent, FetchedBody};
+use crate::filter::DateField;
 use crate::imap::Account;
-use crate::model::DateField;
 use crate::model::{Flags, Folder, InternalDate, MessageMeta, Uid};
 use crate::wire::{StatusKind, StatusResponse};
 
@@ -547,7 +547,7 @@ impl MigrationSource for Pop3Source {
                     DateField::Internal => e.arrival.as_ref(),
                     DateField::Header => e.date.as_ref().or(e.arrival.as_ref()),
                 };
-                headers::in_range(date, range)
+                range.contains(date)
             })
             .map(|(u, _)| *u)
             .collect())
