@@ -58,6 +58,18 @@ fn skipped(uid: u32, reason: &str) -> SkippedMessage {
     }
 }
 
+/// Every kind of alteration, counted differently.
+fn altered() -> Alterations {
+    Alterations {
+        line_endings_normalised: 1,
+        flags_repaired: 2,
+        flags_lost: 3,
+        dates_not_kept: 4,
+        headers_altered: 5,
+        content_altered: 6,
+    }
+}
+
 fn folder_report() -> FolderReport {
     FolderReport {
         source: "Archiv/2023 ü".into(),
@@ -90,14 +102,7 @@ fn folder_report() -> FolderReport {
         planned_target: Some("Archive/2023".into()),
         remapped_from: Some("Old/2023".into()),
         recreated: true,
-        altered: Alterations {
-            line_endings_normalised: 1,
-            flags_repaired: 2,
-            flags_lost: 3,
-            dates_not_kept: 4,
-            headers_altered: 5,
-            content_altered: 6,
-        },
+        altered: altered(),
     }
 }
 
@@ -130,14 +135,7 @@ fn migration_report() -> MigrationReport {
         bytes: 987_654,
         seconds: 2.25,
         altering_destination: Some("imap.example.net:993".into()),
-        altered: Alterations {
-            line_endings_normalised: 1,
-            flags_repaired: 2,
-            flags_lost: 3,
-            dates_not_kept: 4,
-            headers_altered: 5,
-            content_altered: 6,
-        },
+        altered: altered(),
     }
 }
 
