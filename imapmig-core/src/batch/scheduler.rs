@@ -857,7 +857,7 @@ mod tests {
     use super::*;
     use crate::engine::{FolderFailure, FolderReport, SkippedMessage};
     use crate::imap::ImapError;
-    use crate::wire::{ResponseCode, StatusKind, StatusResponse};
+    use crate::wire::ResponseCode;
 
     /// Folder "Work" failed on `side` with `source`, as the engine reports it.
     fn failure(side: Side, source: ImapError) -> FolderFailure {
@@ -879,17 +879,7 @@ mod tests {
     }
 
     fn refused(code: ResponseCode, text: &str) -> ImapError {
-        ImapError::Refused {
-            host: "h".into(),
-            command: "APPEND",
-            folder: Some("Work".into()),
-            status: Box::new(StatusResponse {
-                tag: Some("a1".into()),
-                kind: StatusKind::No,
-                code: Some(code),
-                text: text.into(),
-            }),
-        }
+        crate::imap::error::refused_append(Some(code), text)
     }
 
     /// A folder report whose messages the destination refused, with the refusals' kinds.

@@ -12,18 +12,7 @@ fn classify_(e: &EngineError) -> Classified {
 fn refused(code: Option<ResponseCode>, text: &str) -> EngineError {
     EngineError::Server {
         side: Side::Destination,
-        source: ImapError::Refused {
-            host: "h".into(),
-            command: "APPEND",
-            folder: None,
-            status: Box::new(StatusResponse {
-                tag: Some("a1".into()),
-                kind: StatusKind::No,
-                code,
-                text: text.into(),
-            }),
-        }
-        .into(),
+        source: crate::imap::error::refused_append(code, text).into(),
     }
 }
 

@@ -278,23 +278,28 @@ impl ErrorKind {
     }
 }
 
+/// An APPEND that host `h` answered `NO` (for the tests of every layer that classifies).
+#[cfg(test)]
+pub(crate) fn refused_append(code: Option<ResponseCode>, text: &str) -> ImapError {
+    ImapError::Refused {
+        host: "h".into(),
+        command: "APPEND",
+        folder: None,
+        status: Box::new(StatusResponse {
+            tag: Some("a1".into()),
+            kind: crate::wire::StatusKind::No,
+            code,
+            text: text.into(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::StatusKind;
 
     fn refused(code: Option<ResponseCode>, text: &str) -> ImapError {
-        ImapError::Refused {
-            host: "h".into(),
-            command: "APPEND",
-            folder: None,
-            status: Box::new(StatusResponse {
-                tag: Some("a1".into()),
-                kind: StatusKind::No,
-                code,
-                text: text.into(),
-            }),
-        }
+        refused_append(code, text)
     }
 
     #[test]
