@@ -2,9 +2,10 @@
 //! destination, several in flight, in batches recorded as pending before any of their bytes
 //! can reach the destination; and what is done with the messages a server refuses.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use super::folder::{anomaly, flags_for_destination};
+use super::diff::flags_for_destination;
+use super::folder::anomaly;
 use super::Ctx;
 use crate::body::BodyEvent;
 use crate::engine::line_endings::{BareLfCounter, CrlfReader};
@@ -51,7 +52,7 @@ pub(super) async fn copy_messages<'m>(
     dsel: &OpenedTarget,
     todo: Vec<&'m MessageMeta>,
     by_uid: &HashMap<Uid, &'m MessageMeta>,
-    dropped_keywords: &mut HashSet<String>,
+    dropped_keywords: &mut BTreeSet<String>,
     rep: &mut FolderReport,
 ) -> Result<u64, EngineError> {
     let account = ctx.options.account_key.as_str();

@@ -2,44 +2,20 @@
 //! (recovery, UIDVALIDITY changes, a destination the state does not know), decide what is new,
 //! update flags, copy, and record how far the pass got.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
+use super::diff::{self, FlagUpdate, FolderView};
 use super::{append, now, planned_elsewhere, recover, Ctx};
-use crate::engine::{Anomaly, EngineError, FolderReport, ProgressEvent, Side, SkippedMessage};
-use crate::imap::is_sendable_keyword;
+use crate::engine::{Anomaly, EngineError, FolderReport, ProgressEvent, Side};
 use crate::mapping::PlanEntry;
-use crate::model::{Flags, MessageMeta, Uid};
-use crate::sink::{AnySink, MigrationSink, OpenedTarget};
+use crate::model::{MessageMeta, Uid};
+use crate::sink::{AnySink, MigrationSink};
 use crate::source::{AccessError, AnySource, MigrationSource};
 use crate::state::{CopiedRecord, FolderRecord};
 
-/// Messages whose flags become the same set on the destination: one STORE for all of them.
-/// (target flags, destination UIDs, (source UID, source flags) to record).
-type FlagChange = (Flags, Vec<Uid>, Vec<(Uid, Flags)>);
-
-/// The flags to give a copy: those the destination folder accepts; the rest are reported.
-pub(super) fn flags_for_destination(
-    flags: &Flags,
-    dsel: &OpenedTarget,
-    dropped: &mut HashSet<String>,
-) -> Flags {
-    let mut out = Flags::new();
-    for f in flags.iter() {
-        let ok = if f.starts_with('\\') {
-            dsel.accepts(f)
-        } else {
-            is_sendable_keyword(f) && dsel.accepts(f)
-        };
-        if ok {
-            out.insert(f);
-        } else {
-            dropped.insert(f.to_string());
-        }
-    }
-    out
-}
-
+/// Copies one planned folder: reconciles the sync state with both sides, carries out what
+/// [`diff::diff`] decides, and records how far the pass got.
 pub(super) async fn copy_folder(
     ctx: &Ctx,
     src: &mut AnySource,
@@ -220,67 +196,39 @@ pub(super) async fn copy_folder(
         .into_iter()
         .map(|r| (r.src_uid, r))
         .collect();
-    let mut dropped_keywords = HashSet::new();
-    let mut todo: Vec<&MessageMeta> = Vec::new();
-    let mut flag_changes: BTreeMap<String, FlagChange> = BTreeMap::new();
-    for m in &metas {
-        if let Some(sel) = &selected {
-            if !sel.contains(&m.uid) {
-                rep.skipped_by_filter += 1;
-                continue;
-            }
-        }
-        rep.found += 1;
-        if let Some(rec) = copied.get(&m.uid) {
-            rep.already_there += 1;
-            if rec.flags != m.flags {
-                if let Some(dst_uid) = rec.dst_uid {
-                    let target = flags_for_destination(&m.flags, &dsel, &mut dropped_keywords);
-                    let e = flag_changes
-                        .entry(target.to_line())
-                        .or_insert_with(|| (target, Vec::new(), Vec::new()));
-                    e.1.push(dst_uid);
-                    e.2.push((m.uid, m.flags.clone()));
-                }
-            }
-            continue;
-        }
-        if let Some(limit) = size_limit {
-            if m.size > limit {
-                let reason = format!("{} bytes, over the limit of {limit}", m.size);
-                ctx.emit(ProgressEvent::MessageSkipped {
-                    folder: folder.to_string(),
-                    uid: m.uid.0,
-                    reason: reason.clone(),
-                });
-                rep.too_large.push(SkippedMessage {
-                    uid: m.uid.0,
-                    size: m.size,
-                    reason,
-                    kind: None,
-                });
-                continue;
-            }
-        }
-        todo.push(m);
+    let plan = diff::diff(&FolderView {
+        listed: &metas,
+        delta,
+        in_dates: selected.as_ref(),
+        size_limit,
+        copied: &copied,
+        target: &dsel,
+    });
+    rep.skipped_by_filter += plan.outside_dates.len() as u64;
+    rep.found += plan.found();
+    rep.already_there += plan.already_there_count();
+    for skipped in plan.too_large {
+        ctx.emit(ProgressEvent::MessageSkipped {
+            folder: folder.to_string(),
+            uid: skipped.uid,
+            reason: skipped.reason.clone(),
+        });
+        rep.too_large.push(skipped);
     }
-
-    if delta {
-        // The copies not handed out are unchanged since the last pass: counted as there (as
-        // for an unchanged folder, a copy whose source was deleted since counts too).
-        let seen = metas.iter().filter(|m| copied.contains_key(&m.uid)).count();
-        let rest = (copied.len() - seen) as u64;
-        rep.found += rest;
-        rep.already_there += rest;
-    }
-
-    for (_, (flags, dst_uids, src_flags)) in flag_changes {
+    let mut dropped_keywords = plan.dropped_keywords;
+    for FlagUpdate {
+        flags,
+        dst_uids,
+        recorded,
+    } in plan.flag_updates
+    {
         dst.store_flags(&dst_uids, &flags)
             .await
             .map_err(on(Side::Destination))?;
-        rep.flags_updated += src_flags.len() as u64;
-        state.update_flags(account, folder, &src_flags, None)?;
+        rep.flags_updated += recorded.len() as u64;
+        state.update_flags(account, folder, &recorded, None)?;
     }
+    let todo = plan.to_copy;
 
     ctx.emit(ProgressEvent::FolderStarted {
         folder: folder.to_string(),

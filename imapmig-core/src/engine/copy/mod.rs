@@ -3,11 +3,14 @@
 //! with retries, backoff and fewer connections when a server refuses more.
 //!
 //! - [`folder`]: one folder's pass, from opening both sides to recording how far it got;
+//! - [`diff`]: the pure decision of that pass: what to copy, which copies' flags to update,
+//!   what to skip and why;
 //! - [`append`]: the append pipeline and what is done with refused messages;
 //! - [`recover`]: finding copies again by content (crash recovery, UIDVALIDITY changes, a
 //!   destination folder the sync state does not know).
 
 mod append;
+mod diff;
 mod folder;
 mod recover;
 
