@@ -393,3 +393,30 @@ async fn self_signed_certificate_is_explained_and_accepted_as_ca_file() {
         .expect("another CA's file must not make it trusted");
     assert!(matches!(err, ImapError::Tls { .. }), "{err:?}");
 }
+
+/// RFC 3501 says an `[ALERT]` must be shown to the user; the client read past every one (a
+/// server announcing maintenance, or a mailbox about to be closed). The scripted source plays a
+/// server that says one in its answer to ID, on every connection: it reaches the report's notes
+/// once per connection that heard it, and a notice is not a fault (the report stays complete).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_alerts_reach_the_report() {
+    let inbox = ScriptedFolder::new("INBOX", 7, vec![msg(1), msg(2)]);
+    let server = ScriptedServer::start_with_hook(USER, PASSWORD, vec![inbox], |cmd| {
+        (cmd.name == "ID").then(|| {
+            format!(
+                "* ID NIL\r\n* OK [ALERT] This mailbox moves on Friday\r\n{} OK ID completed\r\n",
+                cmd.tag
+            )
+            .into_bytes()
+        })
+    });
+    let (report, _d, dst) = migrate_to_dovecot(&server, "alerts").await;
+    let said = "the source server says: This mailbox moves on Friday";
+    assert!(
+        report.plan_notes.iter().any(|n| n == said),
+        "{:#?}",
+        report.plan_notes
+    );
+    assert!(report.is_complete(), "{report:#?}");
+    assert_eq!(bodies_of(&dst, "INBOX").await, vec![body(1), body(2)]);
+}

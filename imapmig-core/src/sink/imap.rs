@@ -209,6 +209,10 @@ impl MigrationSink for ImapSink {
         self.name.clone()
     }
 
+    fn take_alerts(&mut self) -> Vec<String> {
+        self.session.take_alerts()
+    }
+
     async fn list_folders(&mut self) -> Result<FolderList, AccessError> {
         Ok(crate::source::imap_list(&mut self.session).await?)
     }

@@ -72,6 +72,11 @@ pub enum AppendTicket {
 pub trait MigrationSink {
     /// Who this is, for messages.
     fn describe(&self) -> String;
+    /// What the server said must reach the user (IMAP `[ALERT]`) since it was last asked:
+    /// the engine puts each into the report's notes.
+    fn take_alerts(&mut self) -> Vec<String> {
+        Vec::new()
+    }
     /// Every folder, with the layout new names must follow.
     async fn list_folders(&mut self) -> Result<FolderList, AccessError>;
     /// Creates a folder (wire name), with a special use where the sink supports it. Succeeds
@@ -210,6 +215,9 @@ macro_rules! dispatch {
 impl MigrationSink for AnySink {
     fn describe(&self) -> String {
         dispatch!(self, s => s.describe())
+    }
+    fn take_alerts(&mut self) -> Vec<String> {
+        dispatch!(self, s => s.take_alerts())
     }
     async fn list_folders(&mut self) -> Result<FolderList, AccessError> {
         dispatch!(self, s => s.list_folders().await)

@@ -158,6 +158,10 @@ impl MigrationSource for ImapSource {
         Ok(self.session.next_body().await?)
     }
 
+    fn take_alerts(&mut self) -> Vec<String> {
+        self.session.take_alerts()
+    }
+
     fn take_anomalies(&mut self) -> Vec<SourceAnomaly> {
         self.session
             .take_anomalies()

@@ -100,6 +100,11 @@ pub trait MigrationSource {
     fn take_anomalies(&mut self) -> Vec<SourceAnomaly> {
         Vec::new()
     }
+    /// What the server said must reach the user (IMAP `[ALERT]`) since it was last asked:
+    /// the engine puts each into the report's notes.
+    fn take_alerts(&mut self) -> Vec<String> {
+        Vec::new()
+    }
     /// Which of these UIDs the open folder still holds: asked about messages whose body never
     /// came, to tell a message expunged meanwhile from one the server would not send. A source
     /// that cannot tell answers that none is left (they count as vanished).
@@ -250,6 +255,9 @@ impl MigrationSource for AnySource {
     }
     fn take_anomalies(&mut self) -> Vec<SourceAnomaly> {
         dispatch!(self, s => s.take_anomalies())
+    }
+    fn take_alerts(&mut self) -> Vec<String> {
+        dispatch!(self, s => s.take_alerts())
     }
     async fn still_present(&mut self, uids: &[Uid]) -> Result<Vec<Uid>, AccessError> {
         dispatch!(self, s => s.still_present(uids).await)

@@ -250,6 +250,7 @@ pub(super) async fn copy_folder(
     .await?;
 
     take_source_notes(src, &mut rep);
+    take_alerts(src, dst, &mut rep.notes);
     if rep.altered.line_endings_normalised > 0 {
         rep.notes.push(format!(
             "the destination refused {} message(s) for bare newlines (LF without CR); they were \
@@ -290,6 +291,16 @@ fn take_source_notes(src: &mut AnySource, rep: &mut FolderReport) {
     rep.not_imported.extend(src.take_skipped());
     for a in src.take_anomalies() {
         anomaly(rep, a.uid, a.detail);
+    }
+}
+
+/// Notes what either server said must reach the user (`[ALERT]`), naming the side.
+pub(super) fn take_alerts(src: &mut AnySource, dst: &mut AnySink, notes: &mut Vec<String>) {
+    for a in src.take_alerts() {
+        notes.push(format!("the source server says: {a}"));
+    }
+    for a in dst.take_alerts() {
+        notes.push(format!("the destination server says: {a}"));
     }
 }
 

@@ -90,6 +90,7 @@ pub(super) async fn run(
             .collect(),
         ..MigrationReport::default()
     };
+    folder::take_alerts(&mut src, &mut dst, &mut report.plan_notes);
     if options.dry_run {
         for entry in &plan.entries {
             match src.open_folder(&entry.source).await {
