@@ -47,12 +47,10 @@ pub mod slots;
 pub mod status;
 pub mod task;
 
-mod accounts;
 mod passes;
 mod scheduler;
 mod store;
 
-pub use accounts::{ControlReport, ImportOptions, ImportReport, Selection};
 pub use error::{BatchError, BatchErrorKind};
 pub use report::{AccountReport, TaskSummary};
 pub use scheduler::{
@@ -60,5 +58,5 @@ pub use scheduler::{
     SchedulerOptions,
 };
 pub use status::{FailureCategory, Status};
-pub use store::BatchStore;
+pub use store::{BatchStore, ControlReport, ImportOptions, ImportReport, Selection};
 pub use task::{EditScope, Task, TaskSettings};

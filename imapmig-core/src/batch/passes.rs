@@ -11,12 +11,11 @@ use std::time::Duration;
 
 use rusqlite::params;
 
-use super::accounts::StoredAccount;
 use super::audit::AuditEvent;
 use super::error::BatchError;
 use super::login::SourceLogin;
 use super::status::{next, FailureCategory, Status, Transition};
-use super::store::{now, BatchStore};
+use super::store::{now, BatchStore, StoredAccount};
 use super::task::ServerSettings;
 use crate::secret::Secret;
 
@@ -611,9 +610,9 @@ impl BatchStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::accounts::{ImportOptions, Selection};
     use crate::batch::import::parse_accounts;
     use crate::batch::store::tests::{settings, tempfile_dir};
+    use crate::batch::store::{ImportOptions, Selection};
     use crate::batch::task::EditScope;
     use std::path::Path;
 

@@ -26,8 +26,9 @@
 //! Each table has its own file with its queries, so that another backend can follow the same
 //! seams: [`schema`] (`batch_meta` and the migrations that create the rest), [`sealing`]
 //! (`batch_seal`, and sealing the secret columns), [`tasks`] (`batch_task`), [`lease`]
-//! (`batch_lease`), [`audit`] (`batch_audit`); accounts (`batch_account`) are in
-//! [`super::accounts`], the scheduler's side in [`super::passes`]. This file holds opening,
+//! (`batch_lease`), [`audit`] (`batch_audit`), and for `batch_account`: [`accounts`] (the row,
+//! reading it, status changes), [`imports`] (CSV rows in) and [`controls`] (pause, resume,
+//! stop, credentials); the scheduler's side is in [`super::passes`]. This file holds opening,
 //! the connection and its transactions.
 
 use std::path::{Path, PathBuf};
@@ -40,12 +41,18 @@ use super::error::BatchError;
 use super::seal::StateKey;
 use crate::state::{SqliteStore, BUSY_TIMEOUT};
 
+mod accounts;
 mod audit;
+mod controls;
+mod imports;
 mod lease;
 mod schema;
 mod sealing;
 mod tasks;
 
+pub(in crate::batch) use accounts::StoredAccount;
+pub use controls::{ControlReport, Selection};
+pub use imports::{ImportOptions, ImportReport};
 pub(crate) use lease::LEASE_STALE_SECS;
 
 /// Prepared statements kept per connection.
