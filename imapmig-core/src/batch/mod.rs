@@ -47,7 +47,6 @@ pub mod slots;
 pub mod status;
 pub mod task;
 
-mod passes;
 mod scheduler;
 mod store;
 

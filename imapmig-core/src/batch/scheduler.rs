@@ -26,10 +26,11 @@ use super::audit::AuditEvent;
 use super::backoff::{retry_delay, Jitter};
 use super::error::BatchError;
 use super::login::{account, SourceLogin};
-use super::passes::{PassResult, PassTicket, Progress, Refusal, Verdict};
 use super::slots::{Grant, HostUsage, Slots};
 use super::status::{FailureCategory, Status};
-use super::store::{BatchStore, LEASE_STALE_SECS};
+use super::store::{
+    BatchStore, PassResult, PassTicket, Progress, Refusal, Verdict, LEASE_STALE_SECS,
+};
 use super::task::{Protocol, Task};
 use crate::engine::{
     self, EngineError, ErrorKind, MigrationOptions, MigrationReport, ProgressEvent, ProgressSink,

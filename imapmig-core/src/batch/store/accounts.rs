@@ -16,42 +16,41 @@ use crate::secret::Secret;
 
 /// An account row, as stored.
 #[derive(Clone, Debug)]
-pub(in crate::batch) struct StoredAccount {
-    pub(in crate::batch) id: i64,
-    pub(in crate::batch) source: String,
-    pub(in crate::batch) target: String,
+pub(super) struct StoredAccount {
+    pub(super) id: i64,
+    pub(super) source: String,
+    pub(super) target: String,
     /// As stored: sealed when the store has a key (opened with [`BatchStore::open_secret`]).
-    pub(in crate::batch) password: Option<Secret>,
+    pub(super) password: Option<Secret>,
     /// As stored, like `password`.
-    pub(in crate::batch) target_password: Option<Secret>,
-    pub(in crate::batch) status: String,
-    pub(in crate::batch) failure: Option<String>,
-    pub(in crate::batch) control: Option<String>,
-    pub(in crate::batch) attempts: i64,
-    pub(in crate::batch) last_error: Option<String>,
-    pub(in crate::batch) folders_done: i64,
-    pub(in crate::batch) folders_total: i64,
-    pub(in crate::batch) messages: i64,
-    pub(in crate::batch) bytes: i64,
-    pub(in crate::batch) refused: i64,
-    pub(in crate::batch) passes: i64,
-    pub(in crate::batch) source_pin: Option<String>,
-    pub(in crate::batch) destination_pin: Option<String>,
-    pub(in crate::batch) started_at: Option<i64>,
-    pub(in crate::batch) synced_at: Option<i64>,
-    pub(in crate::batch) last_pass_at: Option<i64>,
-    pub(in crate::batch) next_run_at: Option<i64>,
-    pub(in crate::batch) window_ends_at: Option<i64>,
-    pub(in crate::batch) updated_at: i64,
+    pub(super) target_password: Option<Secret>,
+    pub(super) status: String,
+    pub(super) failure: Option<String>,
+    pub(super) control: Option<String>,
+    pub(super) attempts: i64,
+    pub(super) last_error: Option<String>,
+    pub(super) folders_done: i64,
+    pub(super) folders_total: i64,
+    pub(super) messages: i64,
+    pub(super) bytes: i64,
+    pub(super) refused: i64,
+    pub(super) passes: i64,
+    pub(super) source_pin: Option<String>,
+    pub(super) destination_pin: Option<String>,
+    pub(super) started_at: Option<i64>,
+    pub(super) synced_at: Option<i64>,
+    pub(super) last_pass_at: Option<i64>,
+    pub(super) next_run_at: Option<i64>,
+    pub(super) window_ends_at: Option<i64>,
+    pub(super) updated_at: i64,
 }
 
-pub(in crate::batch) const ACCOUNT_COLUMNS: &str =
-    "id, source, target, password, target_password, status, \
+pub(super) const ACCOUNT_COLUMNS: &str = "id, source, target, password, target_password, status, \
     failure, control, attempts, last_error, folders_done, folders_total, messages, bytes, refused, \
     passes, source_pin, destination_pin, started_at, synced_at, last_pass_at, next_run_at, \
     window_ends_at, updated_at";
 
-pub(in crate::batch) fn read_account(r: &Row<'_>) -> rusqlite::Result<StoredAccount> {
+pub(super) fn read_account(r: &Row<'_>) -> rusqlite::Result<StoredAccount> {
     Ok(StoredAccount {
         id: r.get(0)?,
         source: r.get(1)?,
@@ -85,20 +84,12 @@ fn u64_of(v: i64) -> u64 {
 }
 
 impl StoredAccount {
-    pub(in crate::batch) fn login(
-        &self,
-        store: &BatchStore,
-        task: &str,
-    ) -> Result<SourceLogin, BatchError> {
+    pub(super) fn login(&self, store: &BatchStore, task: &str) -> Result<SourceLogin, BatchError> {
         SourceLogin::parse(&self.source)
             .map_err(|e| store.corrupt(task, Some(&self.target), format!("source login: {e}")))
     }
 
-    pub(in crate::batch) fn status(
-        &self,
-        store: &BatchStore,
-        task: &str,
-    ) -> Result<Status, BatchError> {
+    pub(super) fn status(&self, store: &BatchStore, task: &str) -> Result<Status, BatchError> {
         Status::parse(&self.status).ok_or_else(|| {
             store.corrupt(
                 task,
@@ -109,7 +100,7 @@ impl StoredAccount {
     }
 
     /// The servers this account uses: pinned when it started, else the task's.
-    pub(in crate::batch) fn servers(
+    pub(super) fn servers(
         &self,
         store: &BatchStore,
         task: &Task,
@@ -130,11 +121,7 @@ impl StoredAccount {
         ))
     }
 
-    pub(in crate::batch) fn facts(
-        &self,
-        store: &BatchStore,
-        task: &Task,
-    ) -> Result<Facts, BatchError> {
+    pub(super) fn facts(&self, store: &BatchStore, task: &Task) -> Result<Facts, BatchError> {
         let (source, _) = self.servers(store, task)?;
         let login = self.login(store, &task.name)?;
         Ok(Facts {
@@ -143,7 +130,7 @@ impl StoredAccount {
         })
     }
 
-    pub(in crate::batch) fn report(
+    pub(super) fn report(
         &self,
         store: &BatchStore,
         task: &Task,
@@ -184,7 +171,7 @@ impl StoredAccount {
 }
 
 impl BatchStore {
-    pub(in crate::batch) fn load_accounts(
+    pub(super) fn load_accounts(
         &self,
         conn: &rusqlite::Connection,
         task: &str,
@@ -287,7 +274,7 @@ impl BatchStore {
 
     /// Changes an account's status and logs it, inside a transaction.
     #[allow(clippy::too_many_arguments)]
-    pub(in crate::batch) fn change_status(
+    pub(super) fn change_status(
         &self,
         tx: &Transaction<'_>,
         task: &str,

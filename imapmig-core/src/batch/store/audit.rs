@@ -9,7 +9,7 @@ use crate::batch::error::BatchError;
 
 impl BatchStore {
     /// Appends an audit event inside a transaction.
-    pub(in crate::batch) fn audit_in(
+    pub(super) fn audit_in(
         &self,
         tx: &Transaction<'_>,
         task: &str,

@@ -28,8 +28,9 @@
 //! (`batch_seal`, and sealing the secret columns), [`tasks`] (`batch_task`), [`lease`]
 //! (`batch_lease`), [`audit`] (`batch_audit`), and for `batch_account`: [`accounts`] (the row,
 //! reading it, status changes), [`imports`] (CSV rows in) and [`controls`] (pause, resume,
-//! stop, credentials); the scheduler's side is in [`super::passes`]. This file holds opening,
-//! the connection and its transactions.
+//! stop, credentials), [`queue`] (what the scheduler runs next) and [`passes`] (a pass from
+//! start to verdict); [`refusals`] (`batch_refusal`). This file holds opening, the connection
+//! and its transactions.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -46,14 +47,19 @@ mod audit;
 mod controls;
 mod imports;
 mod lease;
+mod passes;
+mod queue;
+mod refusals;
 mod schema;
 mod sealing;
 mod tasks;
 
-pub(in crate::batch) use accounts::StoredAccount;
+use accounts::StoredAccount;
 pub use controls::{ControlReport, Selection};
 pub use imports::{ImportOptions, ImportReport};
 pub(crate) use lease::LEASE_STALE_SECS;
+pub(crate) use passes::{PassResult, PassTicket, Progress, Refusal, Verdict};
+pub(crate) use queue::DueAccount;
 
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 64;
@@ -62,7 +68,7 @@ const STATEMENT_CACHE: usize = 64;
 #[derive(Debug)]
 pub struct BatchStore {
     conn: Mutex<Connection>,
-    pub(in crate::batch) path: PathBuf,
+    path: PathBuf,
     sync: Arc<SqliteStore>,
     /// Seals and opens the stored secrets; `None` for a store that keeps them as written.
     key: Option<StateKey>,
@@ -132,12 +138,12 @@ impl BatchStore {
         self.sync.clone()
     }
 
-    pub(in crate::batch) fn lock(&self) -> MutexGuard<'_, Connection> {
+    fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while the lock was held rolled its transaction back: safe to take over.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(in crate::batch) fn sql<'a>(
+    fn sql<'a>(
         &'a self,
         what: &'static str,
         task: &'a str,
@@ -152,12 +158,7 @@ impl BatchStore {
         }
     }
 
-    pub(in crate::batch) fn corrupt(
-        &self,
-        task: &str,
-        account: Option<&str>,
-        detail: String,
-    ) -> BatchError {
+    fn corrupt(&self, task: &str, account: Option<&str>, detail: String) -> BatchError {
         BatchError::Corrupt {
             path: self.path.clone(),
             task: task.to_string(),
@@ -167,7 +168,7 @@ impl BatchStore {
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed when it succeeds.
-    pub(in crate::batch) fn write<T>(
+    fn write<T>(
         &self,
         what: &'static str,
         task: &str,

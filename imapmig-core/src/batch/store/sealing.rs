@@ -109,12 +109,7 @@ impl BatchStore {
     }
 
     /// A secret as it is to be stored in `column` of `table`: sealed when the store has a key.
-    pub(in crate::batch) fn seal_secret(
-        &self,
-        table: &str,
-        column: &str,
-        secret: &Secret,
-    ) -> String {
+    pub(super) fn seal_secret(&self, table: &str, column: &str, secret: &Secret) -> String {
         match &self.key {
             Some(key) => key.seal(seal_context(table, column), secret.expose()),
             None => secret.expose().to_string(),
@@ -122,7 +117,7 @@ impl BatchStore {
     }
 
     /// A stored secret, opened.
-    pub(in crate::batch) fn open_secret(
+    pub(super) fn open_secret(
         &self,
         task: &str,
         account: Option<&str>,

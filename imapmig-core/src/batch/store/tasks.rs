@@ -64,11 +64,7 @@ impl BatchStore {
         self.task_in(&conn, name)
     }
 
-    pub(in crate::batch) fn task_in(
-        &self,
-        conn: &Connection,
-        name: &str,
-    ) -> Result<Task, BatchError> {
+    pub(super) fn task_in(&self, conn: &Connection, name: &str) -> Result<Task, BatchError> {
         let row = conn
             .prepare_cached(
                 "SELECT settings, source_secret, destination_secret, created_at, updated_at
