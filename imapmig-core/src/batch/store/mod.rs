@@ -58,7 +58,7 @@ use accounts::StoredAccount;
 pub use controls::{ControlReport, Selection};
 pub use imports::{ImportOptions, ImportReport};
 pub(crate) use lease::LEASE_STALE_SECS;
-pub(crate) use passes::{PassResult, PassTicket, Progress, Refusal, Verdict};
+pub(crate) use passes::{PassTicket, Progress};
 pub(crate) use queue::DueAccount;
 
 /// Prepared statements kept per connection.

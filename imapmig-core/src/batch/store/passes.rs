@@ -4,16 +4,15 @@
 //! Every status change here happens in the same transaction as the audit events that explain
 //! it, so a `kill -9` at any instant leaves statuses and the log in agreement.
 
-use std::time::Duration;
-
 use rusqlite::params;
 
 use super::{now, BatchStore};
 use crate::batch::audit::AuditEvent;
 use crate::batch::error::BatchError;
 use crate::batch::login::SourceLogin;
-use crate::batch::status::{next, FailureCategory, Status, Transition};
+use crate::batch::status::{next, Status, Transition};
 use crate::batch::task::ServerSettings;
+use crate::batch::verdict::{PassResult, Verdict};
 use crate::secret::Secret;
 
 /// Everything a pass needs, read when it starts.
@@ -41,49 +40,6 @@ pub(crate) struct Progress {
     pub(crate) bytes: u64,
 }
 
-/// A message not copied, as a pass reported it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Refusal {
-    pub(crate) folder: String,
-    pub(crate) uid: u32,
-    pub(crate) reason: String,
-}
-
-/// What a pass that ran to its end found.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct PassResult {
-    pub(crate) folders_done: u64,
-    pub(crate) folders_total: u64,
-    pub(crate) copied: u64,
-    pub(crate) bytes_copied: u64,
-    pub(crate) seconds: f64,
-    /// Messages and bytes of the account on the destination, from the sync state.
-    pub(crate) messages: u64,
-    pub(crate) bytes: u64,
-    pub(crate) refusals: Vec<Refusal>,
-    /// The folders that completed (their refusals replace the stored ones).
-    pub(crate) complete_folders: Vec<String>,
-}
-
-/// How a pass ended, as the scheduler judged it.
-#[derive(Clone, Debug)]
-pub(crate) enum Verdict {
-    /// Every folder done.
-    Synced,
-    /// A transient failure: run again after `after`.
-    Retry {
-        category: FailureCategory,
-        error: String,
-        after: Duration,
-    },
-    /// A failure someone must act on.
-    Failed {
-        category: FailureCategory,
-        error: String,
-    },
-    /// Cancelled: by a pause or stop request, or by the scheduler shutting down.
-    Cancelled,
-}
 impl BatchStore {
     /// Starts a pass: the account becomes running and its servers are pinned. Returns `None`
     /// when it is no longer due (paused meanwhile, say), or waits for credentials after all.
@@ -335,10 +291,13 @@ impl BatchStore {
 mod tests {
     use super::*;
     use crate::batch::import::parse_accounts;
+    use crate::batch::status::FailureCategory;
     use crate::batch::store::tests::{settings, tempfile_dir};
     use crate::batch::store::{ImportOptions, Selection};
     use crate::batch::task::EditScope;
+    use crate::batch::verdict::Refusal;
     use std::path::Path;
+    use std::time::Duration;
 
     fn store_with(text: &str) -> (BatchStore, std::path::PathBuf) {
         let dir = tempfile_dir();

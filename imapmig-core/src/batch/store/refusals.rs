@@ -5,10 +5,10 @@ use std::collections::HashSet;
 
 use rusqlite::params;
 
-use super::passes::PassResult;
 use super::{BatchStore, StoredAccount};
 use crate::batch::audit::AuditEvent;
 use crate::batch::error::BatchError;
+use crate::batch::verdict::PassResult;
 
 impl BatchStore {
     /// Replaces the refusals of the pass's complete folders; logs the new ones. Returns the
