@@ -6,8 +6,8 @@
 //! files ([`import`]), the source login forms ([`login`]), the per-account status machine
 //! ([`status`]), the store that keeps all of it beside the sync state ([`BatchStore`]), the
 //! scheduler that runs accounts within the limits ([`Scheduler`], with [`slots`] deciding who
-//! may start and how many connections each gets), reports ([`report`]) and the audit log
-//! ([`audit`]).
+//! may start and how many connections each gets, `verdict` judging how each pass ended and
+//! `live` counting its progress), reports ([`report`]) and the audit log ([`audit`]).
 //!
 //! It never copies a message itself and never talks to a server except through
 //! [`crate::engine::migrate`]; it never decides what is on the destination: the engine's sync
@@ -40,6 +40,7 @@ pub mod audit;
 mod backoff;
 mod error;
 pub mod import;
+mod live;
 pub mod login;
 pub mod report;
 pub mod seal;
@@ -47,18 +48,14 @@ pub mod slots;
 pub mod status;
 pub mod task;
 
-mod accounts;
-mod passes;
 mod scheduler;
 mod store;
+mod verdict;
 
-pub use accounts::{ControlReport, ImportOptions, ImportReport, Selection};
 pub use error::{BatchError, BatchErrorKind};
+pub use live::{LiveSnapshot, RunningAccount};
 pub use report::{AccountReport, TaskSummary};
-pub use scheduler::{
-    account_key, LiveSnapshot, RunSummary, RunningAccount, Scheduler, SchedulerObserver,
-    SchedulerOptions,
-};
+pub use scheduler::{account_key, RunSummary, Scheduler, SchedulerObserver, SchedulerOptions};
 pub use status::{FailureCategory, Status};
-pub use store::BatchStore;
+pub use store::{BatchStore, ControlReport, ImportOptions, ImportReport, Selection};
 pub use task::{EditScope, Task, TaskSettings};

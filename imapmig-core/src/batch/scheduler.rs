@@ -8,14 +8,16 @@
 //! resumes where it stopped and copies nothing twice. Live progress and audit events are
 //! written once a second; the end of a pass is one transaction.
 //!
+//! This file is the loop. The engine's progress events are counted in [`super::live`]; how a
+//! pass ended is decided in [`super::verdict`] (pure); the store applies it.
+//!
 //! Only one scheduler runs a task at a time: it holds a lease in the store, renewed every
 //! flush. A scheduler killed with `kill -9` leaves its accounts `running`; the next one (once
 //! the lease is free: at once on the same machine, since the process is gone) puts them back
 //! and runs them again.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -25,15 +27,15 @@ use tokio_util::sync::CancellationToken;
 use super::audit::AuditEvent;
 use super::backoff::{retry_delay, Jitter};
 use super::error::BatchError;
+use super::live::{Live, LiveSnapshot};
 use super::login::{account, SourceLogin};
-use super::passes::{PassResult, PassTicket, Progress, Refusal, Verdict};
 use super::slots::{Grant, HostUsage, Slots};
-use super::status::{FailureCategory, Status};
-use super::store::{BatchStore, LEASE_STALE_SECS};
+use super::status::Status;
+use super::store::{BatchStore, PassTicket, LEASE_STALE_SECS};
 use super::task::{Protocol, Task};
+use super::verdict::{judge, judge_error, pass_result, Verdict};
 use crate::engine::{
-    self, EngineError, ErrorKind, MigrationOptions, MigrationReport, ProgressEvent, ProgressSink,
-    Side,
+    self, EngineError, MigrationOptions, MigrationReport, ProgressEvent, ProgressSink, Side,
 };
 use crate::sink::SinkSpec;
 use crate::source::{Pop3Spec, SourceSpec};
@@ -71,42 +73,6 @@ impl Default for SchedulerOptions {
             batch: 64,
         }
     }
-}
-
-/// A running account, as the live summary shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct RunningAccount {
-    /// Its id.
-    pub id: i64,
-    /// Its target address.
-    pub target: String,
-    /// Which pass of the account this is (1 is the first).
-    pub pass: u64,
-    /// Folders done in this pass.
-    pub folders_done: u64,
-    /// Folders in this pass.
-    pub folders_total: u64,
-    /// Messages copied in this pass.
-    pub copied: u64,
-    /// Connections it holds per side.
-    pub connections: usize,
-}
-
-/// What the scheduler is doing, handed to the observer once per flush.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct LiveSnapshot {
-    /// Seconds since the scheduler started.
-    pub seconds: f64,
-    /// Accounts per status.
-    pub statuses: Vec<(Status, u64)>,
-    /// Running accounts.
-    pub running: Vec<RunningAccount>,
-    /// Connections per host.
-    pub hosts: Vec<HostUsage>,
-    /// Messages copied since the scheduler started.
-    pub copied: u64,
-    /// Bytes copied since the scheduler started.
-    pub bytes: u64,
 }
 
 /// Receives live snapshots. Called from the scheduler's loop: keep it quick.
@@ -147,79 +113,6 @@ pub struct Scheduler {
     sync: Arc<dyn StateStore>,
     task: String,
     options: SchedulerOptions,
-}
-
-/// Live counters of one pass, fed by the engine's progress events.
-#[derive(Default)]
-struct Live {
-    folders_total: AtomicU64,
-    folders_done: AtomicU64,
-    copied: AtomicU64,
-    bytes: AtomicU64,
-    throttled: Mutex<Vec<Side>>,
-    events: Mutex<Vec<AuditEvent>>,
-}
-
-impl Live {
-    fn on(&self, ev: &ProgressEvent) {
-        match ev {
-            ProgressEvent::Planned { folders } => {
-                self.folders_total.store(*folders as u64, Ordering::Relaxed);
-            }
-            ProgressEvent::MessageCopied { bytes, .. } => {
-                self.copied.fetch_add(1, Ordering::Relaxed);
-                self.bytes.fetch_add(*bytes, Ordering::Relaxed);
-            }
-            ProgressEvent::FolderDone(r) => {
-                self.folders_done.fetch_add(1, Ordering::Relaxed);
-                if !r.unchanged || r.copied > 0 {
-                    self.push(AuditEvent::FolderDone {
-                        folder: r.source.clone(),
-                        target: r.target.clone(),
-                        copied: r.copied,
-                        already_there: r.already_there,
-                        refused: r.refused.len() as u64,
-                        too_large: r.too_large.len() as u64,
-                        bytes: r.bytes,
-                    });
-                }
-            }
-            // A server that refuses another connection, or throttles a folder: its host gets
-            // fewer connections.
-            ProgressEvent::ConnectionsReduced { side, .. } => self.throttled_by(*side),
-            ProgressEvent::Retrying {
-                throttled_by: Some(side),
-                ..
-            } => self.throttled_by(*side),
-            _ => {}
-        }
-    }
-
-    fn throttled_by(&self, side: Side) {
-        if let Ok(mut t) = self.throttled.lock() {
-            t.push(side);
-        }
-    }
-
-    fn push(&self, ev: AuditEvent) {
-        if let Ok(mut e) = self.events.lock() {
-            e.push(ev);
-        }
-    }
-
-    fn take_events(&self) -> Vec<AuditEvent> {
-        self.events
-            .lock()
-            .map(|mut e| std::mem::take(&mut *e))
-            .unwrap_or_default()
-    }
-
-    fn take_throttled(&self) -> Vec<Side> {
-        self.throttled
-            .lock()
-            .map(|mut t| std::mem::take(&mut *t))
-            .unwrap_or_default()
-    }
 }
 
 struct Job {
@@ -425,17 +318,8 @@ impl Scheduler {
                 last_flush = Instant::now();
                 let mut updates = Vec::with_capacity(jobs.len());
                 for job in jobs.values() {
-                    let l = &job.live;
-                    updates.push((
-                        job.ticket.id,
-                        Progress {
-                            folders_done: l.folders_done.load(Ordering::Relaxed),
-                            folders_total: l.folders_total.load(Ordering::Relaxed),
-                            messages: job.ticket.messages + l.copied.load(Ordering::Relaxed),
-                            bytes: job.ticket.bytes + l.bytes.load(Ordering::Relaxed),
-                        },
-                    ));
-                    for ev in l.take_events() {
+                    updates.push((job.ticket.id, job.live.progress(&job.ticket)));
+                    for ev in job.live.take_events() {
                         pending_events.push((Some(job.ticket.id), ev));
                     }
                 }
@@ -454,25 +338,11 @@ impl Scheduler {
                 if let Some(obs) = &observer {
                     let n = name.clone();
                     let counts = blocking(&self.store, move |s| s.status_counts(&n)).await?;
-                    let live_copied: u64 = jobs
+                    let live_copied: u64 = jobs.values().map(|j| j.live.copied()).sum();
+                    let live_bytes: u64 = jobs.values().map(|j| j.live.bytes()).sum();
+                    let mut running: Vec<_> = jobs
                         .values()
-                        .map(|j| j.live.copied.load(Ordering::Relaxed))
-                        .sum();
-                    let live_bytes: u64 = jobs
-                        .values()
-                        .map(|j| j.live.bytes.load(Ordering::Relaxed))
-                        .sum();
-                    let mut running: Vec<RunningAccount> = jobs
-                        .values()
-                        .map(|j| RunningAccount {
-                            id: j.ticket.id,
-                            target: j.ticket.target.clone(),
-                            pass: j.ticket.pass,
-                            folders_done: j.live.folders_done.load(Ordering::Relaxed),
-                            folders_total: j.live.folders_total.load(Ordering::Relaxed),
-                            copied: j.live.copied.load(Ordering::Relaxed),
-                            connections: j.grant.connections,
-                        })
+                        .map(|j| j.live.running(&j.ticket, j.grant.connections))
                         .collect();
                     running.sort_by_key(|r| r.id);
                     obs(&LiveSnapshot {
@@ -662,36 +532,16 @@ impl Scheduler {
                 );
                 (Some(r), verdict)
             }
-            Err(EngineError::Cancelled) => (None, Verdict::Cancelled),
-            Err(e) => {
-                let c = e.classify();
-                if c.throttled {
-                    throttled_sides.push(c.side.unwrap_or(Side::Source));
-                }
-                let error = e.to_string();
-                if c.transient && attempt < retry.max_attempts {
-                    (
-                        None,
-                        Verdict::Retry {
-                            category: c.category,
-                            error,
-                            after: retry_delay(retry, attempt, c.backoff, jitter),
-                        },
-                    )
-                } else {
-                    (
-                        None,
-                        Verdict::Failed {
-                            category: c.category,
-                            error: if c.transient {
-                                format!("gave up after {attempt} attempts: {error}")
-                            } else {
-                                error
-                            },
-                        },
-                    )
-                }
-            }
+            Err(e) => (
+                None,
+                judge_error(
+                    &e,
+                    retry.max_attempts,
+                    attempt,
+                    &mut throttled_sides,
+                    |suggested| retry_delay(retry, attempt, suggested, jitter),
+                ),
+            ),
         };
         throttled_sides.sort_by_key(|s| *s == Side::Destination);
         throttled_sides.dedup();
@@ -764,201 +614,9 @@ fn throttle(slots: &mut Slots, side: Side, grant: &Grant) -> Option<AuditEvent> 
         })
 }
 
-fn pass_result(report: &MigrationReport, messages: u64, bytes: u64) -> PassResult {
-    let mut refusals = Vec::new();
-    for f in &report.folders {
-        for m in f.refused.iter().chain(&f.too_large) {
-            refusals.push(Refusal {
-                folder: f.source.clone(),
-                uid: m.uid,
-                reason: m.reason.clone(),
-            });
-        }
-    }
-    PassResult {
-        folders_done: report.folders.len() as u64,
-        folders_total: (report.folders.len() + report.failed_folders.len()) as u64,
-        copied: report.copied,
-        bytes_copied: report.bytes,
-        seconds: report.seconds,
-        messages,
-        bytes,
-        refusals,
-        // Refusals are cleared only where every message was looked at again: an unchanged
-        // folder, or one whose changes alone were read, says nothing of older refusals.
-        complete_folders: report
-            .folders
-            .iter()
-            .filter(|f| f.listed_all)
-            .map(|f| f.source.clone())
-            .collect(),
-    }
-}
-
-/// Judges a pass that returned a report: a full destination mailbox or a folder that failed
-/// for good fails the account; folders that failed transiently retry it.
-fn judge(
-    report: &MigrationReport,
-    max_attempts: u32,
-    attempt: u32,
-    throttled: &mut Vec<Side>,
-    delay: impl FnOnce() -> Duration,
-) -> Verdict {
-    let over_quota = report
-        .folders
-        .iter()
-        .flat_map(|f| f.refused.iter().map(move |m| (f, m)))
-        .find(|(_, m)| m.kind == Some(ErrorKind::Quota));
-    if let Some((f, m)) = over_quota {
-        return Verdict::Failed {
-            category: FailureCategory::Quota,
-            error: format!(
-                "the destination mailbox is full: folder {:?} UID {}: {}",
-                f.source, m.uid, m.reason
-            ),
-        };
-    }
-    let mut transient: Option<(FailureCategory, String)> = None;
-    for failure in &report.failed_folders {
-        let error = &failure.message;
-        if failure.throttled {
-            throttled.push(failure.side.unwrap_or(Side::Source));
-        }
-        // The engine's message names the folder already ("source, folder \"X\": ...").
-        let text = if error.contains(&format!("folder {:?}", failure.folder)) {
-            error.clone()
-        } else {
-            format!("folder {:?}: {error}", failure.folder)
-        };
-        if !failure.transient {
-            return Verdict::Failed {
-                category: failure.category,
-                error: text,
-            };
-        }
-        transient.get_or_insert((failure.category, text));
-    }
-    match transient {
-        Some((category, error)) if attempt < max_attempts => Verdict::Retry {
-            category,
-            error,
-            after: delay(),
-        },
-        Some((category, error)) => Verdict::Failed {
-            category,
-            error: format!("gave up after {attempt} attempts: {error}"),
-        },
-        None => Verdict::Synced,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{FolderFailure, FolderReport, SkippedMessage};
-    use crate::imap::ImapError;
-    use crate::wire::ResponseCode;
-
-    /// Folder "Work" failed on `side` with `source`, as the engine reports it.
-    fn failure(side: Side, source: ImapError) -> FolderFailure {
-        FolderFailure::of(
-            "Work",
-            &EngineError::Folder {
-                side,
-                folder: "Work".into(),
-                source: source.into(),
-            },
-        )
-    }
-
-    fn closed() -> ImapError {
-        ImapError::Closed {
-            host: "h".into(),
-            bye: None,
-        }
-    }
-
-    fn refused(code: ResponseCode, text: &str) -> ImapError {
-        crate::imap::error::refused_append(Some(code), text)
-    }
-
-    /// A folder report whose messages the destination refused, with the refusals' kinds.
-    fn folder(name: &str, refused: &[(&str, ErrorKind)]) -> FolderReport {
-        FolderReport {
-            source: name.into(),
-            target: name.into(),
-            refused: refused
-                .iter()
-                .enumerate()
-                .map(|(i, (r, kind))| SkippedMessage {
-                    uid: i as u32 + 1,
-                    size: 10,
-                    reason: r.to_string(),
-                    kind: Some(*kind),
-                })
-                .collect(),
-            ..FolderReport::default()
-        }
-    }
-
-    #[test]
-    fn judging_a_report() {
-        let d = || Duration::from_secs(1);
-        let mut t = Vec::new();
-        let ok = MigrationReport {
-            folders: vec![folder(
-                "INBOX",
-                &[("NO [LIMIT] too big", ErrorKind::Server)],
-            )],
-            ..MigrationReport::default()
-        };
-        assert!(matches!(judge(&ok, 3, 1, &mut t, d), Verdict::Synced));
-        let full = MigrationReport {
-            folders: vec![folder(
-                "INBOX",
-                &[("NO [OVERQUOTA] Quota exceeded", ErrorKind::Quota)],
-            )],
-            ..MigrationReport::default()
-        };
-        assert!(matches!(
-            judge(&full, 3, 1, &mut t, d),
-            Verdict::Failed {
-                category: FailureCategory::Quota,
-                ..
-            }
-        ));
-        let dropped = MigrationReport {
-            failed_folders: vec![failure(Side::Source, closed())],
-            ..MigrationReport::default()
-        };
-        assert!(matches!(
-            judge(&dropped, 3, 1, &mut t, d),
-            Verdict::Retry { .. }
-        ));
-        match judge(&dropped, 3, 3, &mut t, d) {
-            Verdict::Failed {
-                category: FailureCategory::Connection,
-                error,
-            } => assert_eq!(
-                error.matches("folder \"Work\"").count(),
-                1,
-                "the folder is named once: {error}"
-            ),
-            other => panic!("{other:?}"),
-        }
-        let throttled = MigrationReport {
-            failed_folders: vec![failure(
-                Side::Destination,
-                refused(ResponseCode::Limit, "slow down"),
-            )],
-            ..MigrationReport::default()
-        };
-        assert!(matches!(
-            judge(&throttled, 3, 1, &mut t, d),
-            Verdict::Retry { .. }
-        ));
-        assert_eq!(t, vec![Side::Destination]);
-    }
 
     #[test]
     fn keys_are_stable_and_case_blind() {
@@ -966,45 +624,5 @@ mod tests {
             account_key("t", "User1", "U1@New.Example"),
             "batch/t/user1/u1@new.example"
         );
-    }
-
-    #[test]
-    fn live_counts_and_notices_throttling() {
-        let l = Live::default();
-        l.on(&ProgressEvent::Planned { folders: 3 });
-        l.on(&ProgressEvent::MessageCopied {
-            folder: "INBOX".into(),
-            uid: 1,
-            bytes: 100,
-        });
-        l.on(&ProgressEvent::FolderDone(folder("INBOX", &[])));
-        l.on(&ProgressEvent::Retrying {
-            folder: "INBOX".into(),
-            attempt: 1,
-            after_ms: 10,
-            error: "destination, folder \"INBOX\": h closed the connection: Too many connections"
-                .into(),
-            throttled_by: Some(Side::Destination),
-        });
-        assert_eq!(l.folders_total.load(Ordering::Relaxed), 3);
-        assert_eq!(l.bytes.load(Ordering::Relaxed), 100);
-        assert_eq!(l.take_events().len(), 1);
-        assert_eq!(l.take_throttled(), vec![Side::Destination]);
-        // A retry for anything but throttling leaves the host's connections alone, whatever
-        // its words say.
-        l.on(&ProgressEvent::Retrying {
-            folder: "Try again later".into(),
-            attempt: 1,
-            after_ms: 10,
-            error: "destination, folder \"Try again later\": h closed the connection".into(),
-            throttled_by: None,
-        });
-        assert_eq!(l.take_throttled(), Vec::<Side>::new());
-        l.on(&ProgressEvent::ConnectionsReduced {
-            workers: 2,
-            error: "source: h closed the connection: Maximum number of connections".into(),
-            side: Side::Source,
-        });
-        assert_eq!(l.take_throttled(), vec![Side::Source]);
     }
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::passes::DueAccount;
+use super::store::DueAccount;
 use super::task::ConcurrencyLimits;
 use crate::engine::Side;
 

@@ -1,32 +1,19 @@
-//! The scheduler's side of the store: admitting accounts, finding due ones, starting and
-//! ending passes, live progress, and recovery after the scheduler died.
+//! Passes over `batch_account`: starting one (the account becomes running, its servers are
+//! pinned), recording live progress, and ending it with its verdict.
 //!
 //! Every status change here happens in the same transaction as the audit events that explain
-//! it, so a `kill -9` at any instant leaves statuses and the log in agreement. An account left
-//! `running` by a dead scheduler is put back by [`BatchStore::recover`] when the next one
-//! starts; the engine's sync state makes re-running its pass safe.
-
-use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
+//! it, so a `kill -9` at any instant leaves statuses and the log in agreement.
 
 use rusqlite::params;
 
-use super::accounts::StoredAccount;
-use super::audit::AuditEvent;
-use super::error::BatchError;
-use super::login::SourceLogin;
-use super::status::{next, FailureCategory, Status, Transition};
-use super::store::{now, BatchStore};
-use super::task::ServerSettings;
+use super::{now, BatchStore};
+use crate::batch::audit::AuditEvent;
+use crate::batch::error::BatchError;
+use crate::batch::login::SourceLogin;
+use crate::batch::status::{next, Status, Transition};
+use crate::batch::task::ServerSettings;
+use crate::batch::verdict::{PassResult, Verdict};
 use crate::secret::Secret;
-
-/// An account whose pass is due.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct DueAccount {
-    pub(crate) id: i64,
-    pub(crate) source_host: String,
-    pub(crate) destination_host: String,
-}
 
 /// Everything a pass needs, read when it starts.
 #[derive(Clone, Debug)]
@@ -53,225 +40,7 @@ pub(crate) struct Progress {
     pub(crate) bytes: u64,
 }
 
-/// A message not copied, as a pass reported it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Refusal {
-    pub(crate) folder: String,
-    pub(crate) uid: u32,
-    pub(crate) reason: String,
-}
-
-/// What a pass that ran to its end found.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct PassResult {
-    pub(crate) folders_done: u64,
-    pub(crate) folders_total: u64,
-    pub(crate) copied: u64,
-    pub(crate) bytes_copied: u64,
-    pub(crate) seconds: f64,
-    /// Messages and bytes of the account on the destination, from the sync state.
-    pub(crate) messages: u64,
-    pub(crate) bytes: u64,
-    pub(crate) refusals: Vec<Refusal>,
-    /// The folders that completed (their refusals replace the stored ones).
-    pub(crate) complete_folders: Vec<String>,
-}
-
-/// How a pass ended, as the scheduler judged it.
-#[derive(Clone, Debug)]
-pub(crate) enum Verdict {
-    /// Every folder done.
-    Synced,
-    /// A transient failure: run again after `after`.
-    Retry {
-        category: FailureCategory,
-        error: String,
-        after: Duration,
-    },
-    /// A failure someone must act on.
-    Failed {
-        category: FailureCategory,
-        error: String,
-    },
-    /// Cancelled: by a pause or stop request, or by the scheduler shutting down.
-    Cancelled,
-}
-
-const RUNNABLE: &str = "('scheduled', 'synced')";
-
 impl BatchStore {
-    /// Puts back accounts a dead (or stopped) scheduler left running: they run again, and
-    /// pause or stop requests made meanwhile take effect. Returns how many were put back.
-    pub(crate) fn recover(&self, task: &str) -> Result<u64, BatchError> {
-        let when = now();
-        self.write("recover interrupted passes", task, |tx| {
-            let t = self.task_in(tx, task)?;
-            let running: Vec<StoredAccount> = self
-                .load_accounts(tx, task, None)?
-                .into_iter()
-                .filter(|a| a.status == Status::Running.as_str())
-                .collect();
-            for a in &running {
-                let facts = a.facts(self, &t)?;
-                let (to, reason) = match a.control.as_deref() {
-                    Some("pause") => (Status::Paused, "paused by the admin"),
-                    Some("stop") => (Status::Stopped, "stopped by the admin"),
-                    _ => (
-                        next(Status::Running, Transition::Interrupted, facts)
-                            .unwrap_or(Status::Scheduled),
-                        "the scheduler stopped during the pass; it runs again",
-                    ),
-                };
-                self.change_status(
-                    tx,
-                    task,
-                    a.id,
-                    Status::Running,
-                    to,
-                    None,
-                    Some(reason.into()),
-                    when,
-                )?;
-                tx.execute(
-                    "UPDATE batch_account SET control = NULL, next_run_at = ?2 WHERE id = ?1",
-                    params![a.id, when],
-                )
-                .map_err(self.sql(
-                    "recover interrupted passes",
-                    task,
-                    Some(&a.target),
-                ))?;
-            }
-            Ok(running.len() as u64)
-        })
-    }
-
-    /// Admits accounts imported since the last look: scheduled for `max(now, start_at)`, or
-    /// waiting when they lack credentials.
-    pub(crate) fn admit(&self, task: &str, start_at: i64) -> Result<u64, BatchError> {
-        let when = now();
-        let any: bool = self
-            .lock()
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM batch_account WHERE task = ?1 AND status = 'not_started')")
-            .and_then(|mut s| s.query_row([task], |r| r.get(0)))
-            .map_err(self.sql("admit accounts", task, None))?;
-        if !any {
-            return Ok(0);
-        }
-        self.write("admit accounts", task, |tx| {
-            let t = self.task_in(tx, task)?;
-            let fresh: Vec<StoredAccount> = self
-                .load_accounts(tx, task, None)?
-                .into_iter()
-                .filter(|a| a.status == Status::NotStarted.as_str())
-                .collect();
-            for a in &fresh {
-                let to = next(Status::NotStarted, Transition::Admit, a.facts(self, &t)?)
-                    .unwrap_or(Status::Scheduled);
-                self.change_status(tx, task, a.id, Status::NotStarted, to, None, None, when)?;
-                tx.execute(
-                    "UPDATE batch_account SET next_run_at = ?2 WHERE id = ?1",
-                    params![a.id, when.max(start_at)],
-                )
-                .map_err(self.sql("admit accounts", task, Some(&a.target)))?;
-            }
-            Ok(fresh.len() as u64)
-        })
-    }
-
-    /// Accounts due for a pass, the longest-waiting first.
-    pub(crate) fn due(&self, task: &str, limit: usize) -> Result<Vec<DueAccount>, BatchError> {
-        let conn = self.lock();
-        let t = self.task_in(&conn, task)?;
-        let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT id, source_host, destination_host FROM batch_account
-                 WHERE task = ?1 AND status IN {RUNNABLE} AND control IS NULL
-                   AND coalesce(next_run_at, 0) <= ?2
-                 ORDER BY next_run_at, id LIMIT ?3"
-            ))
-            .map_err(self.sql("find due accounts", task, None))?;
-        let rows = stmt
-            .query_map(
-                params![task, now(), i64::try_from(limit).unwrap_or(i64::MAX)],
-                |r| {
-                    Ok(DueAccount {
-                        id: r.get(0)?,
-                        source_host: r
-                            .get::<_, Option<String>>(1)?
-                            .unwrap_or_else(|| t.settings.source.host.clone()),
-                        destination_host: r
-                            .get::<_, Option<String>>(2)?
-                            .unwrap_or_else(|| t.settings.destination.host.clone()),
-                    })
-                },
-            )
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(self.sql("find due accounts", task, None))?;
-        Ok(rows)
-    }
-
-    /// Running accounts with a pause or stop request.
-    pub(crate) fn requests(&self, task: &str) -> Result<Vec<i64>, BatchError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT id FROM batch_account WHERE task = ?1 AND status = 'running' AND control IS NOT NULL",
-            )
-            .map_err(self.sql("read requests", task, None))?;
-        let ids = stmt
-            .query_map([task], |r| r.get(0))
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(self.sql("read requests", task, None))?;
-        Ok(ids)
-    }
-
-    /// Whether anything is left for a scheduler to do now or later without the admin: an
-    /// account to admit, scheduled (even later, for a retry), running, or synced and due.
-    pub(crate) fn busy(&self, task: &str) -> Result<bool, BatchError> {
-        self.lock()
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM batch_account WHERE task = ?1 AND
-                   (status IN ('not_started', 'scheduled', 'running')
-                    OR (status = 'synced' AND coalesce(next_run_at, 0) <= ?2)))",
-            )
-            .and_then(|mut s| s.query_row(params![task, now()], |r| r.get(0)))
-            .map_err(self.sql("look for work", task, None))
-    }
-
-    /// Accounts, messages and bytes per status: cheap enough to call every second.
-    pub(crate) fn status_counts(
-        &self,
-        task: &str,
-    ) -> Result<BTreeMap<Status, (u64, u64, u64)>, BatchError> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT status, count(*), sum(messages), sum(bytes) FROM batch_account
-                 WHERE task = ?1 GROUP BY status",
-            )
-            .map_err(self.sql("count accounts", task, None))?;
-        let rows = stmt
-            .query_map([task], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, Option<i64>>(2)?.unwrap_or(0),
-                    r.get::<_, Option<i64>>(3)?.unwrap_or(0),
-                ))
-            })
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(self.sql("count accounts", task, None))?;
-        let mut out = BTreeMap::new();
-        for (s, n, m, b) in rows {
-            let status = Status::parse(&s)
-                .ok_or_else(|| self.corrupt(task, None, format!("unknown status {s:?}")))?;
-            let u = |v: i64| u64::try_from(v).unwrap_or(0);
-            out.insert(status, (u(n), u(m), u(b)));
-        }
-        Ok(out)
-    }
-
     /// Starts a pass: the account becomes running and its servers are pinned. Returns `None`
     /// when it is no longer due (paused meanwhile, say), or waits for credentials after all.
     pub(crate) fn start_pass(
@@ -516,106 +285,19 @@ impl BatchStore {
             Ok(to)
         })
     }
-
-    /// Replaces the refusals of the pass's complete folders; logs the new ones. Returns the
-    /// account's refusal summary for `last_error`.
-    fn record_refusals(
-        &self,
-        tx: &rusqlite::Transaction<'_>,
-        task: &str,
-        a: &StoredAccount,
-        r: &PassResult,
-        when: i64,
-    ) -> Result<Option<String>, BatchError> {
-        let err = self.sql("record refusals", task, Some(&a.target));
-        let complete: HashSet<&str> = r.complete_folders.iter().map(String::as_str).collect();
-        let now_refused: HashSet<(&str, u32)> = r
-            .refusals
-            .iter()
-            .map(|x| (x.folder.as_str(), x.uid))
-            .collect();
-        let stored: Vec<(String, u32)> = tx
-            .prepare_cached("SELECT folder, uid FROM batch_refusal WHERE account = ?1")
-            .and_then(|mut s| {
-                s.query_map([a.id], |row| Ok((row.get(0)?, row.get(1)?)))?
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .map_err(&err)?;
-        for (folder, uid) in &stored {
-            if complete.contains(folder.as_str()) && !now_refused.contains(&(folder.as_str(), *uid))
-            {
-                tx.execute(
-                    "DELETE FROM batch_refusal WHERE account = ?1 AND folder = ?2 AND uid = ?3",
-                    params![a.id, folder, uid],
-                )
-                .map_err(&err)?;
-            }
-        }
-        for x in &r.refusals {
-            let added = tx
-                .execute(
-                    "INSERT INTO batch_refusal (account, folder, uid, reason, first_at, last_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-                     ON CONFLICT (account, folder, uid) DO NOTHING",
-                    params![a.id, x.folder, x.uid, x.reason, when],
-                )
-                .map_err(&err)?;
-            if added > 0 {
-                self.audit_in(
-                    tx,
-                    task,
-                    Some(a.id),
-                    &AuditEvent::MessageRefused {
-                        folder: x.folder.clone(),
-                        uid: x.uid,
-                        reason: x.reason.clone(),
-                    },
-                    when,
-                )?;
-            } else {
-                tx.execute(
-                    "UPDATE batch_refusal SET reason = ?4, last_at = ?5 WHERE account = ?1 AND folder = ?2 AND uid = ?3",
-                    params![a.id, x.folder, x.uid, x.reason, when],
-                )
-                .map_err(&err)?;
-            }
-        }
-        let (count, sample): (i64, Option<(String, u32, String)>) = {
-            let count = tx
-                .query_row(
-                    "SELECT count(*) FROM batch_refusal WHERE account = ?1",
-                    [a.id],
-                    |row| row.get(0),
-                )
-                .map_err(&err)?;
-            let sample = tx
-                .query_row(
-                    "SELECT folder, uid, reason FROM batch_refusal WHERE account = ?1 ORDER BY folder, uid LIMIT 1",
-                    [a.id],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-                )
-                .ok();
-            (count, sample)
-        };
-        tx.execute(
-            "UPDATE batch_account SET refused = ?2 WHERE id = ?1",
-            params![a.id, count],
-        )
-        .map_err(&err)?;
-        Ok(sample.map(|(folder, uid, reason)| {
-            format!("{count} message(s) not copied; first: folder {folder:?} UID {uid}: {reason}")
-        }))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::accounts::{ImportOptions, Selection};
     use crate::batch::import::parse_accounts;
+    use crate::batch::status::FailureCategory;
     use crate::batch::store::tests::{settings, tempfile_dir};
+    use crate::batch::store::{ImportOptions, Selection};
     use crate::batch::task::EditScope;
+    use crate::batch::verdict::Refusal;
     use std::path::Path;
+    use std::time::Duration;
 
     fn store_with(text: &str) -> (BatchStore, std::path::PathBuf) {
         let dir = tempfile_dir();
