@@ -1,6 +1,6 @@
 //! A logged-in (or about to log in) IMAP session and the commands a migration needs.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,6 +12,7 @@ mod auth;
 mod codec;
 mod mailbox;
 mod multiappend;
+mod search;
 mod settings;
 
 use super::conn::Connection;
@@ -26,32 +27,8 @@ pub use auth::Capabilities;
 pub use codec::is_sendable_keyword;
 use codec::{capability_atoms, meta_from_attrs, quote, uid_item, uid_of_attrs, MetaLine, UidItem};
 pub use mailbox::{FolderStatus, Namespace, QuotaUsage, Selected};
+pub use search::SearchKey;
 pub use settings::{AuthMethod, Credentials, Endpoint, Security};
-
-/// A UID SEARCH criterion that a migration uses.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SearchKey {
-    /// Every message.
-    All,
-    /// INTERNALDATE on or after this day.
-    Since(time::Date),
-    /// INTERNALDATE before this day.
-    Before(time::Date),
-    /// Date header on or after this day.
-    SentSince(time::Date),
-    /// Date header before this day.
-    SentBefore(time::Date),
-    /// Larger than this many octets.
-    Larger(u64),
-    /// Smaller than this many octets.
-    Smaller(u64),
-    /// UIDs in this range (inclusive).
-    UidRange(u32, u32),
-    /// These UIDs.
-    Uids(Vec<Uid>),
-    /// Messages with this flag (or keyword).
-    Flag(String),
-}
 
 /// Where an appended message landed, from APPENDUID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -435,33 +412,6 @@ impl Session {
         Ok(())
     }
 
-    /// `UID SEARCH` with all the keys (AND-ed). Returns the UIDs in ascending order.
-    pub async fn uid_search(&mut self, keys: &[SearchKey]) -> Result<Vec<Uid>> {
-        self.require_selected("SEARCH")?;
-        self.ensure_idle_pipeline().await?;
-        let rendered: Vec<String> = if keys.is_empty() {
-            vec!["ALL".into()]
-        } else {
-            keys.iter().map(SearchKey::render).collect()
-        };
-        let cmd = format!("UID SEARCH {}", rendered.join(" "));
-        let tag = self.conn.send(cmd.as_bytes()).await?;
-        let mut uids = Vec::new();
-        let status = self
-            .conn
-            .wait(&tag, |p| {
-                if let Parsed::Data(Response::MailboxData(MailboxDatum::Search(found))) = p {
-                    uids.extend(found.iter().copied().filter(|&u| u > 0).map(Uid));
-                }
-            })
-            .await?;
-        let folder = self.selected.as_ref().map(|s| s.raw.clone());
-        self.check("SEARCH", folder.as_deref(), status)?;
-        uids.sort_unstable();
-        uids.dedup();
-        Ok(uids)
-    }
-
     /// Metadata (UID, FLAGS, INTERNALDATE, RFC822.SIZE, and MODSEQ under CONDSTORE) of the
     /// messages in a UID set such as `1:*`, optionally only those changed since a MODSEQ.
     pub async fn fetch_meta(
@@ -816,25 +766,6 @@ impl Session {
     /// its error.
     pub fn take_alerts(&mut self) -> Vec<String> {
         self.conn.take_alerts()
-    }
-
-    /// Which of these UIDs the selected folder holds (`UID SEARCH UID <set>`): tells a message
-    /// expunged meanwhile from one the server would not send.
-    pub async fn uids_present(&mut self, uids: &[Uid]) -> Result<Vec<Uid>> {
-        let asked: HashSet<Uid> = uids.iter().copied().collect();
-        let mut found = Vec::new();
-        // Bounded command lines, whatever the number of UIDs.
-        for chunk in uids.chunks(1000) {
-            found.extend(
-                self.uid_search(&[SearchKey::Uids(chunk.to_vec())])
-                    .await?
-                    .into_iter()
-                    .filter(|u| asked.contains(u)),
-            );
-        }
-        found.sort_unstable();
-        found.dedup();
-        Ok(found)
     }
 
     /// Fetches whole messages with their metadata into memory: for fingerprints and
