@@ -1,9 +1,9 @@
 //! Writing messages into a folder: APPEND of one message streamed from any reader, and STORE
 //! of flags on messages already there.
 //!
-//! The literal's length is the body's own length, never a size the source reported. A body
-//! that ends before its announced length leaves the connection broken, never padded. Keywords
-//! that are not IMAP atoms are refused before a byte is written.
+//! The literal announces the body's own length (for a fetched body, its own `{N}`). A body
+//! that ends before that length is never padded: the connection is marked broken. Keywords
+//! that are not IMAP atoms are refused before the command is written.
 
 use tokio::io::AsyncRead;
 

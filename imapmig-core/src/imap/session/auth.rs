@@ -1,10 +1,10 @@
 //! What the server can do and who we are to it: CAPABILITY, LOGIN, AUTHENTICATE (PLAIN,
 //! XOAUTH2, OAUTHBEARER) and ID.
 //!
-//! A secret never goes on the wire in clear unless the connection was opened in cleartext by
-//! name, and never reaches a protocol trace: every line that carries one is sent redacted. A
-//! login refused because of load is kept as a refusal (transient), never reported as a wrong
-//! password.
+//! A secret must never reach a protocol trace or outlive its command: every line that carries
+//! one is sent redacted, from a buffer zeroed after use. A login refused because of load or
+//! connection limits must never be reported as a wrong password: it is kept as a refusal with
+//! its code, which retries treat as transient.
 
 use std::collections::{HashMap, HashSet};
 

@@ -2,9 +2,9 @@
 //! atoms, SEARCH criteria, and the values read out of CAPABILITY, LIST, STATUS, NAMESPACE and
 //! FETCH responses.
 //!
-//! Every function here is pure: bytes or values in, text or values out. It never does I/O,
-//! never panics on server input, and never decides what to do about odd data: it tells what
-//! it read (an unreadable UID, a date that is not one) and leaves the decision to the caller.
+//! Every function here is bytes or values in, text or values out. It must never do I/O and
+//! never decide what to do about odd data: it says what it read (an unreadable UID, a date
+//! that is not one) and leaves the decision to the command that asked.
 
 use imap_proto::{AttributeValue, NameAttribute, StatusAttribute};
 

@@ -1,10 +1,10 @@
 //! Reading messages: metadata (`UID FETCH ... (UID FLAGS INTERNALDATE RFC822.SIZE)`) and
-//! pipelined body fetches, each body streamed as it arrives.
+//! pipelined body fetches, each body handed on as it arrives.
 //!
-//! A body is handed on as a stream of chunks, never collected whole (except by
-//! [`Session::fetch_bodies_collected`], for bounded sets under a fixed cap). Bodies are only
-//! read with `BODY.PEEK[]`: fetching never changes the source. A body or metadata line that
-//! cannot be attributed to a message asked for is reported, never copied under a guessed UID.
+//! A large body is streamed chunk by chunk; this module never collects one whole, except in
+//! [`Session::fetch_bodies_collected`], for bounded sets under a fixed cap. Bodies are read
+//! with `BODY.PEEK[]` only, so fetching never changes the source. A body or metadata line
+//! whose UID cannot be read, or that was not asked for, is reported and never copied.
 
 use std::collections::HashMap;
 

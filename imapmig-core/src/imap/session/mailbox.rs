@@ -1,9 +1,9 @@
 //! Folders: NAMESPACE, LIST (with SPECIAL-USE and LIST-STATUS), STATUS, SELECT, EXAMINE,
 //! UNSELECT, CREATE, SUBSCRIBE and GETQUOTAROOT, and what they report.
 //!
-//! A folder is addressed by its wire name exactly as the server listed it; nothing here
-//! decodes, normalises or guesses a name on the way back. A LIST entry that cannot be read is
-//! reported as a [`ServerAnomaly`], never dropped silently.
+//! Commands address a folder by its wire name exactly as the server listed it; the decoded
+//! name is for people and plans and is never sent back. A LIST entry that cannot be read must
+//! never vanish: it is left out and reported as a [`ServerAnomaly`].
 
 use std::collections::HashMap;
 

@@ -1,7 +1,8 @@
 //! UID SEARCH: which messages a folder holds, by the criteria a migration filters on.
 //!
-//! The criteria are values ([`SearchKey`]); their wire form is built in `codec`. Command lines
-//! stay bounded whatever the number of UIDs asked about.
+//! The criteria are values ([`SearchKey`]); their wire form is built in `codec`, never here.
+//! [`Session::uids_present`] asks in chunks, so its command lines stay bounded whatever the
+//! number of UIDs.
 
 use std::collections::HashSet;
 
