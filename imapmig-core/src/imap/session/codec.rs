@@ -449,4 +449,310 @@ mod tests {
         assert!(!is_sendable_keyword("br]acket"));
         assert!(!is_sendable_keyword(""));
     }
+
+    // Known answers: each case is input → the exact text or value, so a change of behaviour
+    // shows as a changed byte, not as a changed test.
+
+    /// Parses one response line the way the session does.
+    fn data(line: &[u8]) -> Parsed<'_> {
+        crate::wire::response::parse_line(line)
+    }
+
+    #[test]
+    fn quote_known_answers() {
+        for (raw, wire) in [
+            ("INBOX", r#""INBOX""#),
+            ("", r#""""#),
+            ("Sent Items", r#""Sent Items""#),
+            (r#"a"b"#, r#""a\"b""#),
+            (r"a\b", r#""a\\b""#),
+            (r#"\""#, r#""\\\"""#),
+            // Modified UTF-7 is plain ASCII to the quoting.
+            ("Entw&APw-rfe", r#""Entw&APw-rfe""#),
+            // 8-bit text goes out as it is (the caller decides when it needs a literal).
+            ("Gesendete Elemente/Café", "\"Gesendete Elemente/Café\""),
+            ("已发送", "\"已发送\""),
+        ] {
+            assert_eq!(quote(raw, "folder name").unwrap(), wire, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn quote_refuses_what_a_quoted_string_cannot_carry() {
+        for raw in ["a\rb", "a\nb", "a\0b", "\r\n"] {
+            match quote(raw, "folder name") {
+                Err(ImapError::Unsendable { what, value, .. }) => {
+                    assert_eq!(what, "folder name");
+                    assert_eq!(value, raw.escape_debug().to_string());
+                }
+                other => panic!("{raw:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn keyword_atom_known_answers() {
+        for k in [
+            "$Forwarded",
+            "$Label1",
+            "NonJunk",
+            "$MDNSent",
+            "a.b-c_d",
+            "~x!",
+        ] {
+            assert!(is_sendable_keyword(k), "{k:?}");
+        }
+        for k in [
+            "", "a b", "a(b", "a)b", "a{b", "a%b", "a*b", "a\"b", "a\\b", "a]b", "\\Seen", "a\tb",
+            "a\x7fb", "café", "a\r\n",
+        ] {
+            assert!(!is_sendable_keyword(k), "{k:?}");
+        }
+    }
+
+    #[test]
+    fn search_key_known_answers() {
+        let day = |y, m, d| time::Date::from_calendar_date(y, m, d).unwrap();
+        use time::Month::*;
+        for (key, wire) in [
+            (SearchKey::All, "ALL"),
+            (SearchKey::Since(day(2024, January, 1)), "SINCE 1-Jan-2024"),
+            (
+                SearchKey::Before(day(1999, December, 31)),
+                "BEFORE 31-Dec-1999",
+            ),
+            (
+                SearchKey::SentSince(day(2021, March, 5)),
+                "SENTSINCE 5-Mar-2021",
+            ),
+            (
+                SearchKey::SentBefore(day(987, June, 9)),
+                "SENTBEFORE 9-Jun-0987",
+            ),
+            (SearchKey::Larger(0), "LARGER 0"),
+            (SearchKey::Smaller(10_485_760), "SMALLER 10485760"),
+            (SearchKey::UidRange(1, u32::MAX), "UID 1:4294967295"),
+            (
+                SearchKey::Uids(vec![Uid(7), Uid(3), Uid(4), Uid(5), Uid(9), Uid(4)]),
+                "UID 3:5,7,9",
+            ),
+            (SearchKey::Flag("\\Seen".into()), "SEEN"),
+            (SearchKey::Flag("\\answered".into()), "ANSWERED"),
+            (SearchKey::Flag("\\FLAGGED".into()), "FLAGGED"),
+            (SearchKey::Flag("\\Deleted".into()), "DELETED"),
+            (SearchKey::Flag("\\Draft".into()), "DRAFT"),
+            // \Recent is no searchable flag of its own here: it goes as a keyword.
+            (SearchKey::Flag("\\Recent".into()), "KEYWORD \\Recent"),
+            (SearchKey::Flag("$Junk".into()), "KEYWORD $Junk"),
+        ] {
+            assert_eq!(key.render(), wire, "{key:?}");
+        }
+    }
+
+    #[test]
+    fn capability_known_answers() {
+        let line = b"* CAPABILITY IMAP4rev1 AUTH=PLAIN AUTH=XOAUTH2 LITERAL+ APPENDLIMIT=35651584 X-GM-EXT-1\r\n";
+        let Parsed::Data(Response::Capabilities(c)) = data(line) else {
+            panic!("not parsed");
+        };
+        assert_eq!(
+            capability_atoms(&c),
+            [
+                "IMAP4REV1",
+                "AUTH=PLAIN",
+                "AUTH=XOAUTH2",
+                "LITERAL+",
+                "APPENDLIMIT=35651584",
+                "X-GM-EXT-1"
+            ]
+        );
+    }
+
+    #[test]
+    fn list_attribute_known_answers() {
+        let line = b"* LIST (\\HasNoChildren \\Noselect \\NoInferiors \\Marked \\Unmarked \\All \\Archive \\Drafts \\Flagged \\Junk \\Sent \\Trash \\Important) \"/\" \"x\"\r\n";
+        let Parsed::Data(Response::MailboxData(MailboxDatum::List(l))) = data(line) else {
+            panic!("not parsed");
+        };
+        let names: Vec<String> = l.name_attributes.iter().map(attribute_name).collect();
+        assert_eq!(
+            names,
+            [
+                "\\HasNoChildren",
+                "\\Noselect",
+                "\\Noinferiors",
+                "\\Marked",
+                "\\Unmarked",
+                "\\All",
+                "\\Archive",
+                "\\Drafts",
+                "\\Flagged",
+                "\\Junk",
+                "\\Sent",
+                "\\Trash",
+                "\\Important"
+            ]
+        );
+    }
+
+    #[test]
+    fn status_known_answers() {
+        let line =
+            b"* STATUS \"INBOX\" (MESSAGES 3 UIDNEXT 10 UIDVALIDITY 1234 UNSEEN 1 HIGHESTMODSEQ 99)\r\n";
+        let Parsed::Data(Response::MailboxData(MailboxDatum::Status { status, .. })) = data(line)
+        else {
+            panic!("not parsed");
+        };
+        assert_eq!(
+            status_from_attrs(&status),
+            FolderStatus {
+                messages: Some(3),
+                uid_next: Some(10),
+                uid_validity: Some(UidValidity(1234)),
+                unseen: Some(1),
+                highest_modseq: Some(99),
+            }
+        );
+        let line = b"* STATUS \"INBOX\" (MESSAGES 0)\r\n";
+        let Parsed::Data(Response::MailboxData(MailboxDatum::Status { status, .. })) = data(line)
+        else {
+            panic!("not parsed");
+        };
+        assert_eq!(
+            status_from_attrs(&status),
+            FolderStatus {
+                messages: Some(0),
+                ..FolderStatus::default()
+            }
+        );
+    }
+
+    #[test]
+    fn list_name_known_answers() {
+        // Each LIST line, and the folder's wire name as it must be sent back.
+        for (line, raw) in [
+            (&b"* LIST () \"/\" INBOX\r\n"[..], "INBOX"),
+            (b"* LIST () \"/\" \"Sent Items\"\r\n", "Sent Items"),
+            (b"* LIST () \"/\" \"a\\\\b\"\r\n", "a\\b"),
+            (b"* LIST () \"/\" \"say \\\"hi\\\"\"\r\n", "say \"hi\""),
+            (
+                b"* LIST () \".\" \"INBOX.Entw&APw-rfe\"\r\n",
+                "INBOX.Entw&APw-rfe",
+            ),
+            (b"* LIST () \"/\" \"Caf\xc3\xa9\"\r\n", "Café"),
+            (b"* LIST () \"/\" {4}\r\na\\\"b\r\n", "a\\\"b"),
+            (b"* LIST () \"/\" {6}\r\nCaf\xc3\xa9s\r\n", "Cafés"),
+        ] {
+            let Parsed::Data(Response::MailboxData(MailboxDatum::List(l))) = data(line) else {
+                panic!("not parsed: {line:?}");
+            };
+            assert!(!name_was_mangled(line, &l.name), "{line:?}");
+            assert_eq!(astring_text(line, &l.name), raw, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn namespace_known_answers() {
+        for (line, want) in [
+            (
+                &b"* NAMESPACE ((\"INBOX.\" \".\")) NIL NIL\r\n"[..],
+                Some(("INBOX.", Some('.'))),
+            ),
+            (b"* NAMESPACE ((\"\" NIL)) NIL NIL\r\n", Some(("", None))),
+            (
+                b"* NAMESPACE ((\"a\\\"b/\" \"/\")) NIL NIL\r\n",
+                Some(("a\"b/", Some('/'))),
+            ),
+            (
+                b"* NAMESPACE ((\"\" \"\\\\\")) NIL NIL\r\n",
+                Some(("", Some('\\'))),
+            ),
+            (
+                b"* namespace ((\"Mail/\" \"/\")) NIL NIL\r\n",
+                Some(("Mail/", Some('/'))),
+            ),
+            (b"* NAMESPACE NIL NIL NIL\r\n", Some(("", None))),
+            (b"* NAMESPACE (\"\" \"/\")\r\n", None),
+            (b"* NAMESPACE\r\n", None),
+            (b"\xff\xfe", None),
+        ] {
+            let want = want.map(|(prefix, delimiter)| Namespace {
+                prefix: prefix.into(),
+                delimiter,
+            });
+            assert_eq!(parse_namespace(line), want, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn metadata_known_answers() {
+        let line = b"* 12 FETCH (UID 4711 FLAGS (\\Seen \\Answered $Forwarded) INTERNALDATE \"07-Feb-1994 21:52:25 -0800\" RFC822.SIZE 4286 MODSEQ (12121231000))\r\n";
+        let Parsed::Data(Response::Fetch(_, attrs)) = data(line) else {
+            panic!("not parsed");
+        };
+        match meta_from_attrs(&attrs, line) {
+            MetaLine::Listed {
+                meta,
+                dated,
+                bad_date,
+            } => {
+                assert_eq!(meta.uid, Uid(4711));
+                assert_eq!(
+                    meta.flags,
+                    ["\\Seen", "\\Answered", "$Forwarded"]
+                        .into_iter()
+                        .collect::<Flags>()
+                );
+                // The date keeps its zone: formatted back, it is the server's text.
+                assert_eq!(
+                    meta.internal_date.map(|d| d.to_imap()).as_deref(),
+                    Some("07-Feb-1994 21:52:25 -0800")
+                );
+                assert_eq!(meta.size, 4286);
+                assert_eq!(meta.modseq, Some(12121231000));
+                assert!(dated);
+                assert_eq!(bad_date, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A space-padded day (RFC 3501's date-day-fixed) with a positive zone.
+        let line =
+            b"* 1 FETCH (UID 1 INTERNALDATE \" 5-Mar-2021 09:00:00 +0530\" RFC822.SIZE 0)\r\n";
+        let Parsed::Data(Response::Fetch(_, attrs)) = data(line) else {
+            panic!("not parsed");
+        };
+        match meta_from_attrs(&attrs, line) {
+            MetaLine::Listed { meta, .. } => {
+                assert_eq!(
+                    meta.internal_date.map(|d| d.to_imap()).as_deref(),
+                    Some("05-Mar-2021 09:00:00 +0530")
+                );
+                assert_eq!(meta.size, 0);
+                assert_eq!(meta.modseq, None);
+                assert!(meta.flags.iter().next().is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn parsed_uid_known_answers() {
+        for (line, want) in [
+            (
+                &b"* 1 FETCH (UID 42 FLAGS ())\r\n"[..],
+                UidItem::Valid(Uid(42)),
+            ),
+            (
+                b"* 1 FETCH (FLAGS () UID 4294967295)\r\n",
+                UidItem::Valid(Uid(u32::MAX)),
+            ),
+            (b"* 1 FETCH (FLAGS (\\Seen))\r\n", UidItem::Absent),
+            (b"* 1 FETCH (UID 0 FLAGS ())\r\n", UidItem::Unreadable),
+        ] {
+            let Parsed::Data(Response::Fetch(_, attrs)) = data(line) else {
+                panic!("not parsed: {line:?}");
+            };
+            assert_eq!(uid_of_attrs(&attrs, line), want, "{line:?}");
+        }
+    }
 }
