@@ -6,7 +6,8 @@
 //! the caller sends them again one by one. Groups are only written with non-synchronising
 //! literals (LITERAL+), so they stream without waiting for the server between messages.
 
-use super::{is_sendable_keyword, quote, Session};
+use super::codec::{is_sendable_keyword, quote};
+use super::Session;
 use crate::body::FetchedBody;
 use crate::imap::error::{ImapError, Result};
 use crate::model::{Flags, InternalDate, Uid, UidValidity};

@@ -403,3 +403,35 @@ async fn rfc3501_alert_during_select_is_handed_on() {
     );
     assert!(again.is_empty(), "an alert taken is gone");
 }
+
+#[tokio::test]
+async fn generic_8bit_folder_name_goes_back_as_a_literal_after_the_go_ahead() {
+    let (mut session, server) = logged_in(
+        "generic-8bit-folder-name-literal",
+        "alice",
+        Limits::default(),
+    )
+    .await;
+    let folders = session.list().await.expect("the LIST succeeds");
+    let raws: Vec<&str> = folders.iter().map(|f| f.raw.as_str()).collect();
+    assert_eq!(raws, ["Cafés", "say \"hi\" \\ bye"]);
+    let cafes = session
+        .select(&folders[0].raw)
+        .await
+        .expect("the 8-bit name is selected")
+        .clone();
+    let quoted = session
+        .select(&folders[1].raw)
+        .await
+        .expect("the escaped name is selected")
+        .clone();
+    server.finish().await;
+    assert_eq!(
+        (cafes.exists, cafes.uid_validity),
+        (2, Some(UidValidity(7)))
+    );
+    assert_eq!(
+        (quoted.exists, quoted.uid_validity),
+        (0, Some(UidValidity(8)))
+    );
+}
