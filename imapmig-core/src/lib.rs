@@ -40,6 +40,7 @@ pub mod maildir;
 pub mod mapping;
 pub mod model;
 pub mod net;
+pub(crate) mod pop3;
 pub mod sasl;
 pub mod secret;
 pub mod sink;

@@ -18,14 +18,15 @@ const LAYERS: &[&[&str]] = &[
     // Codecs and pure decisions: IMAP framing and response values, SASL, the folder planner,
     // the sync state, the message filter.
     &["wire", "sasl", "mapping", "state", "filter"],
-    // The IMAP client's error, protocol traces, TCP and TLS.
-    &["imap::error", "trace", "net"],
-    // Bodies as byte streams, what reading a store can fail with.
-    &["body", "access"],
+    // The IMAP client's error, protocol traces.
+    &["imap::error", "trace"],
+    // Bodies as byte streams, what reading a store can fail with, connection settings and
+    // TCP/TLS.
+    &["body", "access", "net"],
     // Content fingerprints, Maildir's on-disk format.
     &["fingerprint", "maildir"],
-    // The IMAP client.
-    &["imap"],
+    // The IMAP and POP3 clients.
+    &["imap", "pop3"],
     &["source"],
     &["sink"],
     &["engine"],

@@ -1,15 +1,8 @@
-//! An IMAP account: a server and how to log in to it.
+//! Opening a session for an [`Account`] (the account itself is a connection setting, in
+//! [`crate::net`]).
 
-use super::{Credentials, Endpoint, ImapError, Session};
-
-/// A server and how to log in to it.
-#[derive(Clone, Debug)]
-pub struct Account {
-    /// Where the server is.
-    pub endpoint: Endpoint,
-    /// Who logs in.
-    pub credentials: Credentials,
-}
+use super::{ImapError, Session};
+pub use crate::net::Account;
 
 impl Account {
     /// Opens a logged-in session.

@@ -22,13 +22,13 @@ mod idle;
 mod mailbox;
 mod multiappend;
 mod search;
-mod settings;
 
 use super::conn::Connection;
 use super::error::{ImapError, Result};
 pub use crate::body::{BodyEvent, FetchedBody};
 use crate::model::Uid;
 use crate::net::{tls_handshake, Stream, Timed};
+pub use crate::net::{AuthMethod, Credentials, Endpoint, Security};
 use crate::trace::ConnTrace;
 use crate::wire::response::Parsed;
 use crate::wire::{ResponseCode, StatusKind, StatusResponse};
@@ -40,7 +40,6 @@ use fetch::PendingFetch;
 pub use fetch::{FetchedMessage, MAX_COLLECTED_BODY};
 pub use mailbox::{FolderStatus, Namespace, QuotaUsage, Selected};
 pub use search::SearchKey;
-pub use settings::{AuthMethod, Credentials, Endpoint, Security};
 
 /// Odd data a server sent that the session worked around rather than fail on: a folder listed
 /// in a form that cannot be read, a metadata line whose UID cannot be read, an INTERNALDATE

@@ -45,8 +45,6 @@
 //! A server that adds CRLF to a message that did not end with one (RFC 1939 leaves it no
 //! choice) is recognised, and the CRLF is not counted.
 
-mod client;
-mod dot;
 mod uidmap;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -58,7 +56,6 @@ use bytes::{Bytes, BytesMut};
 use time::OffsetDateTime;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
-use self::client::{Pop3Conn, RetrReader};
 use self::uidmap::UidMap;
 use super::headers::{self, MAX_HEADER_BYTES};
 use super::{AccessError, DateRange, FolderList, MigrationSource, OpenedFolder};
@@ -66,6 +63,7 @@ use crate::body::{BodyEvent, FetchedBody};
 use crate::filter::DateField;
 use crate::imap::Account;
 use crate::model::{Flags, Folder, InternalDate, MessageMeta, Uid};
+use crate::pop3::client::{self, Pop3Conn, RetrReader};
 use crate::wire::{StatusKind, StatusResponse};
 
 /// Bodies up to this size are read whole before they are handed on.

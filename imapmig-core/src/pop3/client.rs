@@ -15,11 +15,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::dot::Unstuffer;
+use crate::access::AccessError;
 use crate::failure::ErrorKind;
-use crate::imap::{AuthMethod, Credentials, Endpoint, Security};
 use crate::net::{tls_handshake, Stream, Timed};
+use crate::net::{AuthMethod, Credentials, Endpoint, Security};
 use crate::sasl;
-use crate::source::AccessError;
 use crate::trace::render::{self as trace_render, REDACTED};
 use crate::trace::ConnTrace;
 
@@ -76,7 +76,7 @@ pub(crate) struct Pop3Conn {
     io: Timed,
     rbuf: BytesMut,
     /// The multi-line response being read, when one is under way.
-    pub(super) multiline: Option<Unstuffer>,
+    pub(crate) multiline: Option<Unstuffer>,
     /// CAPA's answer, each capability as a line (`SASL PLAIN LOGIN`, `PIPELINING`...).
     pub caps: Vec<String>,
     /// The greeting's text.
@@ -492,12 +492,12 @@ impl Pop3Conn {
     }
 
     /// Reads more bytes (for a multi-line response being fed through [`Unstuffer`]).
-    pub(super) async fn read_more(&mut self, doing: &str) -> Result<(), AccessError> {
+    pub(crate) async fn read_more(&mut self, doing: &str) -> Result<(), AccessError> {
         self.fill(doing).await
     }
 
     /// Reads more bytes, for a body reader.
-    pub(super) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+    pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
         if self.rbuf.capacity() - self.rbuf.len() < 4096 {
             self.rbuf.reserve(READ_SIZE);
         }
@@ -506,7 +506,7 @@ impl Pop3Conn {
 
     /// Feeds buffered bytes to the open multi-line response; returns what it un-stuffed into
     /// `out` (nothing when the buffer is empty or no response is open).
-    pub(super) fn feed_multiline(&mut self, out: &mut BytesMut) -> usize {
+    pub(crate) fn feed_multiline(&mut self, out: &mut BytesMut) -> usize {
         let Some(u) = self.multiline.as_mut() else {
             return 0;
         };
@@ -526,12 +526,12 @@ impl Pop3Conn {
     }
 
     /// Whether the open multi-line response has ended (or none is open).
-    pub(super) fn multiline_done(&self) -> bool {
+    pub(crate) fn multiline_done(&self) -> bool {
         self.multiline.as_ref().is_none_or(Unstuffer::is_done)
     }
 
     /// Whether unread bytes are buffered.
-    pub(super) fn has_buffered(&self) -> bool {
+    pub(crate) fn has_buffered(&self) -> bool {
         !self.rbuf.is_empty()
     }
 

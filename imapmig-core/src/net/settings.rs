@@ -1,11 +1,12 @@
-//! The settings of a connection: where the server is, how the connection is protected, who
-//! logs in and how.
+//! The settings of a connection, shared by the IMAP and POP3 clients, the sources, the sinks and
+//! the engine: where the server is, how the connection is protected, who logs in and how, and
+//! the account (a server and a login).
 //!
 //! Plain values the caller fills in; nothing here touches the network or knows a command.
 
 use std::time::Duration;
 
-use crate::net::TlsVerify;
+use super::TlsVerify;
 use crate::secret::Secret;
 use crate::trace::ProtocolTrace;
 use crate::wire::Limits;
@@ -103,4 +104,13 @@ impl Endpoint {
             trace: None,
         }
     }
+}
+
+/// A server and how to log in to it.
+#[derive(Clone, Debug)]
+pub struct Account {
+    /// Where the server is.
+    pub endpoint: Endpoint,
+    /// Who logs in.
+    pub credentials: Credentials,
 }

@@ -1,9 +1,14 @@
-//! The byte pipe under a session (IMAP or POP3): TCP, optionally TLS, with a timeout on every
-//! wait.
+//! Reaching a server: the connection settings every layer above shares ([`Endpoint`],
+//! [`Credentials`], [`Account`]) and the byte pipe under a session (IMAP or POP3): TCP,
+//! optionally TLS, with a timeout on every wait.
 //!
 //! This is the only module that knows about sockets and TLS. A read or write that
 //! makes no progress for the configured time fails with `TimedOut`, so no await in the client
 //! can hang forever on a silent server.
+
+mod settings;
+
+pub use settings::{Account, AuthMethod, Credentials, Endpoint, Security};
 
 use std::io;
 use std::path::Path;
