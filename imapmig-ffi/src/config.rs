@@ -401,4 +401,98 @@ mod tests {
             Config::parse(r#"{"source":{"host":"h","user":"u","password":"hunter2"}}"#).unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
     }
+
+    /// The configuration as bindings-test writes it, and one with every field the header
+    /// documents: what each resolves to stays what it was.
+    #[test]
+    fn documented_configurations_resolve_as_before() {
+        let json = r#"{"source":{"host":"127.0.0.1","port":10993,"user":"alice","password":"pw",
+            "ca_file":"/tmp/ca.pem","timeout_secs":60},
+            "destination":{"host":"127.0.0.1","port":20993,"user":"carol","password":"pw2",
+            "ca_file":"/tmp/ca.pem","timeout_secs":60},"state":"/tmp/c.sqlite"}"#;
+        let dir = std::env::temp_dir().join(format!("imapmig-ffi-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = json.replace("/tmp/c.sqlite", dir.join("c.sqlite").to_str().unwrap());
+        let setup = Config::parse(&json).unwrap().migration().unwrap();
+        assert_eq!(setup.source.endpoint.host, "127.0.0.1");
+        assert_eq!(setup.source.endpoint.port, 10993);
+        assert_eq!(setup.source.endpoint.security, Security::Tls);
+        assert_eq!(
+            setup.source.endpoint.verify,
+            TlsVerify::CaFile("/tmp/ca.pem".into())
+        );
+        assert_eq!(setup.source.endpoint.timeout, Duration::from_secs(60));
+        assert_eq!(setup.source.credentials.user, "alice");
+        assert_eq!(setup.source.credentials.secret.expose(), "pw");
+        assert_eq!(setup.source.credentials.method, AuthMethod::Auto);
+        assert_eq!(setup.destination.endpoint.port, 20993);
+        assert_eq!(setup.destination.credentials.user, "carol");
+        assert_eq!(setup.options.account_key, "imap:alice -> imap:carol");
+        assert_eq!(setup.options.connections, 2);
+        assert_eq!(setup.options.batch, 64);
+        assert_eq!(setup.options.retries, 5);
+        assert_eq!(setup.options.backoff, Duration::from_millis(500));
+        assert!(!setup.options.dry_run);
+        assert_eq!(setup.options.plan, PlanOptions::default());
+        assert_eq!(setup.options.filter, MessageFilter::default());
+        assert_eq!(setup.progress_interval, Duration::from_millis(100));
+        std::fs::remove_dir_all(&dir).ok();
+
+        let json = r#"{
+            "source": {"host": "imap.example.com", "user": "alice@example.com",
+                       "password": "x", "tls": "starttls", "auth": "plain",
+                       "authzid": "bob", "insecure": true, "timeout_secs": 0},
+            "destination": {"host": "new.example", "port": 1143, "user": "b", "password": "y",
+                            "tls": "none", "auth": "oauthbearer"},
+            "account_key": "k", "connections": 0, "batch": 3, "dry_run": true,
+            "retries": 1, "backoff_ms": 20, "progress_interval_ms": 7,
+            "mode": "unified", "unified_root": "Old", "unified_address": "a@x",
+            "include": ["INBOX", "Work"], "exclude": ["Archive"],
+            "exclude_special": ["trash"], "renames": {"Old": "New/Name", "A": "B"},
+            "include_virtual": true, "since": "2020-01-01", "before": "2024-01-01",
+            "date_field": "header", "max_size": 26214400
+        }"#;
+        let setup = Config::parse(json).unwrap().migration().unwrap();
+        let src = &setup.source;
+        assert_eq!(src.endpoint.port, 143);
+        assert_eq!(src.endpoint.security, Security::StartTls);
+        assert_eq!(src.endpoint.verify, TlsVerify::Insecure);
+        assert_eq!(src.endpoint.timeout, Duration::from_secs(1));
+        assert_eq!(src.credentials.method, AuthMethod::Plain);
+        assert_eq!(src.credentials.authzid.as_deref(), Some("bob"));
+        let dst = &setup.destination;
+        assert_eq!(dst.endpoint.port, 1143);
+        assert_eq!(dst.endpoint.security, Security::Cleartext);
+        assert_eq!(dst.credentials.method, AuthMethod::OAuthBearer);
+        let o = &setup.options;
+        assert_eq!(o.account_key, "k");
+        assert_eq!((o.connections, o.batch, o.retries), (1, 3, 1));
+        assert_eq!(o.backoff, Duration::from_millis(20));
+        assert!(o.dry_run);
+        assert_eq!(setup.progress_interval, Duration::from_millis(7));
+        assert_eq!(
+            o.plan,
+            PlanOptions {
+                mode: Mode::Unified {
+                    root: "Old".into(),
+                    address: "a@x".into()
+                },
+                include: vec!["INBOX".into(), "Work".into()],
+                exclude: vec!["Archive".into()],
+                exclude_special: vec![SpecialUse::Trash],
+                renames: vec![("Old".into(), "New/Name".into()), ("A".into(), "B".into())],
+                include_virtual: true,
+                ..PlanOptions::default()
+            }
+        );
+        assert_eq!(
+            o.filter,
+            MessageFilter {
+                since: Some(time::macros::date!(2020 - 01 - 01)),
+                before: Some(time::macros::date!(2024 - 01 - 01)),
+                date_field: DateField::Header,
+                max_size: Some(26_214_400),
+            }
+        );
+    }
 }

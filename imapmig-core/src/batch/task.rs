@@ -783,4 +783,78 @@ mod tests {
         );
         assert!(!settings().shared_targets_allowed());
     }
+
+    /// The stored, shown and bound form of a task's settings is a published format: every
+    /// field set away from its default, written byte for byte as earlier versions wrote it.
+    #[test]
+    fn stored_settings_json_is_unchanged() {
+        let mut s = settings();
+        s.source.port = 1143;
+        s.source.transport = Transport::StartTls;
+        s.source.protocol = Protocol::Pop3;
+        s.source.certificate = CertificateCheck::CaFile("/etc/ca.pem".into());
+        s.source.timeout = Duration::from_secs(45);
+        s.source.auth = Auth::MasterUser {
+            master: "master".into(),
+            separator: "*".into(),
+        };
+        s.destination.transport = Transport::Cleartext;
+        s.destination.certificate = CertificateCheck::Insecure;
+        s.destination.auth = Auth::OAuth2 {
+            mechanism: TokenMechanism::OAuthBearer,
+        };
+        s.folders = FolderOptions {
+            mode: FolderMode::Unified { root: "Old".into() },
+            include: vec!["INBOX".into(), "Work/**".into()],
+            exclude: vec!["Trash".into()],
+            exclude_special: vec![SpecialUse::Junk, SpecialUse::Sent],
+            renames: vec![("A".into(), "B/C".into())],
+        };
+        s.messages = MessageOptions {
+            since: Some(time::macros::date!(2020 - 01 - 02)),
+            before: Some(time::macros::date!(2024 - 03 - 04)),
+            header_date: true,
+            max_size: Some(1_000_000),
+        };
+        s.schedule = Schedule {
+            start_at: Some(time::macros::datetime!(2030-01-02 03:04:05 +01:00)),
+            window: Duration::from_secs(86_400),
+            interval: Duration::from_secs(600),
+        };
+        s.limits = ConcurrencyLimits {
+            accounts: 3,
+            per_source_host: 4,
+            per_destination_host: 5,
+            connections_per_account: 6,
+        };
+        s.retry = RetryPolicy {
+            max_attempts: 2,
+            base: Duration::from_secs(7),
+            max: Duration::from_secs(70),
+        };
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(
+            json,
+            concat!(
+                r#"{"source":{"host":"old.example","port":1143,"transport":"starttls","#,
+                r#""protocol":"pop3","certificate":{"cafile":"/etc/ca.pem"},"timeout":45,"#,
+                r#""auth":{"kind":"master_user","master":"master","separator":"*"}},"#,
+                r#""destination":{"host":"new.example","port":993,"transport":"cleartext","#,
+                r#""protocol":"imap","certificate":"insecure","timeout":120,"#,
+                r#""auth":{"kind":"o_auth2","mechanism":"oauthbearer"}},"#,
+                r#""folders":{"mode":{"kind":"unified","root":"Old"},"#,
+                r#""include":["INBOX","Work/**"],"exclude":["Trash"],"#,
+                r#""exclude_special":["Junk","Sent"],"renames":[["A","B/C"]]},"#,
+                r#""messages":{"since":[2020,2],"before":[2024,64],"header_date":true,"#,
+                r#""max_size":1000000},"#,
+                r#""schedule":{"start_at":"2030-01-02T03:04:05+01:00","window":86400,"#,
+                r#""interval":600},"#,
+                r#""limits":{"accounts":3,"per_source_host":4,"per_destination_host":5,"#,
+                r#""connections_per_account":6},"#,
+                r#""retry":{"max_attempts":2,"base":7,"max":70}}"#
+            )
+        );
+        let back: TaskSettings = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+    }
 }
