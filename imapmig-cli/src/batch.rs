@@ -28,7 +28,7 @@ use imapmig_core::batch::report::{to_csv, to_json};
 use imapmig_core::batch::seal::StateKey;
 use imapmig_core::batch::task::{
     format_duration, parse_duration, Auth, CertificateCheck, FolderMode, PasswordMechanism,
-    Protocol, ServerSettings, TokenMechanism, Transport,
+    Protocol, ServerSettings, TokenMechanism,
 };
 use imapmig_core::batch::{
     AccountReport, BatchError, BatchStore, EditScope, ImportOptions, LiveSnapshot, RunSummary,
@@ -420,9 +420,9 @@ macro_rules! apply_server {
         }
         if let Some(t) = f.tls {
             s.transport = match t {
-                TlsFlag::Tls => Transport::Tls,
-                TlsFlag::Starttls => Transport::StartTls,
-                TlsFlag::None => Transport::Cleartext,
+                TlsFlag::Tls => imapmig_core::imap::Security::Tls,
+                TlsFlag::Starttls => imapmig_core::imap::Security::StartTls,
+                TlsFlag::None => imapmig_core::imap::Security::Cleartext,
             };
         }
         if let Some(p) = f.protocol {

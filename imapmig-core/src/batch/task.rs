@@ -15,34 +15,13 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::engine::{DateField, MessageFilter};
-use crate::imap::{AuthMethod, Endpoint, Security, TlsVerify};
+use crate::imap::{AuthMethod, Endpoint, TlsVerify};
 use crate::mapping::{Mode, PlanOptions, Planner};
 use crate::model::SpecialUse;
 use crate::secret::Secret;
 
-/// The protocol the source is read over.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// IMAP (all folders).
-    #[default]
-    Imap,
-    /// POP3 (the inbox only; messages keep their dates from the `Date:` header).
-    Pop3,
-}
-
-/// How the connection is protected.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    /// Implicit TLS (993 for IMAP).
-    #[default]
-    Tls,
-    /// STARTTLS on the cleartext port (143); never falls back to cleartext.
-    StartTls,
-    /// No TLS at all: passwords travel readable. Loopback and lab servers only.
-    Cleartext,
-}
+pub use crate::imap::Security;
+pub use crate::net::Protocol;
 
 /// How the server's certificate is checked.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,9 +131,9 @@ pub struct ServerSettings {
     pub host: String,
     /// TCP port.
     pub port: u16,
-    /// TLS mode.
+    /// How the connection is protected (stored as `"transport"`).
     #[serde(default)]
-    pub transport: Transport,
+    pub transport: Security,
     /// IMAP or POP3.
     #[serde(default)]
     pub protocol: Protocol,
@@ -170,7 +149,7 @@ pub struct ServerSettings {
 }
 
 fn default_timeout() -> Duration {
-    Duration::from_secs(120)
+    crate::net::DEFAULT_TIMEOUT
 }
 
 impl ServerSettings {
@@ -179,8 +158,8 @@ impl ServerSettings {
     pub fn new(host: impl Into<String>) -> ServerSettings {
         ServerSettings {
             host: host.into(),
-            port: 993,
-            transport: Transport::Tls,
+            port: Protocol::Imap.default_port(true),
+            transport: Security::Tls,
             protocol: Protocol::Imap,
             certificate: CertificateCheck::System,
             timeout: default_timeout(),
@@ -189,23 +168,13 @@ impl ServerSettings {
     }
 
     /// The usual port for a protocol and transport: 993/143 for IMAP, 995/110 for POP3.
-    pub fn default_port(protocol: Protocol, transport: Transport) -> u16 {
-        match (protocol, transport) {
-            (Protocol::Imap, Transport::Tls) => 993,
-            (Protocol::Imap, _) => 143,
-            (Protocol::Pop3, Transport::Tls) => 995,
-            (Protocol::Pop3, _) => 110,
-        }
+    pub fn default_port(protocol: Protocol, transport: Security) -> u16 {
+        protocol.default_port(transport == Security::Tls)
     }
 
     /// The engine's endpoint for this server.
     pub fn endpoint(&self) -> Endpoint {
-        let security = match self.transport {
-            Transport::Tls => Security::Tls,
-            Transport::StartTls => Security::StartTls,
-            Transport::Cleartext => Security::Cleartext,
-        };
-        let mut e = Endpoint::new(self.host.clone(), self.port, security);
+        let mut e = Endpoint::new(self.host.clone(), self.port, self.transport);
         e.timeout = self.timeout.max(Duration::from_secs(1));
         e.verify = match &self.certificate {
             CertificateCheck::System => TlsVerify::System,
@@ -403,6 +372,24 @@ pub enum TaskError {
         /// What is wrong and what to do.
         why: String,
     },
+    /// A setting has a value that cannot work, found before the settings belong to a task (an
+    /// edit being applied).
+    #[error("{setting}: {why}")]
+    Setting {
+        /// The setting, as [`TaskError::Invalid`] names it.
+        setting: &'static str,
+        /// What is wrong and what to do.
+        why: String,
+    },
+}
+
+impl TaskError {
+    /// The setting at fault (`source.port`, `folders.include`, `messages.since`, ...).
+    pub fn setting(&self) -> &'static str {
+        match self {
+            TaskError::Invalid { setting, .. } | TaskError::Setting { setting, .. } => setting,
+        }
+    }
 }
 
 impl TaskSettings {
@@ -433,79 +420,99 @@ impl TaskSettings {
                 "a task needs a printable, non-empty name".into(),
             ));
         }
+        match self.problem(Some(secrets)) {
+            Some((setting, why)) => Err(bad(setting, why)),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks that every value can work, leaving out whether the admin or master passwords are
+    /// there (an edit being applied, before it is stored).
+    pub fn check(&self) -> Result<(), TaskError> {
+        match self.problem(None) {
+            Some((setting, why)) => Err(TaskError::Setting { setting, why }),
+            None => Ok(()),
+        }
+    }
+
+    /// The first setting that cannot work, and why. `secrets` (source, destination) says
+    /// which task-level secrets are present; `None` leaves them out.
+    fn problem(&self, secrets: Option<(bool, bool)>) -> Option<(&'static str, String)> {
+        let bad = |setting: &'static str, why: String| Some((setting, why));
+        let (source_secret, destination_secret) = secrets.unwrap_or((true, true));
         for (side, s, has_secret) in [
-            ("source", &self.source, secrets.0),
-            ("destination", &self.destination, secrets.1),
+            ("source", &self.source, source_secret),
+            ("destination", &self.destination, destination_secret),
         ] {
             if s.host.trim().is_empty() || s.host.contains(char::is_whitespace) {
-                return Err(bad(
+                return bad(
                     if side == "source" {
                         "source.host"
                     } else {
                         "destination.host"
                     },
                     format!("{:?} is not a host name or address", s.host),
-                ));
+                );
             }
             if s.port == 0 {
-                return Err(bad(
+                return bad(
                     if side == "source" {
                         "source.port"
                     } else {
                         "destination.port"
                     },
                     "port 0 cannot be connected to".into(),
-                ));
+                );
             }
             match &s.auth {
                 Auth::Admin { user } if user.trim().is_empty() => {
-                    return Err(bad(
+                    return bad(
                         if side == "source" {
                             "source.auth"
                         } else {
                             "destination.auth"
                         },
                         "an admin login needs the admin's user name".into(),
-                    ))
+                    )
                 }
                 Auth::MasterUser { master, separator }
                     if master.trim().is_empty() || separator.is_empty() =>
                 {
-                    return Err(bad(
+                    return bad(
                         if side == "source" {
                             "source.auth"
                         } else {
                             "destination.auth"
                         },
                         "a master-user login needs the master's name and a separator".into(),
-                    ))
+                    )
                 }
                 Auth::Admin { .. } | Auth::MasterUser { .. } if !has_secret => {
-                    return Err(bad(
+                    return bad(
                         if side == "source" {
                             "source.auth"
                         } else {
                             "destination.auth"
                         },
                         format!("the {side} admin/master login needs its password"),
-                    ))
+                    )
                 }
                 _ => {}
             }
         }
         if self.source.protocol == Protocol::Pop3 && matches!(self.source.auth, Auth::Admin { .. })
         {
-            return Err(bad(
+            return bad(
                 "source.auth",
                 "POP3 has no way for an admin to act for a user: use passwords or a master user"
                     .into(),
-            ));
+            );
         }
         if self.destination.protocol != Protocol::Imap {
-            return Err(bad(
+            return bad(
                 "destination.protocol",
                 "mail can only be written over IMAP".into(),
-            ));
+            );
         }
         let l = &self.limits;
         for (setting, v) in [
@@ -515,49 +522,54 @@ impl TaskSettings {
             ("limits.connections_per_account", l.connections_per_account),
         ] {
             if v == 0 {
-                return Err(bad(setting, "must be at least 1".into()));
+                return bad(setting, "must be at least 1".into());
             }
         }
         if self.schedule.interval.is_zero() {
-            return Err(bad(
+            return bad(
                 "schedule.interval",
                 "the pause between passes must be longer than zero".into(),
-            ));
+            );
         }
         if self.retry.base.is_zero() || self.retry.max < self.retry.base {
-            return Err(bad(
+            return bad(
                 "retry",
                 "the first pause must be above zero and not longer than the longest".into(),
-            ));
+            );
         }
         if let (Some(s), Some(b)) = (self.messages.since, self.messages.before) {
             if s >= b {
-                return Err(bad(
+                return bad(
                     "messages.since",
                     format!("{s} is not before {b}: no message would be copied"),
-                ));
+                );
             }
         }
         if self.messages.max_size == Some(0) {
-            return Err(bad(
+            return bad(
                 "messages.max_size",
                 "a size limit of 0 copies nothing".into(),
-            ));
+            );
         }
         if let FolderMode::Unified { root } = &self.folders.mode {
             if root.contains(['\r', '\n']) {
-                return Err(bad(
-                    "folders.mode",
-                    "the unified root holds a line break".into(),
-                ));
+                return bad("folders.mode", "the unified root holds a line break".into());
             }
         }
         // Globs, renames and the unified root, checked as every pass will use them: a bad one
         // would fail every account.
-        if let Err(e) = Planner::new(&self.plan_options("mailbox@example")) {
-            return Err(bad("folders", e.to_string()));
+        let opts = self.plan_options("mailbox@example");
+        if let Err(e) = Planner::new(&opts) {
+            let setting = match e.field(&opts) {
+                "include" => "folders.include",
+                "exclude" => "folders.exclude",
+                "renames" => "folders.renames",
+                "unified_root" => "folders.mode",
+                _ => "folders",
+            };
+            return bad(setting, e.to_string());
         }
-        Ok(())
+        None
     }
 
     /// The folder plan options for one account, whose source mailbox is `source_mailbox`.
@@ -790,7 +802,7 @@ mod tests {
     fn stored_settings_json_is_unchanged() {
         let mut s = settings();
         s.source.port = 1143;
-        s.source.transport = Transport::StartTls;
+        s.source.transport = Security::StartTls;
         s.source.protocol = Protocol::Pop3;
         s.source.certificate = CertificateCheck::CaFile("/etc/ca.pem".into());
         s.source.timeout = Duration::from_secs(45);
@@ -798,7 +810,7 @@ mod tests {
             master: "master".into(),
             separator: "*".into(),
         };
-        s.destination.transport = Transport::Cleartext;
+        s.destination.transport = Security::Cleartext;
         s.destination.certificate = CertificateCheck::Insecure;
         s.destination.auth = Auth::OAuth2 {
             mechanism: TokenMechanism::OAuthBearer,
