@@ -35,6 +35,9 @@ pub use sides::{
     default_uid_map, source_name, DestinationConfig, ServerConfig, SourceConfig, MBOX_DESTINATION,
 };
 
+/// How often the bindings pass on per-message progress unless told otherwise.
+pub const DEFAULT_PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
 /// The root folder of unified mode unless one is given.
 pub const DEFAULT_UNIFIED_ROOT: &str = "Migrated";
 
@@ -89,6 +92,10 @@ pub struct MigrationConfig {
     pub backoff: Duration,
     /// A file for the protocol trace (appended; secrets redacted, bodies elided).
     pub trace: Option<PathBuf>,
+    /// At most one per-message progress event per this interval, where a face passes events
+    /// on (the bindings); folder events always go. `progress_interval_ms` in JSON.
+    #[serde(rename = "progress_interval_ms", deserialize_with = "millis")]
+    pub progress_interval: Duration,
     /// Keep a destination's refusal of bare newlines instead of resending with CRLF.
     pub strict_line_endings: bool,
     /// Move folders earlier runs copied elsewhere than these options say.
@@ -134,6 +141,7 @@ impl Default for MigrationConfig {
             retries: engine.retries,
             backoff: engine.backoff,
             trace: None,
+            progress_interval: DEFAULT_PROGRESS_INTERVAL,
             strict_line_endings: engine.strict_line_endings,
             remap_folders: false,
             mode: FolderMode::Mapping,

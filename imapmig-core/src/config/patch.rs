@@ -18,7 +18,9 @@ use crate::batch::task::{
     parse_duration, Auth, CertificateCheck, FolderMode, PasswordMechanism, Protocol,
     ServerSettings, TaskError, TaskSettings, TokenMechanism,
 };
+use crate::batch::{BatchError, BatchStore, EditScope};
 use crate::imap::Security;
+use crate::secret::Secret;
 
 /// How accounts log in, as an edit gives it: the kind, with the fields to change. A field left
 /// out keeps what the task has when the kind stays; when the kind changes it takes its default
@@ -394,6 +396,22 @@ impl SettingsPatch {
         }
         s.check()?;
         Ok(logins)
+    }
+
+    /// Applies the edit to the settings stored for `task` and stores the result; returns the
+    /// names of the settings that changed. `scope` says which accounts a server change
+    /// reaches; the secrets replace the task's admin or master passwords when given.
+    pub fn edit_task(
+        &self,
+        store: &BatchStore,
+        task: &str,
+        source_secret: Option<Secret>,
+        destination_secret: Option<Secret>,
+        scope: EditScope,
+    ) -> Result<Vec<String>, BatchError> {
+        let mut settings = store.task(task)?.settings;
+        self.apply(&mut settings)?;
+        store.edit_task(task, &settings, source_secret, destination_secret, scope)
     }
 
     /// Folder mode `unified` under the default root, for a face whose input names the mode
