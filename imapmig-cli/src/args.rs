@@ -30,6 +30,16 @@ pub enum TlsFlag {
     Tls,
 }
 
+impl From<TlsFlag> for Security {
+    fn from(t: TlsFlag) -> Security {
+        match t {
+            TlsFlag::None => Security::Cleartext,
+            TlsFlag::Starttls => Security::StartTls,
+            TlsFlag::Tls => Security::Tls,
+        }
+    }
+}
+
 /// `--src-auth` / `--dst-auth`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum AuthFlag {

@@ -30,7 +30,10 @@ use crate::sink::SinkSpec;
 use crate::source::SourceSpec;
 use crate::state::{SqliteStore, StateError, StateStore};
 
-pub use patch::{AuthPatch, LoginsToSecure, ServerPatch, SettingsPatch};
+pub use patch::{
+    AuthPatch, FoldersPatch, LimitsPatch, LoginsToSecure, MessagesPatch, RetryPatch, SchedulePatch,
+    ServerPatch, SettingsPatch,
+};
 pub use sides::{
     default_uid_map, source_name, DestinationConfig, ServerConfig, SourceConfig, MBOX_DESTINATION,
 };
