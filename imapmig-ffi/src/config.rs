@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imapmig_core::config::{ConfigError, MigrationConfig, Resolved};
-use imapmig_core::engine::{Account, MessageFilter, MigrationOptions};
+use imapmig_core::engine::{Account, MigrationOptions};
 use imapmig_core::sink::SinkSpec;
 use imapmig_core::source::SourceSpec;
 use imapmig_core::state::StateStore;
@@ -78,7 +78,7 @@ impl Config {
 
     /// Which messages go.
     #[cfg(test)]
-    pub fn filter(&self) -> Result<MessageFilter, Failure> {
+    pub fn filter(&self) -> Result<imapmig_core::engine::MessageFilter, Failure> {
         Ok(self.model.filter()?)
     }
 
@@ -100,7 +100,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use imapmig_core::engine::DateField;
+    use imapmig_core::engine::{DateField, MessageFilter};
     use imapmig_core::imap::{AuthMethod, Security, TlsVerify};
     use imapmig_core::mapping::{Mode, PlanOptions};
     use imapmig_core::model::SpecialUse;

@@ -21,6 +21,9 @@ use crate::model::SpecialUse;
 use crate::secret::Secret;
 
 pub use crate::imap::Security;
+/// The name the stored settings give [`Security`] (`"transport"`): the same type, kept so
+/// that code written against it still reads.
+pub use crate::imap::Security as Transport;
 pub use crate::net::Protocol;
 
 /// How the server's certificate is checked.
