@@ -5,17 +5,23 @@
 //! `--src mbox:PATH`, `--dst maildir:PATH`. The server flags are required only when no local
 //! store is given.
 
-use std::path::{Path, PathBuf};
+//!
+//! The flags are translated into the core's `MigrationConfig` and nothing more: defaults,
+//! checks and the resolution into the engine's types are the core's. Its errors are worded
+//! here with the flag at fault.
+
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use imapmig_core::engine::{Account, DateField, MessageFilter};
-use imapmig_core::imap::{AuthMethod, Credentials, Endpoint, Security, TlsVerify};
-use imapmig_core::mapping::{Mode, PlanError, PlanOptions, Planner};
-use imapmig_core::model::SpecialUse;
+use imapmig_core::config::{
+    ConfigError, DateFieldName, DestinationConfig, FolderMode, MigrationConfig, ServerConfig,
+    SourceConfig,
+};
+use imapmig_core::engine::EngineError;
+use imapmig_core::imap::{AuthMethod, Security};
 use imapmig_core::secret::Secret;
-use imapmig_core::sink::SinkSpec;
-use imapmig_core::source::{MaildirSpec, MboxFlavor, MboxSpec, Pop3Spec, SourceSpec};
+use imapmig_core::source::MboxFlavor;
 
 use crate::CliError;
 
@@ -28,6 +34,16 @@ pub enum TlsFlag {
     Starttls,
     /// Implicit TLS (993).
     Tls,
+}
+
+impl From<TlsFlag> for Security {
+    fn from(t: TlsFlag) -> Security {
+        match t {
+            TlsFlag::None => Security::Cleartext,
+            TlsFlag::Starttls => Security::StartTls,
+            TlsFlag::Tls => Security::Tls,
+        }
+    }
 }
 
 /// `--src-auth` / `--dst-auth`.
@@ -82,29 +98,29 @@ macro_rules! server_args {
         }
 
         impl $name {
-            /// The library's account for these flags; the secret comes from the environment
-            /// or the password file.
-            pub fn account(&self) -> Result<Account, CliError> {
-                self.account_on(993, 143)
-            }
-
-            /// Like [`Self::account`], with other default ports (TLS, otherwise).
-            pub fn account_on(&self, tls_port: u16, plain_port: u16) -> Result<Account, CliError> {
-                account(
-                    $side,
-                    $env,
-                    &self.host,
-                    self.port,
-                    (tls_port, plain_port),
-                    &self.user,
-                    self.tls.unwrap_or(TlsFlag::Tls),
-                    self.password_file.as_ref(),
-                    self.auth.unwrap_or(AuthFlag::Auto),
-                    self.authzid.as_ref(),
-                    self.ca_file.as_ref(),
-                    self.insecure.unwrap_or(false),
-                    self.timeout.unwrap_or(120),
-                )
+            /// The server as the core's configuration has it; the secret comes from the
+            /// environment or the password file.
+            pub fn server(&self) -> Result<ServerConfig, CliError> {
+                Ok(ServerConfig {
+                    port: self.port,
+                    tls: self.tls.map_or(Security::Tls, Security::from),
+                    auth: match self.auth.unwrap_or(AuthFlag::Auto) {
+                        AuthFlag::Auto => AuthMethod::Auto,
+                        AuthFlag::Login => AuthMethod::Login,
+                        AuthFlag::Plain => AuthMethod::Plain,
+                        AuthFlag::Xoauth2 => AuthMethod::XOAuth2,
+                        AuthFlag::Oauthbearer => AuthMethod::OAuthBearer,
+                    },
+                    authzid: self.authzid.clone(),
+                    ca_file: self.ca_file.clone(),
+                    insecure: self.insecure.unwrap_or(false),
+                    timeout: self.timeout.map(Duration::from_secs),
+                    ..ServerConfig::new(
+                        &self.host,
+                        &self.user,
+                        secret($side, $env, self.password_file.as_ref())?,
+                    )
+                })
             }
         }
     };
@@ -113,23 +129,9 @@ macro_rules! server_args {
 server_args!(SourceArgs, "src", "IMAPMIG_SRC_PASSWORD", "source");
 server_args!(DestArgs, "dst", "IMAPMIG_DST_PASSWORD", "destination");
 
-#[allow(clippy::too_many_arguments)]
-fn account(
-    side: &str,
-    env: &str,
-    host: &str,
-    port: Option<u16>,
-    (tls_port, plain_port): (u16, u16),
-    user: &str,
-    tls: TlsFlag,
-    password_file: Option<&PathBuf>,
-    auth: AuthFlag,
-    authzid: Option<&String>,
-    ca_file: Option<&PathBuf>,
-    insecure: bool,
-    timeout: u64,
-) -> Result<Account, CliError> {
-    let secret = match password_file {
+/// The password or token of a side: from its file, or from the environment.
+fn secret(side: &str, env: &str, password_file: Option<&PathBuf>) -> Result<Secret, CliError> {
+    match password_file {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 CliError::Usage(format!(
@@ -137,51 +139,15 @@ fn account(
                     path.display()
                 ))
             })?;
-            Secret::new(text.trim_end_matches(['\r', '\n']).to_string())
+            Ok(Secret::new(text.trim_end_matches(['\r', '\n']).to_string()))
         }
-        None => match std::env::var(env) {
-            Ok(v) => Secret::new(v),
-            Err(_) => {
-                return Err(CliError::Usage(format!(
-                    "no {side} password: set ${env} or give --{}-password-file",
-                    if side == "source" { "src" } else { "dst" }
-                )))
-            }
-        },
-    };
-    let security = match tls {
-        TlsFlag::None => Security::Cleartext,
-        TlsFlag::Starttls => Security::StartTls,
-        TlsFlag::Tls => Security::Tls,
-    };
-    let port = port.unwrap_or(if tls == TlsFlag::Tls {
-        tls_port
-    } else {
-        plain_port
-    });
-    let mut endpoint = Endpoint::new(host, port, security);
-    endpoint.timeout = Duration::from_secs(timeout.max(1));
-    endpoint.verify = match (insecure, ca_file) {
-        (true, _) => TlsVerify::Insecure,
-        (false, Some(p)) => TlsVerify::CaFile(p.clone()),
-        (false, None) => TlsVerify::System,
-    };
-    let method = match auth {
-        AuthFlag::Auto => AuthMethod::Auto,
-        AuthFlag::Login => AuthMethod::Login,
-        AuthFlag::Plain => AuthMethod::Plain,
-        AuthFlag::Xoauth2 => AuthMethod::XOAuth2,
-        AuthFlag::Oauthbearer => AuthMethod::OAuthBearer,
-    };
-    Ok(Account {
-        endpoint,
-        credentials: Credentials {
-            user: user.to_string(),
-            secret,
-            method,
-            authzid: authzid.cloned(),
-        },
-    })
+        None => std::env::var(env).map(Secret::new).map_err(|_| {
+            CliError::Usage(format!(
+                "no {side} password: set ${env} or give --{}-password-file",
+                if side == "source" { "src" } else { "dst" }
+            ))
+        }),
+    }
 }
 
 /// `--src-protocol`.
@@ -261,22 +227,21 @@ pub struct DestWhere {
 }
 
 /// The source side of a command: a server's flags, or a local store.
-pub fn source_spec(
+pub fn source_config(
     server: Option<&SourceArgs>,
     place: &SourceWhere,
-    state: Option<&Path>,
-) -> Result<SourceSpec, CliError> {
+) -> Result<SourceConfig, CliError> {
     if let Some(store) = &place.store {
         return Ok(match store {
-            LocalStore::Maildir(p) => SourceSpec::Maildir(MaildirSpec::new(p)),
-            LocalStore::Mbox(p) => {
-                let flavor = match place.mbox_flavor.unwrap_or(MboxFlavorFlag::Mboxrd) {
+            LocalStore::Maildir(p) => SourceConfig::Maildir { path: p.clone() },
+            LocalStore::Mbox(p) => SourceConfig::Mbox {
+                path: p.clone(),
+                flavor: match place.mbox_flavor.unwrap_or(MboxFlavorFlag::Mboxrd) {
                     MboxFlavorFlag::Mboxrd => MboxFlavor::Mboxrd,
                     MboxFlavorFlag::Mboxo => MboxFlavor::Mboxo,
                     MboxFlavorFlag::Mboxcl2 => MboxFlavor::Mboxcl2,
-                };
-                SourceSpec::Mbox(MboxSpec::new(p).with_flavor(flavor))
-            }
+                },
+            },
         });
     }
     let server = server.ok_or_else(|| {
@@ -284,62 +249,55 @@ pub fn source_spec(
             "no source: give --src-host and --src-user (an IMAP or POP3 server) or --src maildir:PATH / mbox:PATH".into(),
         )
     })?;
-    match place.protocol.unwrap_or_default() {
-        ProtocolFlag::Imap => Ok(SourceSpec::Imap(server.account()?)),
-        ProtocolFlag::Pop3 => {
-            let account = server.account_on(995, 110)?;
-            let uid_map = match &place.uid_map {
-                Some(p) => p.clone(),
-                None => {
-                    let state = match state {
-                        Some(s) => s.to_path_buf(),
-                        None => crate::default_state_path()?,
-                    };
-                    let mut dir = state.into_os_string();
-                    dir.push(".pop3-uids");
-                    PathBuf::from(dir).join(format!(
-                        "{}@{}_{}",
-                        account.credentials.mailbox_user().replace('/', "_"),
-                        account.endpoint.host.replace('/', "_"),
-                        account.endpoint.port
-                    ))
-                }
-            };
-            Ok(SourceSpec::Pop3(Pop3Spec::new(account, uid_map)))
-        }
-    }
+    Ok(match place.protocol.unwrap_or_default() {
+        ProtocolFlag::Imap => SourceConfig::Imap(server.server()?),
+        ProtocolFlag::Pop3 => SourceConfig::Pop3 {
+            server: server.server()?,
+            uid_map: place.uid_map.clone(),
+        },
+    })
 }
 
 /// The destination side of a command: a server's flags, or a local store.
-pub fn sink_spec(server: Option<&DestArgs>, place: &DestWhere) -> Result<SinkSpec, CliError> {
+pub fn destination_config(
+    server: Option<&DestArgs>,
+    place: &DestWhere,
+) -> Result<DestinationConfig, CliError> {
     match (&place.store, server) {
-        (Some(LocalStore::Maildir(p)), _) => Ok(SinkSpec::Maildir(MaildirSpec::new(p))),
+        (Some(LocalStore::Maildir(p)), _) => Ok(DestinationConfig::Maildir { path: p.clone() }),
         (Some(LocalStore::Mbox(_)), _) => Err(CliError::Usage(
             "--dst mbox:PATH is not supported: mbox is an import format; use --dst maildir:PATH for a local copy".into(),
         )),
-        (None, Some(d)) => Ok(SinkSpec::Imap(d.account()?)),
+        (None, Some(d)) => Ok(DestinationConfig::Imap(d.server()?)),
         (None, None) => Err(CliError::Usage(
             "no destination: give --dst-host and --dst-user, or --dst maildir:PATH".into(),
         )),
     }
 }
 
-/// The name a source goes by in unified mode: the login, or a local store's file name.
-pub fn source_name(spec: &SourceSpec) -> String {
-    match spec {
-        SourceSpec::Imap(a) => a.credentials.mailbox_user().to_string(),
-        SourceSpec::Pop3(p) => p.account.credentials.mailbox_user().to_string(),
-        SourceSpec::Maildir(m) => file_name(&m.path),
-        SourceSpec::Mbox(m) => file_name(&m.path),
-        other => other.describe(),
+/// A configuration error in the words of the flags.
+pub fn usage(e: ConfigError) -> CliError {
+    let flag = |field: &str| match field {
+        "renames" => "--map".to_string(),
+        "uid_map" => "--src-uid-map".to_string(),
+        other => format!("--{}", other.replace('_', "-")),
+    };
+    match e {
+        ConfigError::State(e) => CliError::Engine(EngineError::State(e)),
+        ConfigError::EmptyDateRange { since, before } => CliError::Usage(format!(
+            "--since {since} is not before --before {before}: no message would be copied"
+        )),
+        ConfigError::Invalid { field, value, why } => {
+            CliError::Usage(format!("{} {value:?}: {why}", flag(field)))
+        }
+        ConfigError::Folders { field, error } => {
+            CliError::Usage(format!("{}: {error}", flag(field)))
+        }
+        e => CliError::Usage(match e.field() {
+            Some(field) => format!("{}: {e}", flag(field)),
+            None => e.to_string(),
+        }),
     }
-}
-
-fn file_name(p: &Path) -> String {
-    p.file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("local")
-        .to_string()
 }
 
 /// `--mode`.
@@ -367,7 +325,7 @@ pub struct PlanArgs {
     #[arg(long, value_enum, default_value = "mapping")]
     pub mode: ModeFlag,
     /// The root folder for unified mode ("" puts the address folder at the top).
-    #[arg(long, default_value = "Migrated")]
+    #[arg(long, default_value = imapmig_core::config::DEFAULT_UNIFIED_ROOT)]
     pub unified_root: String,
     /// The source address naming the unified folder (default: the source user name).
     #[arg(long)]
@@ -399,106 +357,36 @@ pub struct PlanArgs {
     pub max_size: Option<u64>,
 }
 
-/// Checks folder options as the flags gave them, before anything is contacted; the error
-/// names the flag at fault (`--include`, `--exclude`, `--map`, `--unified-root`).
-pub fn check_plan(opts: &PlanOptions) -> Result<(), CliError> {
-    Planner::new(opts).map(drop).map_err(|e| {
-        let flag = match &e {
-            PlanError::InvalidPattern { pattern, .. } => {
-                if opts.include.contains(pattern) {
-                    "--include"
-                } else {
-                    "--exclude"
-                }
-            }
-            PlanError::InvalidRename { .. } => "--map",
-            PlanError::InvalidRoot { .. } => "--unified-root",
-            PlanError::EmptyAddress => "--unified-address",
-            _ => "folder options",
-        };
-        CliError::Usage(format!("{flag}: {e}"))
-    })
-}
-
-/// Checks that `--since` comes before `--before` (the range includes `since` and stops before
-/// `before`, so equal days select nothing).
-pub fn check_dates(since: Option<time::Date>, before: Option<time::Date>) -> Result<(), CliError> {
-    match (since, before) {
-        (Some(s), Some(b)) if s >= b => Err(CliError::Usage(format!(
-            "--since {s} is not before --before {b}: no message would be copied"
-        ))),
-        _ => Ok(()),
-    }
-}
-
-fn parse_day(flag: &str, value: &str) -> Result<time::Date, CliError> {
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(value, &fmt)
-        .map_err(|_| CliError::Usage(format!("--{flag} {value:?}: expected YYYY-MM-DD")))
-}
-
 impl PlanArgs {
-    /// The folder plan options.
-    pub fn plan_options(&self, source_user: &str) -> Result<PlanOptions, CliError> {
-        let mode = match self.mode {
-            ModeFlag::Mapping => Mode::Mapping,
-            ModeFlag::Unified => Mode::Unified {
-                root: self.unified_root.clone(),
-                address: self
-                    .unified_address
-                    .clone()
-                    .unwrap_or_else(|| source_user.to_string()),
-            },
+    /// Puts the folder and message options into `c`.
+    pub fn fill(&self, c: &mut MigrationConfig) -> Result<(), CliError> {
+        c.mode = match self.mode {
+            ModeFlag::Mapping => FolderMode::Mapping,
+            ModeFlag::Unified => FolderMode::Unified,
         };
-        let mut exclude_special = Vec::new();
-        for s in &self.exclude_special {
-            let u = SpecialUse::from_name(s.trim()).ok_or_else(|| {
-                CliError::Usage(format!(
-                    "--exclude-special {s:?}: expected sent, drafts, trash, junk, archive, all, flagged or important"
-                ))
-            })?;
-            exclude_special.push(u);
-        }
-        let mut renames = Vec::new();
-        for r in &self.renames {
-            let (from, to) = r.split_once('=').ok_or_else(|| {
-                CliError::Usage(format!("--map {r:?}: expected \"Old Name=New/Name\""))
-            })?;
-            renames.push((from.to_string(), to.to_string()));
-        }
-        let opts = PlanOptions {
-            mode,
-            include: self.include.clone(),
-            exclude: self.exclude.clone(),
-            exclude_special,
-            renames,
-            ..PlanOptions::default()
+        c.unified_root = self.unified_root.clone();
+        c.unified_address = self.unified_address.clone();
+        c.include = self.include.clone();
+        c.exclude = self.exclude.clone();
+        c.exclude_special = self.exclude_special.clone();
+        c.renames = self
+            .renames
+            .iter()
+            .map(|r| {
+                r.split_once('=')
+                    .map(|(from, to)| (from.to_string(), to.to_string()))
+                    .ok_or_else(|| {
+                        CliError::Usage(format!("--map {r:?}: expected \"Old Name=New/Name\""))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        c.since = self.since.clone();
+        c.before = self.before.clone();
+        c.date_field = match self.date_field {
+            DateFieldFlag::Internal => DateFieldName::Internal,
+            DateFieldFlag::Header => DateFieldName::Header,
         };
-        check_plan(&opts)?;
-        Ok(opts)
-    }
-
-    /// The message filter.
-    pub fn filter(&self) -> Result<MessageFilter, CliError> {
-        let since = self
-            .since
-            .as_deref()
-            .map(|v| parse_day("since", v))
-            .transpose()?;
-        let before = self
-            .before
-            .as_deref()
-            .map(|v| parse_day("before", v))
-            .transpose()?;
-        check_dates(since, before)?;
-        Ok(MessageFilter {
-            since,
-            before,
-            date_field: match self.date_field {
-                DateFieldFlag::Internal => DateField::Internal,
-                DateFieldFlag::Header => DateField::Header,
-            },
-            max_size: self.max_size,
-        })
+        c.max_size = self.max_size;
+        Ok(())
     }
 }

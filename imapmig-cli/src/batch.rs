@@ -27,18 +27,23 @@ use clap::{Args, Subcommand, ValueEnum};
 use imapmig_core::batch::report::{to_csv, to_json};
 use imapmig_core::batch::seal::StateKey;
 use imapmig_core::batch::task::{
-    format_duration, parse_duration, Auth, CertificateCheck, FolderMode, PasswordMechanism,
-    Protocol, ServerSettings, TokenMechanism, Transport,
+    format_duration, parse_duration, CertificateCheck, FolderMode, PasswordMechanism, Protocol,
+    ServerSettings, TaskError, TokenMechanism,
 };
 use imapmig_core::batch::{
     AccountReport, BatchError, BatchErrorKind, BatchStore, EditScope, ImportOptions, LiveSnapshot,
     RunSummary, Scheduler, SchedulerOptions, Selection, Status, TaskSettings, TaskSummary,
 };
-use imapmig_core::model::SpecialUse;
+use imapmig_core::config::{
+    AuthPatch, FoldersPatch, LimitsPatch, MessagesPatch, RetryPatch, SchedulePatch, ServerPatch,
+    SettingsPatch, DEFAULT_UNIFIED_ROOT,
+};
+use imapmig_core::imap::Security;
 use imapmig_core::secret::Secret;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
+use crate::args::TlsFlag;
 use crate::CliError;
 
 /// Which task, in which file.
@@ -221,17 +226,6 @@ pub enum ApplyTo {
     All,
 }
 
-/// `--src-tls`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum TlsFlag {
-    /// Implicit TLS.
-    Tls,
-    /// STARTTLS.
-    Starttls,
-    /// No TLS (lab servers only).
-    None,
-}
-
 /// `--src-auth`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum AuthFlag {
@@ -411,217 +405,186 @@ fn read_secret_file(path: &Path, what: &str) -> Result<Secret, CliError> {
     Ok(Secret::new(text.trim_end_matches(['\r', '\n']).to_string()))
 }
 
-macro_rules! apply_server {
-    ($flags:expr, $s:expr, $p:literal) => {{
-        let f = $flags;
-        let s: &mut ServerSettings = $s;
-        if let Some(h) = &f.host {
-            s.host = h.clone();
-        }
-        if let Some(t) = f.tls {
-            s.transport = match t {
-                TlsFlag::Tls => Transport::Tls,
-                TlsFlag::Starttls => Transport::StartTls,
-                TlsFlag::None => Transport::Cleartext,
-            };
-        }
-        if let Some(p) = f.protocol {
-            s.protocol = match p {
-                ProtocolFlag::Imap => Protocol::Imap,
-                ProtocolFlag::Pop3 => Protocol::Pop3,
-            };
-        }
-        if f.tls.is_some() || f.protocol.is_some() {
-            s.port = ServerSettings::default_port(s.protocol, s.transport);
-        }
-        if let Some(p) = f.port {
-            s.port = p;
-        }
-        let mechanism = match f.mechanism {
-            Some(MechanismFlag::Login) => PasswordMechanism::Login,
-            Some(MechanismFlag::Plain) => PasswordMechanism::Plain,
-            _ => PasswordMechanism::Auto,
-        };
-        match f.auth {
-            Some(AuthFlag::Password) => s.auth = Auth::Password { mechanism },
-            Some(AuthFlag::Xoauth2) => {
-                s.auth = Auth::OAuth2 {
-                    mechanism: TokenMechanism::XOAuth2,
-                }
-            }
-            Some(AuthFlag::Oauthbearer) => {
-                s.auth = Auth::OAuth2 {
-                    mechanism: TokenMechanism::OAuthBearer,
-                }
-            }
-            Some(AuthFlag::Admin) => {
-                let user = f.admin.clone().ok_or_else(|| {
-                    usage(concat!("--", $p, "-auth admin needs --", $p, "-admin USER"))
-                })?;
-                s.auth = Auth::Admin { user };
-            }
-            Some(AuthFlag::Master) => {
-                let master = f.admin.clone().ok_or_else(|| {
-                    usage(concat!(
-                        "--",
-                        $p,
-                        "-auth master needs --",
-                        $p,
-                        "-admin MASTER"
-                    ))
-                })?;
-                s.auth = Auth::MasterUser {
-                    master,
-                    separator: "*".into(),
-                };
-            }
-            None => {
-                if f.mechanism.is_some() {
-                    if let Auth::Password { .. } = s.auth {
-                        s.auth = Auth::Password { mechanism };
-                    }
-                }
-                if let Some(a) = &f.admin {
-                    match &mut s.auth {
-                        Auth::Admin { user } => *user = a.clone(),
-                        Auth::MasterUser { master, .. } => *master = a.clone(),
-                        _ => {
-                            return Err(usage(concat!(
-                                "--",
-                                $p,
-                                "-admin needs --",
-                                $p,
-                                "-auth admin or master"
-                            )))
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(p) = &f.ca_file {
-            s.certificate = CertificateCheck::CaFile(p.clone());
-        }
-        if f.insecure {
-            s.certificate = CertificateCheck::Insecure;
-        }
-        if let Some(t) = &f.timeout {
-            s.timeout = duration_flag(concat!($p, "-timeout"), t)?;
-        }
-        let secret = match &f.admin_password_file {
-            Some(p) => Some(read_secret_file(p, "admin password")?),
-            None if matches!(f.auth, Some(AuthFlag::Admin | AuthFlag::Master)) => {
-                let env = if $p == "src" {
-                    "IMAPMIG_SRC_ADMIN_PASSWORD"
-                } else {
-                    "IMAPMIG_DST_ADMIN_PASSWORD"
-                };
-                std::env::var(env).ok().map(Secret::new)
-            }
-            None => None,
-        };
-        Ok::<Option<Secret>, CliError>(secret)
-    }};
+/// The flag a setting is given with, for errors about it.
+fn flag_of(setting: &str) -> &str {
+    match setting {
+        "source.host" => "--src-host",
+        "source.port" => "--src-port",
+        "source.auth" => "--src-auth",
+        "source.admin" => "--src-admin",
+        "destination.host" => "--dst-host",
+        "destination.port" => "--dst-port",
+        "destination.auth" => "--dst-auth",
+        "destination.admin" => "--dst-admin",
+        "destination.protocol" => "--dst-protocol",
+        "folders.include" => "--include",
+        "folders.exclude" => "--exclude",
+        "folders.renames" => "--map",
+        "folders.mode" => "--unified-root",
+        "folders.exclude_special" => "--exclude-special",
+        "messages.since" => "--since",
+        "messages.before" => "--before",
+        "messages.max_size" => "--max-size",
+        "schedule.interval" => "--interval",
+        "retry" => "--retry-base",
+        "limits.accounts" => "--max-accounts",
+        "limits.per_source_host" => "--per-source-host",
+        "limits.per_destination_host" => "--per-destination-host",
+        "limits.connections_per_account" => "--connections-per-account",
+        other => other,
+    }
 }
 
+macro_rules! server_patch {
+    ($name:ident, $p:literal, $env:literal) => {
+        impl $name {
+            /// The flags as an edit of this server's settings.
+            fn patch(&self) -> Result<ServerPatch, CliError> {
+                Ok(ServerPatch {
+                    host: self.host.clone(),
+                    port: self.port,
+                    transport: self.tls.map(Security::from),
+                    protocol: self.protocol.map(|p| match p {
+                        ProtocolFlag::Imap => Protocol::Imap,
+                        ProtocolFlag::Pop3 => Protocol::Pop3,
+                    }),
+                    certificate: match (self.insecure, &self.ca_file) {
+                        (true, _) => Some(CertificateCheck::Insecure),
+                        (false, Some(p)) => Some(CertificateCheck::CaFile(p.clone())),
+                        (false, None) => None,
+                    },
+                    timeout: self
+                        .timeout
+                        .as_deref()
+                        .map(|t| duration_flag(concat!($p, "-timeout"), t))
+                        .transpose()?,
+                    auth: self.auth.map(|a| match a {
+                        AuthFlag::Password => AuthPatch::Password { mechanism: None },
+                        AuthFlag::Xoauth2 => AuthPatch::OAuth2 {
+                            mechanism: Some(TokenMechanism::XOAuth2),
+                        },
+                        AuthFlag::Oauthbearer => AuthPatch::OAuth2 {
+                            mechanism: Some(TokenMechanism::OAuthBearer),
+                        },
+                        AuthFlag::Admin => AuthPatch::Admin { user: None },
+                        AuthFlag::Master => AuthPatch::MasterUser {
+                            master: None,
+                            separator: None,
+                        },
+                    }),
+                    mechanism: self.mechanism.map(|m| match m {
+                        MechanismFlag::Auto => PasswordMechanism::Auto,
+                        MechanismFlag::Login => PasswordMechanism::Login,
+                        MechanismFlag::Plain => PasswordMechanism::Plain,
+                    }),
+                    admin: self.admin.clone(),
+                })
+            }
+
+            /// The admin's or master's password: from its file, or, when the login was just
+            /// set to an admin or master one, from the environment.
+            fn admin_secret(&self, asked: bool) -> Result<Option<Secret>, CliError> {
+                match &self.admin_password_file {
+                    Some(p) => Ok(Some(read_secret_file(p, "admin password")?)),
+                    None if asked => Ok(std::env::var($env).ok().map(Secret::new)),
+                    None => Ok(None),
+                }
+            }
+        }
+    };
+}
+
+server_patch!(SourceFlags, "src", "IMAPMIG_SRC_ADMIN_PASSWORD");
+server_patch!(DestFlags, "dst", "IMAPMIG_DST_ADMIN_PASSWORD");
+
 impl TaskFlags {
-    /// Applies the flags to `s`; returns the admin secrets given (source, destination).
+    /// The flags as an edit of a task's settings; only what was given changes.
+    fn patch(&self) -> Result<SettingsPatch, CliError> {
+        let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        let renames = self
+            .renames
+            .iter()
+            .map(|r| {
+                r.split_once('=')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .ok_or_else(|| usage(format!("--map {r:?}: expected \"Old Name=New/Name\"")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let start_at = match self.start_at.as_deref() {
+            None => None,
+            Some(v) if v.eq_ignore_ascii_case("now") => Some(None),
+            Some(v) => Some(Some(
+                time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| usage(format!("--start-at {v:?}: expected \"now\" or an RFC 3339 time like 2030-01-31T22:00:00+01:00")))?,
+            )),
+        };
+        let duration = |flag: &str, v: &Option<String>| {
+            v.as_deref().map(|t| duration_flag(flag, t)).transpose()
+        };
+        Ok(SettingsPatch {
+            source: self.src.patch()?,
+            destination: self.dst.patch()?,
+            folders: FoldersPatch {
+                mode: self.mode.map(|m| match m {
+                    ModeFlag::Mapping => FolderMode::Mapping,
+                    ModeFlag::Unified => FolderMode::Unified {
+                        root: self
+                            .unified_root
+                            .clone()
+                            .unwrap_or_else(|| DEFAULT_UNIFIED_ROOT.into()),
+                    },
+                }),
+                unified_root: self.unified_root.clone(),
+                include: list(&self.include),
+                exclude: list(&self.exclude),
+                exclude_special: list(&self.exclude_special),
+                renames: (!renames.is_empty()).then_some(renames),
+            },
+            messages: MessagesPatch {
+                since: self
+                    .since
+                    .as_deref()
+                    .map(|v| day_flag("since", v))
+                    .transpose()?,
+                before: self
+                    .before
+                    .as_deref()
+                    .map(|v| day_flag("before", v))
+                    .transpose()?,
+                header_date: self.header_date,
+                max_size: self.max_size.map(Some),
+            },
+            schedule: SchedulePatch {
+                start_at,
+                window: duration("window", &self.window)?,
+                interval: duration("interval", &self.interval)?,
+            },
+            limits: LimitsPatch {
+                accounts: self.max_accounts,
+                per_source_host: self.per_source_host,
+                per_destination_host: self.per_destination_host,
+                connections_per_account: self.connections_per_account,
+            },
+            retry: RetryPatch {
+                max_attempts: self.retries,
+                base: duration("retry-base", &self.retry_base)?,
+                max: duration("retry-max", &self.retry_max)?,
+            },
+        })
+    }
+
+    /// Applies the flags to `s` (for an edit, checked with what the task already has: a bad
+    /// glob, rename or date range is refused now, naming its flag, rather than failing every
+    /// account); returns the admin secrets given (source, destination).
     fn apply(&self, s: &mut TaskSettings) -> Result<(Option<Secret>, Option<Secret>), CliError> {
-        let src_secret = apply_server!(&self.src, &mut s.source, "src")?;
-        let dst_secret = apply_server!(&self.dst, &mut s.destination, "dst")?;
-        if let Some(m) = self.mode {
-            s.folders.mode = match m {
-                ModeFlag::Mapping => FolderMode::Mapping,
-                ModeFlag::Unified => FolderMode::Unified {
-                    root: self
-                        .unified_root
-                        .clone()
-                        .unwrap_or_else(|| "Migrated".into()),
-                },
-            };
-        } else if let (Some(r), FolderMode::Unified { root }) =
-            (&self.unified_root, &mut s.folders.mode)
-        {
-            *root = r.clone();
-        }
-        if !self.include.is_empty() {
-            s.folders.include = self.include.clone();
-        }
-        if !self.exclude.is_empty() {
-            s.folders.exclude = self.exclude.clone();
-        }
-        if !self.exclude_special.is_empty() {
-            s.folders.exclude_special = self
-                .exclude_special
-                .iter()
-                .map(|n| {
-                    SpecialUse::from_name(n.trim()).ok_or_else(|| {
-                        usage(format!("--exclude-special {n:?}: expected sent, drafts, trash, junk, archive, all, flagged or important"))
-                    })
-                })
-                .collect::<Result<_, _>>()?;
-        }
-        if !self.renames.is_empty() {
-            s.folders.renames = self
-                .renames
-                .iter()
-                .map(|r| {
-                    r.split_once('=')
-                        .map(|(a, b)| (a.to_string(), b.to_string()))
-                        .ok_or_else(|| {
-                            usage(format!("--map {r:?}: expected \"Old Name=New/Name\""))
-                        })
-                })
-                .collect::<Result<_, _>>()?;
-        }
-        if let Some(v) = &self.since {
-            s.messages.since = day_flag("since", v)?;
-        }
-        if let Some(v) = &self.before {
-            s.messages.before = day_flag("before", v)?;
-        }
-        if let Some(h) = self.header_date {
-            s.messages.header_date = h;
-        }
-        if let Some(m) = self.max_size {
-            s.messages.max_size = (m > 0).then_some(m);
-        }
-        if let Some(v) = &self.start_at {
-            s.schedule.start_at = if v.eq_ignore_ascii_case("now") {
-                None
-            } else {
-                Some(
-                    time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-                        .map_err(|_| usage(format!("--start-at {v:?}: expected \"now\" or an RFC 3339 time like 2030-01-31T22:00:00+01:00")))?,
-                )
-            };
-        }
-        if let Some(v) = &self.window {
-            s.schedule.window = duration_flag("window", v)?;
-        }
-        if let Some(v) = &self.interval {
-            s.schedule.interval = duration_flag("interval", v)?;
-        }
-        let l = &mut s.limits;
-        l.accounts = self.max_accounts.unwrap_or(l.accounts);
-        l.per_source_host = self.per_source_host.unwrap_or(l.per_source_host);
-        l.per_destination_host = self.per_destination_host.unwrap_or(l.per_destination_host);
-        l.connections_per_account = self
-            .connections_per_account
-            .unwrap_or(l.connections_per_account);
-        if let Some(r) = self.retries {
-            s.retry.max_attempts = r;
-        }
-        if let Some(v) = &self.retry_base {
-            s.retry.base = duration_flag("retry-base", v)?;
-        }
-        if let Some(v) = &self.retry_max {
-            s.retry.max = duration_flag("retry-max", v)?;
-        }
-        // The settings as they will be (for an edit, with what the task had): a bad glob, rename
-        // or date range is refused now, naming its flag, rather than failing every account.
-        crate::args::check_plan(&s.plan_options("mailbox@example"))?;
-        crate::args::check_dates(s.messages.since, s.messages.before)?;
-        Ok((src_secret, dst_secret))
+        let logins = self.patch()?.apply(s).map_err(|e| match e {
+            TaskError::Setting { setting, why } => usage(format!("{}: {why}", flag_of(setting))),
+            other => usage(other.to_string()),
+        })?;
+        Ok((
+            self.src.admin_secret(logins.source)?,
+            self.dst.admin_secret(logins.destination)?,
+        ))
     }
 }
 

@@ -22,11 +22,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use imapmig_core::config::{MigrationConfig, Resolved, SourceConfig};
 use imapmig_core::engine::{
-    self, EngineError, ErrorKind, MigrationOptions, MigrationReport, ProgressEvent, Side,
-    Verification,
+    self, EngineError, ErrorKind, MigrationReport, ProgressEvent, Side, Verification,
 };
-use imapmig_core::mapping::PlanOptions;
+use imapmig_core::net::Protocol;
 use imapmig_core::state::SqliteStore;
 use imapmig_core::trace::ProtocolTrace;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -101,12 +101,12 @@ enum Command {
         /// The key of this account pair in the state file (default: derived from both logins).
         #[arg(long)]
         account_key: Option<String>,
-        /// Folders copied in parallel (each over one connection per side).
-        #[arg(long, default_value_t = 2)]
-        connections: usize,
-        /// Messages per pipelined batch.
-        #[arg(long, default_value_t = 64)]
-        batch: usize,
+        /// Folders copied in parallel (each over one connection per side) [default: 2].
+        #[arg(long)]
+        connections: Option<usize>,
+        /// Messages per pipelined batch [default: 64].
+        #[arg(long)]
+        batch: Option<usize>,
         /// Print the folder plan and counts; copy nothing.
         #[arg(long)]
         dry_run: bool,
@@ -323,41 +323,47 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
                 Some(p) => p,
                 None => default_state_path()?,
             };
-            let source = args::source_spec(src.as_ref(), &src_where, Some(&state_path))?;
-            let destination = args::sink_spec(dst.as_ref(), &dst_where)?;
+            let mut config = MigrationConfig {
+                source: Some(args::source_config(src.as_ref(), &src_where)?),
+                destination: Some(args::destination_config(dst.as_ref(), &dst_where)?),
+                state: Some(state_path.clone()),
+                account_key,
+                dry_run,
+                remap_folders,
+                strict_line_endings,
+                ..MigrationConfig::default()
+            };
+            if let Some(n) = connections {
+                config.connections = n;
+            }
+            if let Some(n) = batch {
+                config.batch = n;
+            }
+            plan.fill(&mut config)?;
+            let mut resolved = config.resolve().map_err(args::usage)?;
+            resolved.options.trace = trace.cloned();
             if let Some(dir) = state_path.parent() {
                 if !dir.as_os_str().is_empty() {
                     create_private_dir(dir)?;
                 }
             }
+            // A dry run records nothing, yet the CLI has always opened (and created) its file.
             let store = SqliteStore::open(&state_path)
                 .map_err(|e| CliError::Engine(EngineError::State(e)))?;
-            let key = match account_key {
-                Some(k) => k,
-                None => engine::account_key_in(&store, &source, &destination)
-                    .map_err(|e| CliError::Engine(EngineError::State(e)))?,
-            };
-            let options = MigrationOptions {
-                account_key: key,
-                plan: PlanOptions {
-                    remap: remap_folders,
-                    ..plan.plan_options(&args::source_name(&source))?
-                },
-                filter: plan.filter()?,
-                connections: connections.max(1),
-                batch: batch.max(1),
-                dry_run,
-                trace: trace.cloned(),
-                strict_line_endings,
-                ..MigrationOptions::default()
-            };
+            let state: Arc<dyn imapmig_core::state::StateStore> = Arc::new(store);
+            let destination = resolved.destination().map_err(args::usage)?.clone();
+            if resolved.options.account_key.is_empty() {
+                resolved.options.account_key =
+                    engine::account_key_in(state.as_ref(), &resolved.source, &destination)
+                        .map_err(|e| CliError::Engine(EngineError::State(e)))?;
+            }
             let progress = Progress::new(!json);
             let sink = progress.sink();
             let report = engine::migrate_between(
-                &source,
+                &resolved.source,
                 &destination,
-                &options,
-                Arc::new(store),
+                &resolved.options,
+                state,
                 Some(sink),
                 interrupt_token(),
             )
@@ -379,14 +385,21 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             plan,
             json,
         } => {
-            let mut source = args::source_spec(src.as_ref(), &src_where, None)?;
-            let mut destination = args::sink_spec(dst.as_ref(), &dst_where)?;
+            let mut config = MigrationConfig {
+                source: Some(args::source_config(src.as_ref(), &src_where)?),
+                destination: Some(args::destination_config(dst.as_ref(), &dst_where)?),
+                ..MigrationConfig::default()
+            };
+            plan.fill(&mut config)?;
+            let mut r = resolve_for_inspection(config)?;
+            let mut destination = r.destination().map_err(args::usage)?.clone();
             if let Some(t) = trace {
-                source.trace_to(&t.for_side("source"));
+                r.source.trace_to(&t.for_side("source"));
                 destination.trace_to(&t.for_side("destination"));
             }
-            let opts = plan.plan_options(&args::source_name(&source))?;
-            let v = engine::verify_between(&source, &destination, &opts, &plan.filter()?).await?;
+            let v =
+                engine::verify_between(&r.source, &destination, &r.options.plan, &r.options.filter)
+                    .await?;
             if json {
                 print_json(&v);
             } else {
@@ -395,6 +408,18 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             Ok(if v.is_identical() { 0 } else { 1 })
         }
     }
+}
+
+/// Resolves a configuration for a command that keeps no state (analyze, verify): a POP3
+/// source without `--src-uid-map` still keeps its UIDL table beside the default state file.
+fn resolve_for_inspection(mut config: MigrationConfig) -> Result<Resolved, CliError> {
+    if matches!(
+        config.source,
+        Some(SourceConfig::Pop3 { uid_map: None, .. })
+    ) {
+        config.state = Some(default_state_path()?);
+    }
+    config.resolve().map_err(args::usage)
 }
 
 /// Creates `dir` and the parents it lacks, readable by their owner only (0700): the state
@@ -442,17 +467,20 @@ async fn check(
     }
     let mut results = Vec::new();
     if let Some(s) = src {
+        let server = s.server()?;
         results.push(match src_protocol.unwrap_or_default() {
             ProtocolFlag::Imap => {
-                engine::check(Side::Source, &traced(s.account()?, trace, "source")).await?
+                let account = server.account(Protocol::Imap);
+                engine::check(Side::Source, &traced(account, trace, "source")).await?
             }
             ProtocolFlag::Pop3 => {
-                engine::check_pop3(&traced(s.account_on(995, 110)?, trace, "source")).await?
+                let account = server.account(Protocol::Pop3);
+                engine::check_pop3(&traced(account, trace, "source")).await?
             }
         });
     }
     if let Some(d) = dst {
-        let account = traced(d.account()?, trace, "destination");
+        let account = traced(d.server()?.account(Protocol::Imap), trace, "destination");
         results.push(engine::check(Side::Destination, &account).await?);
     }
     if json {
@@ -487,22 +515,31 @@ async fn analyze(
     json: bool,
     trace: Option<&ProtocolTrace>,
 ) -> Result<u8, CliError> {
-    let mut spec = args::source_spec(src.as_ref(), &src_where, None)?;
-    let filter = plan.filter()?;
-    let mut destination = if dst.is_some() || dst_where.store.is_some() {
-        Some(args::sink_spec(dst.as_ref(), &dst_where)?)
-    } else {
-        None
+    let mut config = MigrationConfig {
+        source: Some(args::source_config(src.as_ref(), &src_where)?),
+        destination: if dst.is_some() || dst_where.store.is_some() {
+            Some(args::destination_config(dst.as_ref(), &dst_where)?)
+        } else {
+            None
+        },
+        ..MigrationConfig::default()
     };
+    plan.fill(&mut config)?;
+    let mut r = resolve_for_inspection(config)?;
     if let Some(t) = trace {
-        spec.trace_to(&t.for_side("source"));
-        if let Some(d) = &mut destination {
+        r.source.trace_to(&t.for_side("source"));
+        if let Some(d) = &mut r.destination {
             d.trace_to(&t.for_side("destination"));
         }
     }
-    let opts = plan.plan_options(&args::source_name(&spec))?;
-    let out = engine::analyze(&spec, destination.as_ref(), &opts, &filter).await?;
-    print_analysis(&out, &filter, json);
+    let out = engine::analyze(
+        &r.source,
+        r.destination.as_ref(),
+        &r.options.plan,
+        &r.options.filter,
+    )
+    .await?;
+    print_analysis(&out, &r.options.filter, json);
     Ok(0)
 }
 

@@ -22,6 +22,8 @@
 //!   recovery by content fingerprint, verification.
 //! * [`batch`]: a migration task of many accounts: CSV import, statuses, the scheduler,
 //!   incremental passes, reports and the audit log.
+//! * [`config`]: one model of a migration ([`config::MigrationConfig`]) and of an edit of a
+//!   task's settings ([`config::SettingsPatch`]), that every face translates its input into.
 //! * [`utf7`], [`sasl`], [`secret`]: small, self-contained building blocks.
 //! * [`failure`]: what kind of failure an error is ([`failure::ErrorKind`]).
 //! * [`trace`]: the protocol trace, both sides' lines with secrets redacted and bodies elided.
@@ -31,6 +33,7 @@
 pub mod access;
 pub mod batch;
 pub mod body;
+pub mod config;
 pub mod engine;
 pub mod failure;
 pub mod filter;

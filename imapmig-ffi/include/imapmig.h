@@ -39,14 +39,15 @@
  *   imapmig_task_* keep a task with many accounts in a state file: create or open it, import
  *   accounts from CSV, run its scheduler (imapmig_task_run, blocking; stop it with
  *   imapmig_task_cancel from another thread), read every account's status, pause, resume or
- *   stop accounts, supply credentials. Several processes may open one task; one runs it
+ *   stop accounts, supply credentials, edit its settings (imapmig_task_edit: only the fields
+ *   given change). Several processes may open one task; one runs it
  *   (IMAPMIG_STATUS_LOCKED otherwise). Settings and reports are the library's JSON forms.
  *
  * JSON CONFIGURATION (one schema for every function taking `json_config`; unknown fields are
  * an error, IMAPMIG_STATUS_CONFIG, naming the field)
  *   {
- *     "source":      SERVER,            check: source and/or destination; analyze: source
- *     "destination": SERVER,            (destination optional); verify, migration: both
+ *     "source":      SOURCE,            check: source and/or destination; analyze: source
+ *     "destination": DESTINATION,       (destination optional); verify, migration: both
  *     "state": "/path/state.sqlite",    migration: the sync-state file (SQLite), created if
  *                                       missing; required unless dry_run. It is what makes a
  *                                       re-run resume instead of copying again.
@@ -73,8 +74,15 @@
  *     "date_field": "internal" | "header",
  *     "max_size": 26214400              skip (and report) larger messages, bytes
  *   }
+ *   SOURCE = SERVER (an IMAP server: "kind": "imap" may be left out)
+ *          | SERVER with "kind": "pop3" (the inbox only, never deleting; "uid_map": a file
+ *            keeping the UIDL table, by default beside "state")
+ *          | {"kind": "maildir", "path": "/path/Maildir"}            (a Maildir++ tree)
+ *          | {"kind": "mbox", "path": "/path/file-or-directory",
+ *             "flavor": "mboxrd" (default) | "mboxo" | "mboxcl2"}
+ *   DESTINATION = SERVER | {"kind": "maildir", "path": "/path/Maildir"} (created if missing)
  *   SERVER = {
- *     "host": "imap.example.com", "port": 993 (default 993 with tls, else 143),
+ *     "host": "imap.example.com", "port": 993 (default 993 with tls, else 143; POP3 995/110),
  *     "user": "alice@example.com", "password": "..." (or the OAuth2 access token),
  *     "tls": "tls" | "starttls" | "none"   (default tls; "none" sends the password in clear),
  *     "auth": "auto" | "login" | "plain" | "xoauth2" | "oauthbearer",
@@ -243,6 +251,27 @@ enum imapmig_status imapmig_task_open(const char *state_path,
 enum imapmig_status imapmig_task_settings(struct imapmig_task *t,
                                           char **out_json,
                                           struct imapmig_error **err);
+
+// Edits the task's settings with `patch_json`: the settings' own JSON form with every field
+// optional, so that only what is given changes (the full form from `imapmig_task_settings`
+// works too). A server's port follows a change of `transport` or `protocol` unless given;
+// `"mechanism"` and `"admin"` adjust a server's login without restating it; `null` clears
+// `since`, `before`, `max_size` and `start_at`; durations are seconds or text like `"6h"`.
+// `source_secret` / `destination_secret` (may be NULL) replace the admin or master passwords.
+// A server change reaches accounts that have not started, or every account from its next
+// pass when `apply_to_all` is not 0. `*out_json` (when not NULL): the names of the settings
+// that changed, a JSON array.
+//
+// # Safety
+// `t`: NULL or a live task. `patch_json`: NUL-terminated UTF-8; the secrets NULL or
+// NUL-terminated UTF-8. `out_json`, `err`: NULL or writable.
+enum imapmig_status imapmig_task_edit(struct imapmig_task *t,
+                                      const char *patch_json,
+                                      const char *source_secret,
+                                      const char *destination_secret,
+                                      int apply_to_all,
+                                      char **out_json,
+                                      struct imapmig_error **err);
 
 // Imports accounts from a CSV file (`target,source,password[,target_password]`, header
 // optional, or Microsoft 365's `EmailAddress,UserName,Password`). Every row is checked

@@ -10,10 +10,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use imapmig_core::batch::EditScope;
 use imapmig_core::batch::{
     BatchError, BatchErrorKind, BatchStore, ControlReport, ImportOptions, LiveSnapshot, RunSummary,
     Scheduler, SchedulerOptions, Selection, TaskSettings,
 };
+use imapmig_core::config::SettingsPatch;
 use imapmig_core::secret::Secret;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -225,6 +227,49 @@ pub unsafe extern "C" fn imapmig_task_settings(
             out_arg(out_json, "out_json")?;
             let t = task(t)?;
             deliver(json_text(&t.store.task(&t.name)?.settings), out_json)
+        })
+    }
+}
+
+/// Edits the task's settings with `patch_json`: the settings' own JSON form with every field
+/// optional, so that only what is given changes (the full form from `imapmig_task_settings`
+/// works too). A server's port follows a change of `transport` or `protocol` unless given;
+/// `"mechanism"` and `"admin"` adjust a server's login without restating it; `null` clears
+/// `since`, `before`, `max_size` and `start_at`; durations are seconds or text like `"6h"`.
+/// `source_secret` / `destination_secret` (may be NULL) replace the admin or master passwords.
+/// A server change reaches accounts that have not started, or every account from its next
+/// pass when `apply_to_all` is not 0. `*out_json` (when not NULL): the names of the settings
+/// that changed, a JSON array.
+///
+/// # Safety
+/// `t`: NULL or a live task. `patch_json`: NUL-terminated UTF-8; the secrets NULL or
+/// NUL-terminated UTF-8. `out_json`, `err`: NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn imapmig_task_edit(
+    t: *mut imapmig_task,
+    patch_json: *const c_char,
+    source_secret: *const c_char,
+    destination_secret: *const c_char,
+    apply_to_all: c_int,
+    out_json: *mut *mut c_char,
+    err: *mut *mut imapmig_error,
+) -> imapmig_status {
+    // SAFETY: as documented.
+    unsafe {
+        guard(err, || {
+            reset(out_json);
+            let t = task(t)?;
+            let patch: SettingsPatch = serde_json::from_str(str_arg(patch_json, "patch_json")?)
+                .map_err(|e| Failure::config(format!("task settings: {e}")))?;
+            let ss = opt_str(source_secret, "source_secret")?.map(Secret::new);
+            let ds = opt_str(destination_secret, "destination_secret")?.map(Secret::new);
+            let scope = if apply_to_all != 0 {
+                EditScope::All
+            } else {
+                EditScope::NotStarted
+            };
+            let changed = patch.edit_task(&t.store, &t.name, ss, ds, scope)?;
+            deliver(json_text(&changed), out_json)
         })
     }
 }

@@ -117,7 +117,7 @@ impl imapmig_migration {
         // The engine runs in a task of its own, so that even a panic in it ends the run with
         // an outcome (and the waiters wake up).
         let engine = rt.spawn(async move {
-            engine::migrate(&src, &dst, &opts, state, Some(progress), cancel).await
+            engine::migrate_between(&src, &dst, &opts, state, Some(progress), cancel).await
         });
         let finished = run.clone();
         rt.spawn(async move {

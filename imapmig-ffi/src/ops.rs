@@ -6,8 +6,6 @@
 use std::ffi::c_char;
 
 use imapmig_core::engine::{self, Side};
-use imapmig_core::sink::SinkSpec;
-use imapmig_core::source::SourceSpec;
 use serde_json::Value;
 
 use crate::config::Config;
@@ -15,18 +13,23 @@ use crate::error::{c_string, guard, imapmig_error, out_arg, str_arg};
 use crate::runtime::block_on;
 use crate::status::{imapmig_status, Failure};
 
-/// Connects to and logs in to the source and/or destination; a list of results.
+/// Connects to and logs in to the source and/or destination servers; a list of results.
 pub fn check(config: &Config) -> Result<Value, Failure> {
-    let (src, dst) = (config.source_opt(), config.destination_opt());
+    let (src, dst) = (config.source_account(), config.destination_account());
     if src.is_none() && dst.is_none() {
         return Err(Failure::config(
-            "configuration: check needs \"source\" and/or \"destination\"",
+            "configuration: check needs a server as \"source\" and/or \"destination\"",
         ));
     }
+    let pop3 = config.source_is_pop3();
     block_on(async {
         let mut out = Vec::new();
         if let Some(a) = &src {
-            out.push(engine::check(Side::Source, a).await?);
+            out.push(if pop3 {
+                engine::check_pop3(a).await?
+            } else {
+                engine::check(Side::Source, a).await?
+            });
         }
         if let Some(a) = &dst {
             out.push(engine::check(Side::Destination, a).await?);
@@ -38,16 +41,13 @@ pub fn check(config: &Config) -> Result<Value, Failure> {
 /// Folders, counts and sizes of the source, the folder plan when a destination is given, and
 /// an estimate of the copy time from reading a sample.
 pub fn analyze(config: &Config) -> Result<Value, Failure> {
-    let source = config.source()?;
-    let filter = config.filter()?;
-    let destination = config.destination_opt().map(SinkSpec::Imap);
-    let plan_options = config.plan_options(source.credentials.mailbox_user())?;
+    let r = config.resolve()?;
     block_on(async move {
         let out = engine::analyze(
-            &SourceSpec::Imap(source),
-            destination.as_ref(),
-            &plan_options,
-            &filter,
+            &r.source,
+            r.destination.as_ref(),
+            &r.options.plan,
+            &r.options.filter,
         )
         .await?;
         Ok(serde_json::to_value(out).unwrap_or_default())
@@ -57,15 +57,12 @@ pub fn analyze(config: &Config) -> Result<Value, Failure> {
 /// Compares source and destination message by message. The result is the library's
 /// verification with `"identical"` added.
 pub fn verify(config: &Config) -> Result<Value, Failure> {
-    let source = config.source()?;
-    let destination = config.destination()?;
-    let plan_options = config.plan_options(source.credentials.mailbox_user())?;
-    let filter = config.filter()?;
-    let v = block_on(engine::verify(
-        &source,
-        &destination,
-        &plan_options,
-        &filter,
+    let r = config.resolve()?;
+    let v = block_on(engine::verify_between(
+        &r.source,
+        r.destination()?,
+        &r.options.plan,
+        &r.options.filter,
     ))??;
     let mut json = serde_json::to_value(&v).unwrap_or_default();
     if let Value::Object(m) = &mut json {

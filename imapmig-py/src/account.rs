@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use imapmig_core::config::ServerConfig;
 use imapmig_core::engine;
-use imapmig_core::imap::{AuthMethod, Credentials, Endpoint, Security, TlsVerify};
+use imapmig_core::imap::{AuthMethod, Security, TlsVerify};
+use imapmig_core::net::Protocol;
 use imapmig_core::secret::Secret;
 use pyo3::prelude::*;
 
@@ -21,40 +23,40 @@ use crate::errors::config_error;
 /// trusted CA certificates (PEM); ``insecure=True`` skips certificate checks (lab servers
 /// only). ``authzid`` logs in as an administrator (or Dovecot master user) acting for that
 /// user. ``timeout`` bounds every single wait, in seconds.
+///
+/// ``protocol="pop3"`` makes it a POP3 server, a source only (the inbox, never deleting
+/// anything; default ports 995 and 110); ``uid_map`` names the file keeping its UIDL table
+/// (default: beside the state file).
 #[pyclass(frozen, module = "imapmig")]
 pub struct Account {
     pub(crate) inner: engine::Account,
+    pub(crate) config: ServerConfig,
+    pub(crate) protocol: Protocol,
+    pub(crate) uid_map: Option<PathBuf>,
     tls: &'static str,
     auth: &'static str,
 }
 
+/// `tls=`: Python spells cleartext `"none"`.
 fn security(tls: &str) -> PyResult<(Security, &'static str)> {
-    Ok(match tls {
-        "tls" => (Security::Tls, "tls"),
-        "starttls" => (Security::StartTls, "starttls"),
-        "none" => (Security::Cleartext, "none"),
-        other => {
-            return Err(config_error(format!(
-                "tls={other:?}: expected \"tls\", \"starttls\" or \"none\""
-            )))
-        }
-    })
+    match Security::from_name(tls).filter(|_| tls != "cleartext") {
+        Some(Security::Cleartext) => Ok((Security::Cleartext, "none")),
+        Some(s) => Ok((s, s.name())),
+        None => Err(config_error(format!(
+            "tls={tls:?}: expected \"tls\", \"starttls\" or \"none\""
+        ))),
+    }
 }
 
 fn auth_method(auth: &str) -> PyResult<(AuthMethod, &'static str)> {
-    Ok(match auth {
-        "auto" => (AuthMethod::Auto, "auto"),
-        "login" => (AuthMethod::Login, "login"),
-        "plain" => (AuthMethod::Plain, "plain"),
-        "xoauth2" => (AuthMethod::XOAuth2, "xoauth2"),
-        "oauthbearer" => (AuthMethod::OAuthBearer, "oauthbearer"),
-        other => {
-            return Err(config_error(format!(
-                "auth={other:?}: expected \"auto\", \"login\", \"plain\", \"xoauth2\" or \
+    AuthMethod::from_name(auth)
+        .map(|m| (m, m.name()))
+        .ok_or_else(|| {
+            config_error(format!(
+                "auth={auth:?}: expected \"auto\", \"login\", \"plain\", \"xoauth2\" or \
                  \"oauthbearer\""
-            )))
-        }
-    })
+            ))
+        })
 }
 
 #[pymethods]
@@ -62,7 +64,7 @@ impl Account {
     #[new]
     #[pyo3(signature = (
         host, *, user, password, port=None, tls="tls", auth="auto", authzid=None,
-        ca_file=None, insecure=false, timeout=120.0
+        ca_file=None, insecure=false, timeout=120.0, protocol="imap", uid_map=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -76,6 +78,8 @@ impl Account {
         ca_file: Option<PathBuf>,
         insecure: bool,
         timeout: f64,
+        protocol: &str,
+        uid_map: Option<PathBuf>,
     ) -> PyResult<Self> {
         let secret = Secret::new(password);
         let (security, tls) = security(tls)?;
@@ -85,24 +89,30 @@ impl Account {
                 "timeout={timeout}: expected a positive number of seconds"
             )));
         }
-        let port = port.unwrap_or(if security == Security::Tls { 993 } else { 143 });
-        let mut endpoint = Endpoint::new(host, port, security);
-        endpoint.timeout = Duration::from_secs_f64(timeout);
-        endpoint.verify = match (insecure, ca_file) {
-            (true, _) => TlsVerify::Insecure,
-            (false, Some(p)) => TlsVerify::CaFile(p),
-            (false, None) => TlsVerify::System,
+        let protocol = match protocol {
+            "imap" => Protocol::Imap,
+            "pop3" => Protocol::Pop3,
+            other => {
+                return Err(config_error(format!(
+                    "protocol={other:?}: expected \"imap\" or \"pop3\""
+                )))
+            }
+        };
+        let config = ServerConfig {
+            port,
+            tls: security,
+            auth: method,
+            authzid,
+            ca_file,
+            insecure,
+            timeout: Some(Duration::from_secs_f64(timeout)),
+            ..ServerConfig::new(host, user, secret)
         };
         Ok(Account {
-            inner: engine::Account {
-                endpoint,
-                credentials: Credentials {
-                    user,
-                    secret,
-                    method,
-                    authzid,
-                },
-            },
+            inner: config.account(protocol),
+            config,
+            protocol,
+            uid_map,
             tls,
             auth,
         })

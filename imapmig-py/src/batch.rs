@@ -13,6 +13,7 @@ use imapmig_core::batch::{
     BatchError, BatchErrorKind, BatchStore, EditScope, ImportOptions, LiveSnapshot, RunSummary,
     Scheduler, SchedulerOptions, Selection, TaskSettings,
 };
+use imapmig_core::config::SettingsPatch;
 use imapmig_core::secret::Secret;
 use pyo3::prelude::*;
 use serde_json::{json, Value};
@@ -213,7 +214,8 @@ impl BatchTask {
         to_py(py, &task.settings)
     }
 
-    /// Replaces the settings; returns the names of those that changed.
+    /// Edits the settings (only the fields given change); returns the names of those that
+    /// changed.
     #[pyo3(signature = (settings_json, source_secret=None, destination_secret=None, apply_to="not_started"))]
     fn edit(
         &self,
@@ -223,7 +225,8 @@ impl BatchTask {
         destination_secret: Option<String>,
         apply_to: &str,
     ) -> PyResult<Vec<String>> {
-        let settings = settings_from(settings_json)?;
+        let patch: SettingsPatch = serde_json::from_str(settings_json)
+            .map_err(|e| config_error(format!("task settings: {e}")))?;
         let scope = match apply_to {
             "not_started" => EditScope::NotStarted,
             "all" => EditScope::All,
@@ -237,7 +240,7 @@ impl BatchTask {
             source_secret.map(Secret::new),
             destination_secret.map(Secret::new),
         );
-        self.call(py, |s, n| s.edit_task(n, &settings, ss, ds, scope))
+        self.call(py, |s, n| patch.edit_task(s, n, ss, ds, scope))
     }
 
     /// Imports accounts from a CSV file.

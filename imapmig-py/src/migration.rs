@@ -5,6 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use imapmig_core::engine::{self, EngineError, MigrationOptions, MigrationReport};
+use imapmig_core::sink::SinkSpec;
+use imapmig_core::source::SourceSpec;
 use imapmig_core::state::StateStore;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -14,10 +16,9 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::account::Account;
 use crate::errors::{config_error, Raised};
 use crate::events;
-use crate::options::Options;
+use crate::options::{raise, Options};
 use crate::runtime::runtime;
 use crate::values::to_python;
 use crate::wait::SLICE;
@@ -77,8 +78,8 @@ fn interval(seconds: f64) -> PyResult<Duration> {
 /// The native half of `imapmig.Migration` (see the Python class for the documentation).
 #[pyclass(frozen, module = "imapmig._imapmig")]
 pub struct Migration {
-    source: engine::Account,
-    destination: engine::Account,
+    source: SourceSpec,
+    destination: SinkSpec,
     options: MigrationOptions,
     state: Arc<dyn StateStore>,
     current: Mutex<Option<Arc<Run>>>,
@@ -110,7 +111,7 @@ impl Migration {
         // The engine runs in a task of its own so that even a panic in it ends the run with
         // an outcome.
         let engine = rt.spawn(async move {
-            engine::migrate(&src, &dst, &opts, state, Some(progress), cancel).await
+            engine::migrate_between(&src, &dst, &opts, state, Some(progress), cancel).await
         });
         let finished = run.clone();
         rt.spawn(async move {
@@ -138,16 +139,17 @@ impl Migration {
     #[new]
     #[pyo3(signature = (source, destination, options=None))]
     fn new(
-        source: PyRef<'_, Account>,
-        destination: PyRef<'_, Account>,
+        source: &Bound<'_, PyAny>,
+        destination: &Bound<'_, PyAny>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let (src, dst) = (source.inner.clone(), destination.inner.clone());
-        let (options, state) = Options::from_dict(options)?.migration(&src, &dst)?;
+        let mut r = Options::from_dict(options)?.resolve(source, Some(destination))?;
+        let destination = r.destination().map_err(raise)?.clone();
+        let state = r.open_state().map_err(raise)?;
         Ok(Migration {
-            source: src,
-            destination: dst,
-            options,
+            source: r.source,
+            destination,
+            options: r.options,
             state,
             current: Mutex::new(None),
         })

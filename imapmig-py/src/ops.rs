@@ -7,8 +7,7 @@
 use std::future::Future;
 
 use imapmig_core::engine::{self, Account, Side};
-use imapmig_core::sink::SinkSpec;
-use imapmig_core::source::SourceSpec;
+use imapmig_core::net::Protocol;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use serde::Serialize;
@@ -16,7 +15,7 @@ use serde_json::Value;
 
 use crate::account::Account as PyAccount;
 use crate::errors::Raised;
-use crate::options::Options;
+use crate::options::{raise, Options};
 use crate::values::to_python;
 use crate::wait::block_interruptible;
 
@@ -32,8 +31,13 @@ fn to_value<T: Serialize>(v: &T) -> OpResult {
 }
 
 /// `check` takes one account, which may be either side: the result and its errors name none.
-async fn check_account(account: Account) -> OpResult {
-    let r = engine::check(Side::Source, &account).await.map_err(|e| {
+async fn check_account(account: Account, pop3: bool) -> OpResult {
+    let checked = if pop3 {
+        engine::check_pop3(&account).await
+    } else {
+        engine::check(Side::Source, &account).await
+    };
+    let r = checked.map_err(|e| {
         let mut r = Raised::from(e);
         r.side = None;
         r
@@ -47,21 +51,17 @@ async fn check_account(account: Account) -> OpResult {
 
 /// The inputs of `analyze`, read while the GIL is held.
 fn analyze_future(
-    source: &PyAccount,
-    destination: Option<&PyAccount>,
+    source: &Bound<'_, PyAny>,
+    destination: Option<&Bound<'_, PyAny>>,
     options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<impl Future<Output = OpResult> + Send + 'static> {
-    let source = source.inner.clone();
-    let destination = destination.map(|d| SinkSpec::Imap(d.inner.clone()));
-    let o = Options::from_dict(options)?;
-    let plan_options = o.plan(source.credentials.mailbox_user())?;
-    let filter = o.filter()?;
+    let r = Options::from_dict(options)?.resolve(source, destination)?;
     Ok(async move {
         let out = engine::analyze(
-            &SourceSpec::Imap(source),
-            destination.as_ref(),
-            &plan_options,
-            &filter,
+            &r.source,
+            r.destination.as_ref(),
+            &r.options.plan,
+            &r.options.filter,
         )
         .await?;
         to_value(&out)
@@ -69,17 +69,15 @@ fn analyze_future(
 }
 
 fn verify_future(
-    source: &PyAccount,
-    destination: &PyAccount,
+    source: &Bound<'_, PyAny>,
+    destination: &Bound<'_, PyAny>,
     options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<impl Future<Output = OpResult> + Send + 'static> {
-    let source = source.inner.clone();
-    let destination = destination.inner.clone();
-    let o = Options::from_dict(options)?;
-    let plan_options = o.plan(source.credentials.mailbox_user())?;
-    let filter = o.filter()?;
+    let r = Options::from_dict(options)?.resolve(source, Some(destination))?;
+    let sink = r.destination().map_err(raise)?.clone();
     Ok(async move {
-        let v = engine::verify(&source, &destination, &plan_options, &filter).await?;
+        let v =
+            engine::verify_between(&r.source, &sink, &r.options.plan, &r.options.filter).await?;
         let mut json = to_value(&v)?;
         if let Value::Object(m) = &mut json {
             m.insert("identical".into(), v.is_identical().into());
@@ -116,7 +114,10 @@ where
 /// Connects, logs in, lists folders; a dict describing the server.
 #[pyfunction]
 pub fn check<'py>(py: Python<'py>, account: PyRef<'py, PyAccount>) -> PyResult<Bound<'py, PyAny>> {
-    blocking(py, check_account(account.inner.clone()))
+    blocking(
+        py,
+        check_account(account.inner.clone(), account.protocol == Protocol::Pop3),
+    )
 }
 
 /// Like `check`, as an awaitable.
@@ -125,7 +126,10 @@ pub fn check_async<'py>(
     py: Python<'py>,
     account: PyRef<'py, PyAccount>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    awaitable(py, check_account(account.inner.clone()))
+    awaitable(
+        py,
+        check_account(account.inner.clone(), account.protocol == Protocol::Pop3),
+    )
 }
 
 /// Folders, counts, sizes, the plan (with a destination) and a time estimate.
@@ -133,11 +137,11 @@ pub fn check_async<'py>(
 #[pyo3(signature = (source, destination=None, options=None))]
 pub fn analyze<'py>(
     py: Python<'py>,
-    source: PyRef<'py, PyAccount>,
-    destination: Option<PyRef<'py, PyAccount>>,
+    source: &Bound<'py, PyAny>,
+    destination: Option<&Bound<'py, PyAny>>,
     options: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let f = analyze_future(&source, destination.as_deref(), options)?;
+    let f = analyze_future(source, destination, options)?;
     blocking(py, f)
 }
 
@@ -146,11 +150,11 @@ pub fn analyze<'py>(
 #[pyo3(signature = (source, destination=None, options=None))]
 pub fn analyze_async<'py>(
     py: Python<'py>,
-    source: PyRef<'py, PyAccount>,
-    destination: Option<PyRef<'py, PyAccount>>,
+    source: &Bound<'py, PyAny>,
+    destination: Option<&Bound<'py, PyAny>>,
     options: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let f = analyze_future(&source, destination.as_deref(), options)?;
+    let f = analyze_future(source, destination, options)?;
     awaitable(py, f)
 }
 
@@ -159,11 +163,11 @@ pub fn analyze_async<'py>(
 #[pyo3(signature = (source, destination, options=None))]
 pub fn verify<'py>(
     py: Python<'py>,
-    source: PyRef<'py, PyAccount>,
-    destination: PyRef<'py, PyAccount>,
+    source: &Bound<'py, PyAny>,
+    destination: &Bound<'py, PyAny>,
     options: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let f = verify_future(&source, &destination, options)?;
+    let f = verify_future(source, destination, options)?;
     blocking(py, f)
 }
 
@@ -172,10 +176,10 @@ pub fn verify<'py>(
 #[pyo3(signature = (source, destination, options=None))]
 pub fn verify_async<'py>(
     py: Python<'py>,
-    source: PyRef<'py, PyAccount>,
-    destination: PyRef<'py, PyAccount>,
+    source: &Bound<'py, PyAny>,
+    destination: &Bound<'py, PyAny>,
     options: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let f = verify_future(&source, &destination, options)?;
+    let f = verify_future(source, destination, options)?;
     awaitable(py, f)
 }

@@ -131,3 +131,18 @@ def test_batch_errors(task_setup, tmp_path):
     assert e.value.kind == "unknown_account"
     with pytest.raises(imapmig.ConfigError):
         imapmig.BatchTask.create(state, "wave2", {"source": {"host": "h"}})
+
+
+def test_an_edit_changes_only_what_it_gives(tmp_path):
+    task = imapmig.BatchTask.create(
+        tmp_path / "t.sqlite", "t",
+        {"source": {"host": "old.example", "port": 993},
+         "destination": {"host": "new.example", "port": 993}},
+    )
+    changed = task.edit({"source": {"transport": "starttls"}, "limits": {"accounts": 5}})
+    assert changed
+    s = task.settings()
+    assert (s["source"]["transport"], s["source"]["port"]) == ("starttls", 143)
+    assert s["limits"]["accounts"] == 5 and s["destination"]["host"] == "new.example"
+    with pytest.raises(imapmig.ConfigError, match="since"):
+        task.edit({"messages": {"since": "2024-01-01", "before": "2023-01-01"}})

@@ -319,3 +319,23 @@ def test_the_wheel_ships_stubs_and_py_typed():
     assert (package / "_imapmig.pyi").exists()
     assert imapmig.__version__
     assert imapmig.migrate.__doc__ and imapmig.Account.__doc__
+
+
+def test_local_stores_as_source_and_destination(dovecot, tmp_path):
+    """An mbox archive into a Maildir, then that Maildir onto a server: the sources the CLI
+    always read, through the same configuration model."""
+    archive = tmp_path / "archive.mbox"
+    archive.write_text(
+        "".join(
+            f"From a@x Mon Jan  1 00:00:0{i} 2024\nFrom: a@x\nSubject: {i}\n\nbody {i}\n\n"
+            for i in range(4)
+        )
+    )
+    backup = imapmig.Maildir(tmp_path / "backup")
+    report = imapmig.migrate(imapmig.Mbox(archive), backup, state=tmp_path / "a.sqlite")
+    assert report["complete"] is True and report["copied"] == 4
+    dst = dovecot("--user", "alice")
+    report = imapmig.migrate(backup, dst.account("alice"), state=tmp_path / "b.sqlite")
+    assert report["complete"] is True and report["copied"] == 4
+    again = imapmig.migrate(backup, dst.account("alice"), state=tmp_path / "b.sqlite")
+    assert again["copied"] == 0

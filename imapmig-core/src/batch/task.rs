@@ -15,34 +15,16 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::filter::{DateField, MessageFilter};
-use crate::imap::{AuthMethod, Endpoint, Security, TlsVerify};
+use crate::imap::{AuthMethod, Endpoint, TlsVerify};
 use crate::mapping::{Mode, PlanOptions, Planner};
 use crate::model::SpecialUse;
 use crate::secret::Secret;
 
-/// The protocol the source is read over.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// IMAP (all folders).
-    #[default]
-    Imap,
-    /// POP3 (the inbox only; messages keep their dates from the `Date:` header).
-    Pop3,
-}
-
-/// How the connection is protected.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    /// Implicit TLS (993 for IMAP).
-    #[default]
-    Tls,
-    /// STARTTLS on the cleartext port (143); never falls back to cleartext.
-    StartTls,
-    /// No TLS at all: passwords travel readable. Loopback and lab servers only.
-    Cleartext,
-}
+pub use crate::imap::Security;
+/// The name the stored settings give [`Security`] (`"transport"`): the same type, kept so
+/// that code written against it still reads.
+pub use crate::imap::Security as Transport;
+pub use crate::net::Protocol;
 
 /// How the server's certificate is checked.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,9 +134,9 @@ pub struct ServerSettings {
     pub host: String,
     /// TCP port.
     pub port: u16,
-    /// TLS mode.
+    /// How the connection is protected (stored as `"transport"`).
     #[serde(default)]
-    pub transport: Transport,
+    pub transport: Security,
     /// IMAP or POP3.
     #[serde(default)]
     pub protocol: Protocol,
@@ -170,7 +152,7 @@ pub struct ServerSettings {
 }
 
 fn default_timeout() -> Duration {
-    Duration::from_secs(120)
+    crate::net::DEFAULT_TIMEOUT
 }
 
 impl ServerSettings {
@@ -179,8 +161,8 @@ impl ServerSettings {
     pub fn new(host: impl Into<String>) -> ServerSettings {
         ServerSettings {
             host: host.into(),
-            port: 993,
-            transport: Transport::Tls,
+            port: Protocol::Imap.default_port(true),
+            transport: Security::Tls,
             protocol: Protocol::Imap,
             certificate: CertificateCheck::System,
             timeout: default_timeout(),
@@ -189,23 +171,13 @@ impl ServerSettings {
     }
 
     /// The usual port for a protocol and transport: 993/143 for IMAP, 995/110 for POP3.
-    pub fn default_port(protocol: Protocol, transport: Transport) -> u16 {
-        match (protocol, transport) {
-            (Protocol::Imap, Transport::Tls) => 993,
-            (Protocol::Imap, _) => 143,
-            (Protocol::Pop3, Transport::Tls) => 995,
-            (Protocol::Pop3, _) => 110,
-        }
+    pub fn default_port(protocol: Protocol, transport: Security) -> u16 {
+        protocol.default_port(transport == Security::Tls)
     }
 
     /// The engine's endpoint for this server.
     pub fn endpoint(&self) -> Endpoint {
-        let security = match self.transport {
-            Transport::Tls => Security::Tls,
-            Transport::StartTls => Security::StartTls,
-            Transport::Cleartext => Security::Cleartext,
-        };
-        let mut e = Endpoint::new(self.host.clone(), self.port, security);
+        let mut e = Endpoint::new(self.host.clone(), self.port, self.transport);
         e.timeout = self.timeout.max(Duration::from_secs(1));
         e.verify = match &self.certificate {
             CertificateCheck::System => TlsVerify::System,
@@ -403,6 +375,24 @@ pub enum TaskError {
         /// What is wrong and what to do.
         why: String,
     },
+    /// A setting has a value that cannot work, found before the settings belong to a task (an
+    /// edit being applied).
+    #[error("{setting}: {why}")]
+    Setting {
+        /// The setting, as [`TaskError::Invalid`] names it.
+        setting: &'static str,
+        /// What is wrong and what to do.
+        why: String,
+    },
+}
+
+impl TaskError {
+    /// The setting at fault (`source.port`, `folders.include`, `messages.since`, ...).
+    pub fn setting(&self) -> &'static str {
+        match self {
+            TaskError::Invalid { setting, .. } | TaskError::Setting { setting, .. } => setting,
+        }
+    }
 }
 
 impl TaskSettings {
@@ -433,79 +423,99 @@ impl TaskSettings {
                 "a task needs a printable, non-empty name".into(),
             ));
         }
+        match self.problem(Some(secrets)) {
+            Some((setting, why)) => Err(bad(setting, why)),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks that every value can work, leaving out whether the admin or master passwords are
+    /// there (an edit being applied, before it is stored).
+    pub fn check(&self) -> Result<(), TaskError> {
+        match self.problem(None) {
+            Some((setting, why)) => Err(TaskError::Setting { setting, why }),
+            None => Ok(()),
+        }
+    }
+
+    /// The first setting that cannot work, and why. `secrets` (source, destination) says
+    /// which task-level secrets are present; `None` leaves them out.
+    fn problem(&self, secrets: Option<(bool, bool)>) -> Option<(&'static str, String)> {
+        let bad = |setting: &'static str, why: String| Some((setting, why));
+        let (source_secret, destination_secret) = secrets.unwrap_or((true, true));
         for (side, s, has_secret) in [
-            ("source", &self.source, secrets.0),
-            ("destination", &self.destination, secrets.1),
+            ("source", &self.source, source_secret),
+            ("destination", &self.destination, destination_secret),
         ] {
             if s.host.trim().is_empty() || s.host.contains(char::is_whitespace) {
-                return Err(bad(
+                return bad(
                     if side == "source" {
                         "source.host"
                     } else {
                         "destination.host"
                     },
                     format!("{:?} is not a host name or address", s.host),
-                ));
+                );
             }
             if s.port == 0 {
-                return Err(bad(
+                return bad(
                     if side == "source" {
                         "source.port"
                     } else {
                         "destination.port"
                     },
                     "port 0 cannot be connected to".into(),
-                ));
+                );
             }
             match &s.auth {
                 Auth::Admin { user } if user.trim().is_empty() => {
-                    return Err(bad(
+                    return bad(
                         if side == "source" {
                             "source.auth"
                         } else {
                             "destination.auth"
                         },
                         "an admin login needs the admin's user name".into(),
-                    ))
+                    )
                 }
                 Auth::MasterUser { master, separator }
                     if master.trim().is_empty() || separator.is_empty() =>
                 {
-                    return Err(bad(
+                    return bad(
                         if side == "source" {
                             "source.auth"
                         } else {
                             "destination.auth"
                         },
                         "a master-user login needs the master's name and a separator".into(),
-                    ))
+                    )
                 }
                 Auth::Admin { .. } | Auth::MasterUser { .. } if !has_secret => {
-                    return Err(bad(
+                    return bad(
                         if side == "source" {
                             "source.auth"
                         } else {
                             "destination.auth"
                         },
                         format!("the {side} admin/master login needs its password"),
-                    ))
+                    )
                 }
                 _ => {}
             }
         }
         if self.source.protocol == Protocol::Pop3 && matches!(self.source.auth, Auth::Admin { .. })
         {
-            return Err(bad(
+            return bad(
                 "source.auth",
                 "POP3 has no way for an admin to act for a user: use passwords or a master user"
                     .into(),
-            ));
+            );
         }
         if self.destination.protocol != Protocol::Imap {
-            return Err(bad(
+            return bad(
                 "destination.protocol",
                 "mail can only be written over IMAP".into(),
-            ));
+            );
         }
         let l = &self.limits;
         for (setting, v) in [
@@ -515,49 +525,54 @@ impl TaskSettings {
             ("limits.connections_per_account", l.connections_per_account),
         ] {
             if v == 0 {
-                return Err(bad(setting, "must be at least 1".into()));
+                return bad(setting, "must be at least 1".into());
             }
         }
         if self.schedule.interval.is_zero() {
-            return Err(bad(
+            return bad(
                 "schedule.interval",
                 "the pause between passes must be longer than zero".into(),
-            ));
+            );
         }
         if self.retry.base.is_zero() || self.retry.max < self.retry.base {
-            return Err(bad(
+            return bad(
                 "retry",
                 "the first pause must be above zero and not longer than the longest".into(),
-            ));
+            );
         }
         if let (Some(s), Some(b)) = (self.messages.since, self.messages.before) {
             if s >= b {
-                return Err(bad(
+                return bad(
                     "messages.since",
                     format!("{s} is not before {b}: no message would be copied"),
-                ));
+                );
             }
         }
         if self.messages.max_size == Some(0) {
-            return Err(bad(
+            return bad(
                 "messages.max_size",
                 "a size limit of 0 copies nothing".into(),
-            ));
+            );
         }
         if let FolderMode::Unified { root } = &self.folders.mode {
             if root.contains(['\r', '\n']) {
-                return Err(bad(
-                    "folders.mode",
-                    "the unified root holds a line break".into(),
-                ));
+                return bad("folders.mode", "the unified root holds a line break".into());
             }
         }
         // Globs, renames and the unified root, checked as every pass will use them: a bad one
         // would fail every account.
-        if let Err(e) = Planner::new(&self.plan_options("mailbox@example")) {
-            return Err(bad("folders", e.to_string()));
+        let opts = self.plan_options("mailbox@example");
+        if let Err(e) = Planner::new(&opts) {
+            let setting = match e.field(&opts) {
+                "include" => "folders.include",
+                "exclude" => "folders.exclude",
+                "renames" => "folders.renames",
+                "unified_root" => "folders.mode",
+                _ => "folders",
+            };
+            return bad(setting, e.to_string());
         }
-        Ok(())
+        None
     }
 
     /// The folder plan options for one account, whose source mailbox is `source_mailbox`.
@@ -782,5 +797,79 @@ mod tests {
             }
         );
         assert!(!settings().shared_targets_allowed());
+    }
+
+    /// The stored, shown and bound form of a task's settings is a published format: every
+    /// field set away from its default, written byte for byte as earlier versions wrote it.
+    #[test]
+    fn stored_settings_json_is_unchanged() {
+        let mut s = settings();
+        s.source.port = 1143;
+        s.source.transport = Security::StartTls;
+        s.source.protocol = Protocol::Pop3;
+        s.source.certificate = CertificateCheck::CaFile("/etc/ca.pem".into());
+        s.source.timeout = Duration::from_secs(45);
+        s.source.auth = Auth::MasterUser {
+            master: "master".into(),
+            separator: "*".into(),
+        };
+        s.destination.transport = Security::Cleartext;
+        s.destination.certificate = CertificateCheck::Insecure;
+        s.destination.auth = Auth::OAuth2 {
+            mechanism: TokenMechanism::OAuthBearer,
+        };
+        s.folders = FolderOptions {
+            mode: FolderMode::Unified { root: "Old".into() },
+            include: vec!["INBOX".into(), "Work/**".into()],
+            exclude: vec!["Trash".into()],
+            exclude_special: vec![SpecialUse::Junk, SpecialUse::Sent],
+            renames: vec![("A".into(), "B/C".into())],
+        };
+        s.messages = MessageOptions {
+            since: Some(time::macros::date!(2020 - 01 - 02)),
+            before: Some(time::macros::date!(2024 - 03 - 04)),
+            header_date: true,
+            max_size: Some(1_000_000),
+        };
+        s.schedule = Schedule {
+            start_at: Some(time::macros::datetime!(2030-01-02 03:04:05 +01:00)),
+            window: Duration::from_secs(86_400),
+            interval: Duration::from_secs(600),
+        };
+        s.limits = ConcurrencyLimits {
+            accounts: 3,
+            per_source_host: 4,
+            per_destination_host: 5,
+            connections_per_account: 6,
+        };
+        s.retry = RetryPolicy {
+            max_attempts: 2,
+            base: Duration::from_secs(7),
+            max: Duration::from_secs(70),
+        };
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(
+            json,
+            concat!(
+                r#"{"source":{"host":"old.example","port":1143,"transport":"starttls","#,
+                r#""protocol":"pop3","certificate":{"cafile":"/etc/ca.pem"},"timeout":45,"#,
+                r#""auth":{"kind":"master_user","master":"master","separator":"*"}},"#,
+                r#""destination":{"host":"new.example","port":993,"transport":"cleartext","#,
+                r#""protocol":"imap","certificate":"insecure","timeout":120,"#,
+                r#""auth":{"kind":"o_auth2","mechanism":"oauthbearer"}},"#,
+                r#""folders":{"mode":{"kind":"unified","root":"Old"},"#,
+                r#""include":["INBOX","Work/**"],"exclude":["Trash"],"#,
+                r#""exclude_special":["Junk","Sent"],"renames":[["A","B/C"]]},"#,
+                r#""messages":{"since":[2020,2],"before":[2024,64],"header_date":true,"#,
+                r#""max_size":1000000},"#,
+                r#""schedule":{"start_at":"2030-01-02T03:04:05+01:00","window":86400,"#,
+                r#""interval":600},"#,
+                r#""limits":{"accounts":3,"per_source_host":4,"per_destination_host":5,"#,
+                r#""connections_per_account":6},"#,
+                r#""retry":{"max_attempts":2,"base":7,"max":70}}"#
+            )
+        );
+        let back: TaskSettings = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
     }
 }

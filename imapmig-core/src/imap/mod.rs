@@ -12,6 +12,7 @@ mod account;
 pub(crate) mod conn;
 pub mod error;
 mod session;
+mod spelling;
 #[cfg(test)]
 mod trace_tests;
 

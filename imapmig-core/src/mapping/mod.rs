@@ -198,6 +198,23 @@ pub struct PlanOptions {
     pub remap: bool,
 }
 
+impl PlanError {
+    /// The option at fault, as configurations name it: `include`, `exclude`, `renames`,
+    /// `unified_root`, `unified_address`, or `folders` for what no option caused.
+    pub fn field(&self, opts: &PlanOptions) -> &'static str {
+        match self {
+            PlanError::InvalidPattern { pattern, .. } if opts.include.contains(pattern) => {
+                "include"
+            }
+            PlanError::InvalidPattern { .. } => "exclude",
+            PlanError::InvalidRename { .. } => "renames",
+            PlanError::InvalidRoot { .. } => "unified_root",
+            PlanError::EmptyAddress => "unified_address",
+            _ => "folders",
+        }
+    }
+}
+
 /// Where earlier runs copied source folders, as the sync state recorded it: source folder name
 /// (decoded, as the source lists it) → destination folder name (decoded). Given to
 /// [`Planner::plan_after`] so that a re-run keeps every copied folder where it is.

@@ -41,6 +41,41 @@ pub enum TlsVerify {
     Insecure,
 }
 
+/// The protocol a server is reached over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// IMAP (all folders).
+    #[default]
+    Imap,
+    /// POP3 (the inbox only; messages keep their dates from the `Date:` header).
+    Pop3,
+}
+
+/// IMAP over implicit TLS.
+pub const IMAPS_PORT: u16 = 993;
+/// IMAP in clear, or upgraded with STARTTLS.
+pub const IMAP_PORT: u16 = 143;
+/// POP3 over implicit TLS.
+pub const POP3S_PORT: u16 = 995;
+/// POP3 in clear, or upgraded with STLS.
+pub const POP3_PORT: u16 = 110;
+
+/// The longest wait for any single answer unless told otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl Protocol {
+    /// The usual port: 993/143 for IMAP, 995/110 for POP3, the first over implicit TLS.
+    pub fn default_port(self, implicit_tls: bool) -> u16 {
+        match (self, implicit_tls) {
+            (Protocol::Imap, true) => IMAPS_PORT,
+            (Protocol::Imap, false) => IMAP_PORT,
+            (Protocol::Pop3, true) => POP3S_PORT,
+            (Protocol::Pop3, false) => POP3_PORT,
+        }
+    }
+}
+
 /// The socket, before or after TLS.
 pub(crate) enum Stream {
     Plain(TcpStream),

@@ -12,6 +12,13 @@ A thin Python face over the imapmig Rust library::
     report = imapmig.migrate(old, new, state="alice.sqlite", progress=print)
     assert imapmig.verify(old, new)["identical"]
 
+A source may also be a POP3 server (``Account(..., protocol="pop3")``: the inbox only,
+nothing deleted), a Maildir++ tree (:class:`Maildir`) or an mbox archive (:class:`Mbox`, a
+file or a directory of them); a destination may be a :class:`Maildir` (created if missing)::
+
+    imapmig.migrate(imapmig.Mbox("archive.mbox"), new, state="alice.sqlite")
+    imapmig.migrate(old, imapmig.Maildir("backup/alice"), state="backup.sqlite")
+
 Every call that waits releases the GIL. The blocking forms stop cleanly on Ctrl-C (a
 migration stops at the next message boundary, its state intact, and raises
 ``KeyboardInterrupt``; running it again resumes it). Each has an ``..._async`` twin to await
@@ -75,6 +82,8 @@ from .types import (
 __all__ = [
     "__version__",
     "Account",
+    "Maildir",
+    "Mbox",
     "Migration",
     "BatchTask",
     "check",
@@ -104,6 +113,47 @@ __all__ = [
 ProgressCallback = Callable[[ProgressEvent], Any]
 DateLike = Union[datetime.date, str]
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+class Maildir:
+    """A Maildir++ tree (as Dovecot lays it out): a source, or a destination created when
+    missing."""
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = os.fspath(path)
+
+    def _side(self) -> str:
+        return json.dumps({"kind": "maildir", "path": self.path})
+
+    def __repr__(self) -> str:
+        return f"imapmig.Maildir({self.path!r})"
+
+
+class Mbox:
+    """An mbox file, or a directory of them (one folder per file): a source. ``flavor`` says
+    how ``From `` lines are escaped: ``"mboxrd"`` (default: mutt, Python, Dovecot),
+    ``"mboxo"`` (Thunderbird) or ``"mboxcl2"`` (Content-Length, Solaris)."""
+
+    def __init__(self, path: PathLike, *, flavor: str = "mboxrd") -> None:
+        self.path = os.fspath(path)
+        self.flavor = flavor
+
+    def _side(self) -> str:
+        return json.dumps({"kind": "mbox", "path": self.path, "flavor": self.flavor})
+
+    def __repr__(self) -> str:
+        return f"imapmig.Mbox({self.path!r}, flavor={self.flavor!r})"
+
+
+#: Where mail comes from: a server (IMAP or POP3), a Maildir or an mbox archive.
+Source = Union[Account, Maildir, Mbox]
+#: Where mail goes: an IMAP server or a Maildir.
+Destination = Union[Account, Maildir]
+
+
+def _side(side: Any) -> Any:
+    """What the native layer takes for a side: the Account itself, or a local store's JSON."""
+    return side._side() if isinstance(side, (Maildir, Mbox)) else side
 
 
 def _day(name: str, value: Optional[DateLike]) -> Optional[str]:
@@ -174,8 +224,8 @@ async def check_async(account: Account) -> CheckResult:
 
 
 def analyze(
-    source: Account,
-    destination: Optional[Account] = None,
+    source: Source,
+    destination: Optional[Destination] = None,
     *,
     mode: str = "mapping",
     unified_root: Optional[str] = None,
@@ -195,8 +245,8 @@ def analyze(
     destination is given) the folder plan. Copies nothing. Options as in the module
     documentation."""
     return _imapmig.analyze(
-        source,
-        destination,
+        _side(source),
+        None if destination is None else _side(destination),
         _folder_options(
             mode, unified_root, unified_address, include, exclude, exclude_special,
             renames, include_virtual, since, before, date_field, max_size,
@@ -205,8 +255,8 @@ def analyze(
 
 
 async def analyze_async(
-    source: Account,
-    destination: Optional[Account] = None,
+    source: Source,
+    destination: Optional[Destination] = None,
     *,
     mode: str = "mapping",
     unified_root: Optional[str] = None,
@@ -223,8 +273,8 @@ async def analyze_async(
 ) -> Analysis:
     """:func:`analyze`, awaitable."""
     return await _imapmig.analyze_async(
-        source,
-        destination,
+        _side(source),
+        None if destination is None else _side(destination),
         _folder_options(
             mode, unified_root, unified_address, include, exclude, exclude_special,
             renames, include_virtual, since, before, date_field, max_size,
@@ -233,8 +283,8 @@ async def analyze_async(
 
 
 def verify(
-    source: Account,
-    destination: Account,
+    source: Source,
+    destination: Destination,
     *,
     mode: str = "mapping",
     unified_root: Optional[str] = None,
@@ -253,8 +303,8 @@ def verify(
     reading both afresh: never trusting the migration's own records. Pass the options the
     migration used. ``result["identical"]`` says whether everything is there."""
     return _imapmig.verify(
-        source,
-        destination,
+        _side(source),
+        _side(destination),
         _folder_options(
             mode, unified_root, unified_address, include, exclude, exclude_special,
             renames, include_virtual, since, before, date_field, max_size,
@@ -263,8 +313,8 @@ def verify(
 
 
 async def verify_async(
-    source: Account,
-    destination: Account,
+    source: Source,
+    destination: Destination,
     *,
     mode: str = "mapping",
     unified_root: Optional[str] = None,
@@ -281,8 +331,8 @@ async def verify_async(
 ) -> Verification:
     """:func:`verify`, awaitable."""
     return await _imapmig.verify_async(
-        source,
-        destination,
+        _side(source),
+        _side(destination),
         _folder_options(
             mode, unified_root, unified_address, include, exclude, exclude_special,
             renames, include_virtual, since, before, date_field, max_size,
@@ -308,8 +358,8 @@ class Migration:
 
     def __init__(
         self,
-        source: Account,
-        destination: Account,
+        source: Source,
+        destination: Destination,
         *,
         state: Optional[PathLike] = None,
         account_key: Optional[str] = None,
@@ -344,7 +394,7 @@ class Migration:
             retries=retries,
             backoff=backoff,
         )
-        self._native = _imapmig.Migration(source, destination, options)
+        self._native = _imapmig.Migration(_side(source), _side(destination), options)
 
     def run(
         self,
@@ -399,8 +449,8 @@ class Migration:
 
 
 def migrate(
-    source: Account,
-    destination: Account,
+    source: Source,
+    destination: Destination,
     *,
     state: Optional[PathLike] = None,
     progress: Optional[ProgressCallback] = None,
@@ -416,8 +466,8 @@ def migrate(
 
 
 async def migrate_async(
-    source: Account,
-    destination: Account,
+    source: Source,
+    destination: Destination,
     *,
     state: Optional[PathLike] = None,
     progress: Optional[ProgressCallback] = None,
@@ -520,8 +570,13 @@ class BatchTask:
         destination_secret: Optional[str] = None,
         apply_to: str = "not_started",
     ) -> List[str]:
-        """Replaces the settings (start from :meth:`settings`); returns the names of the
-        settings that changed. A server change applies to accounts that have not started
+        """Edits the settings: ``settings`` has the form of :meth:`settings` with every field
+        optional, and only what it gives changes (``{"limits": {"accounts": 5}}``; the full
+        form works too). A server's port follows a change of ``transport`` or ``protocol``
+        unless given; ``"mechanism"`` and ``"admin"`` in a server adjust its login without
+        restating it; ``None`` clears ``since``, ``before``, ``max_size`` and ``start_at``;
+        durations are seconds or text like ``"6h"``. Returns the names of the settings that
+        changed. A server change applies to accounts that have not started
         (``apply_to="not_started"``) or to all from their next pass (``"all"``)."""
         return self._native.edit(
             json.dumps(settings), source_secret, destination_secret, apply_to

@@ -28,9 +28,11 @@ class Account:
     ``"none"`` (cleartext: lab servers only). ``ca_file`` adds trusted CA certificates (PEM);
     ``insecure=True`` skips certificate checks (lab servers only). ``authzid``: act for this
     user (administrator or Dovecot master-user login). ``timeout``: the longest single wait,
-    in seconds.
+    in seconds. ``protocol="pop3"``: a POP3 server, a source only (the inbox, nothing
+    deleted; ports 995/110 by default); ``uid_map``: the file keeping its UIDL table (default:
+    beside the state file).
 
-    Raises :class:`imapmig.ConfigError` for an unknown ``tls`` or ``auth``.
+    Raises :class:`imapmig.ConfigError` for an unknown ``tls``, ``auth`` or ``protocol``.
     """
 
     def __init__(
@@ -46,6 +48,8 @@ class Account:
         ca_file: Union[str, PathLike[str], None] = None,
         insecure: bool = False,
         timeout: float = 120.0,
+        protocol: str = "imap",
+        uid_map: Union[str, PathLike[str], None] = None,
     ) -> None: ...
     @property
     def host(self) -> str: ...
@@ -68,7 +72,7 @@ class Account:
 
 class Migration:
     def __init__(
-        self, source: Account, destination: Account, options: Optional[Dict[str, Any]] = None
+        self, source: Union[Account, str], destination: Union[Account, str], options: Optional[Dict[str, Any]] = None
     ) -> None: ...
     def run(
         self,
@@ -88,20 +92,20 @@ class Migration:
 def check(account: Account) -> CheckResult: ...
 def check_async(account: Account) -> Awaitable[CheckResult]: ...
 def analyze(
-    source: Account,
-    destination: Optional[Account] = None,
+    source: Union[Account, str],
+    destination: Union[Account, str, None] = None,
     options: Optional[Dict[str, Any]] = None,
 ) -> Analysis: ...
 def analyze_async(
-    source: Account,
-    destination: Optional[Account] = None,
+    source: Union[Account, str],
+    destination: Union[Account, str, None] = None,
     options: Optional[Dict[str, Any]] = None,
 ) -> Awaitable[Analysis]: ...
 def verify(
-    source: Account, destination: Account, options: Optional[Dict[str, Any]] = None
+    source: Union[Account, str], destination: Union[Account, str], options: Optional[Dict[str, Any]] = None
 ) -> Verification: ...
 def verify_async(
-    source: Account, destination: Account, options: Optional[Dict[str, Any]] = None
+    source: Union[Account, str], destination: Union[Account, str], options: Optional[Dict[str, Any]] = None
 ) -> Awaitable[Verification]: ...
 
 class BatchTask:
