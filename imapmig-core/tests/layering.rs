@@ -31,6 +31,8 @@ const LAYERS: &[&[&str]] = &[
     &["sink"],
     &["engine"],
     &["batch"],
+    // One model of a migration and of a task edit, which every face translates into.
+    &["config"],
 ];
 
 /// The crate root may name everything.

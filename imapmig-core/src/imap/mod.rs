@@ -12,7 +12,6 @@ mod account;
 pub(crate) mod conn;
 pub mod error;
 mod session;
-mod spelling;
 #[cfg(test)]
 mod trace_tests;
 

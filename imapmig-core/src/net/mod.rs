@@ -7,6 +7,7 @@
 //! can hang forever on a silent server.
 
 mod settings;
+mod spelling;
 
 pub use settings::{Account, AuthMethod, Credentials, Endpoint, Security};
 

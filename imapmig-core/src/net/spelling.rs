@@ -1,7 +1,7 @@
 //! How [`Security`] and [`AuthMethod`] are written in JSON: the task settings, the C
 //! configuration and [`crate::config`] all use these words, so there is one spelling of each.
 //!
-//! Kept apart from the session code: the words are data, the session never reads them.
+//! Kept apart from the settings and from the clients: the words are data, no client reads them.
 
 use serde::de::Error;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
