@@ -121,6 +121,11 @@ impl Fingerprinter {
         if !self.has_nul && memchr::memchr(0, chunk).is_some() {
             self.has_nul = true;
         }
+        if chunk.is_empty() {
+            // Nothing to decide yet: a CR held back from the last chunk waits for the next
+            // byte, or it would count as a stray CR when the LF comes after an empty read.
+            return;
+        }
         self.scratch.clear();
         let mut rest = chunk;
         if self.pending_cr {
@@ -377,6 +382,19 @@ pub(crate) fn match_by_print(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// An empty chunk between a chunk ending in CR and one starting with LF made the CR count
+    /// as a stray one, so the same message read in other pieces got another fingerprint (and
+    /// a copy made before a crash would not have been found again).
+    #[test]
+    fn an_empty_chunk_between_cr_and_lf_changes_nothing() {
+        let data = b"\r\nbody: line\n\r\n folded\r\n folded\r\n";
+        let mut f = Fingerprinter::new();
+        f.update(&data[..32]);
+        f.update(&[]);
+        f.update(&data[32..]);
+        assert_eq!(f.finish_print(), print(data));
+    }
 
     #[test]
     fn masked_prints_never_merge_distinct_source_messages() {
