@@ -349,7 +349,8 @@ class Migration:
     ``account_key`` names this pair in the file (default: the CLI's key, so the CLI and Python
     resume each other's runs). ``connections`` folders are copied in parallel, ``batch``
     messages per pipelined batch; a folder is retried ``retries`` times after a transient
-    failure, waiting ``backoff`` seconds (doubling). Folder and message options as in the
+    failure, waiting ``backoff`` seconds (doubling); left out, each takes the library's default
+    (2 connections, batches of 64, 5 retries, 0.5 s). Folder and message options as in the
     module documentation.
 
     The state file is opened (and the options checked) here; nothing connects until
@@ -363,11 +364,11 @@ class Migration:
         *,
         state: Optional[PathLike] = None,
         account_key: Optional[str] = None,
-        connections: int = 2,
-        batch: int = 64,
+        connections: Optional[int] = None,
+        batch: Optional[int] = None,
         dry_run: bool = False,
-        retries: int = 5,
-        backoff: float = 0.5,
+        retries: Optional[int] = None,
+        backoff: Optional[float] = None,
         mode: str = "mapping",
         unified_root: Optional[str] = None,
         unified_address: Optional[str] = None,
