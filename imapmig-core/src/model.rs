@@ -144,6 +144,19 @@ impl Folder {
     }
 }
 
+/// Whether a folder whose PERMANENTFLAGS are `permanent` (`None`: the server did not say, so
+/// everything is taken) stores `flag`: listed (case-blind), or a keyword where `\*` allows
+/// new ones.
+pub fn permanently_stored(permanent: Option<&[String]>, flag: &str) -> bool {
+    match permanent {
+        None => true,
+        Some(f) => {
+            f.iter().any(|x| x.eq_ignore_ascii_case(flag))
+                || (!flag.starts_with('\\') && f.iter().any(|x| x == "\\*"))
+        }
+    }
+}
+
 /// A set of message flags and keywords.
 ///
 /// System flags are kept with their canonical capitalisation (`\Seen`, never `\SEEN`);

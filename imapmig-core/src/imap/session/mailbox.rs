@@ -49,13 +49,7 @@ impl Selected {
 
     /// Whether `flag` can be stored permanently here.
     pub fn accepts(&self, flag: &str) -> bool {
-        match &self.permanent_flags {
-            None => true,
-            Some(f) => {
-                f.iter().any(|x| x.eq_ignore_ascii_case(flag))
-                    || (!flag.starts_with('\\') && f.iter().any(|x| x == "\\*"))
-            }
-        }
+        crate::model::permanently_stored(self.permanent_flags.as_deref(), flag)
     }
 }
 
