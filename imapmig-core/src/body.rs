@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
+use crate::failure::ErrorKind;
 use crate::imap::error::{ImapError, Result};
 use crate::model::Uid;
 use crate::wire::{Frame, StatusResponse};
@@ -24,11 +25,24 @@ pub(crate) trait FrameSource: Send {
     fn host(&self) -> &str;
 }
 
-fn body_error(detail: String) -> ImapError {
-    ImapError::Protocol {
-        host: String::new(),
-        command: "FETCH",
-        detail,
+/// Where a reader-backed body comes from, for its errors: a file's path or `pop3://host:port`,
+/// and what kind of failure a read error there is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BodyOrigin {
+    /// The place, as the admin can find it.
+    pub name: String,
+    /// A broken connection ([`ErrorKind::Connection`]) or a local file ([`ErrorKind::Storage`]).
+    pub kind: ErrorKind,
+}
+
+impl BodyOrigin {
+    fn error(&self, uid: Uid, detail: String) -> ImapError {
+        ImapError::BodySource {
+            origin: self.name.clone(),
+            uid: uid.0,
+            detail,
+            kind: self.kind,
+        }
     }
 }
 
@@ -81,6 +95,7 @@ pub(crate) enum BodyInner<'a> {
     Reader {
         reader: Pin<Box<dyn AsyncRead + Send + 'a>>,
         remaining: u64,
+        origin: BodyOrigin,
     },
 }
 
@@ -99,14 +114,21 @@ impl<'a> FetchedBody<'a> {
     }
 
     /// A body read from any async reader that yields exactly `len` bytes (a file, a POP3
-    /// RETR stream...). A reader that ends early is an error when the body is read.
-    pub fn from_reader(uid: Uid, len: u64, reader: impl AsyncRead + Send + 'a) -> FetchedBody<'a> {
+    /// RETR stream...), which is `origin`. A reader that fails or ends early is an error
+    /// naming `origin` when the body is read.
+    pub fn from_reader(
+        uid: Uid,
+        len: u64,
+        reader: impl AsyncRead + Send + 'a,
+        origin: BodyOrigin,
+    ) -> FetchedBody<'a> {
         FetchedBody {
             uid,
             len,
             inner: BodyInner::Reader {
                 reader: Box::pin(reader),
                 remaining: len,
+                origin,
             },
             failed: false,
         }
@@ -131,6 +153,14 @@ impl<'a> FetchedBody<'a> {
 }
 
 impl FetchedBody<'_> {
+    /// Where a reader-backed body comes from (`None` for a body from an IMAP server).
+    pub fn origin(&self) -> Option<&BodyOrigin> {
+        match &self.inner {
+            BodyInner::Reader { origin, .. } => Some(origin),
+            BodyInner::Inline(_) | BodyInner::Streaming { .. } => None,
+        }
+    }
+
     /// The whole body if it arrived in one piece (small messages), without copying.
     pub fn as_inline(&self) -> Option<&Bytes> {
         match &self.inner {
@@ -161,7 +191,11 @@ impl FetchedBody<'_> {
                     Ok(Some(std::mem::take(b)))
                 }
             }
-            BodyInner::Reader { reader, remaining } => {
+            BodyInner::Reader {
+                reader,
+                remaining,
+                origin,
+            } => {
                 if *remaining == 0 {
                     return Ok(None);
                 }
@@ -170,12 +204,9 @@ impl FetchedBody<'_> {
                 let n = reader
                     .read_buf(&mut buf)
                     .await
-                    .map_err(|e| body_error(format!("reading message UID {}: {e}", self.uid)))?;
+                    .map_err(|e| origin.error(self.uid, e.to_string()))?;
                 if n == 0 {
-                    return Err(body_error(format!(
-                        "message UID {} ended {remaining} bytes early",
-                        self.uid
-                    )));
+                    return Err(origin.error(self.uid, format!("it ended {remaining} bytes early")));
                 }
                 buf.truncate(want.min(n));
                 *remaining -= buf.len() as u64;
@@ -234,7 +265,9 @@ impl FetchedBody<'_> {
         loop {
             let pending = match &mut this.inner {
                 BodyInner::Inline(b) => b,
-                BodyInner::Reader { reader, remaining } => {
+                BodyInner::Reader {
+                    reader, remaining, ..
+                } => {
                     if *remaining == 0 {
                         return Poll::Ready(Ok(()));
                     }
@@ -287,5 +320,98 @@ impl FetchedBody<'_> {
             buf.put_slice(&pending.split_to(n));
             return Poll::Ready(Ok(()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that gives `good` bytes, then fails as a vanished file or a cut connection.
+    struct Failing {
+        good: &'static [u8],
+    }
+
+    impl AsyncRead for Failing {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            if self.good.is_empty() {
+                return Poll::Ready(Err(std::io::Error::other("input/output error")));
+            }
+            let n = self.good.len().min(buf.remaining());
+            buf.put_slice(&self.good[..n]);
+            self.good = &self.good[n..];
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn origin(kind: ErrorKind) -> BodyOrigin {
+        BodyOrigin {
+            name: "/mail/cur/1.eml".into(),
+            kind,
+        }
+    }
+
+    async fn read_all(mut body: FetchedBody<'_>) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(c) = body.chunk().await? {
+            out.extend_from_slice(&c);
+        }
+        Ok(out)
+    }
+
+    /// A Maildir or POP3 body that could not be read was reported as an IMAP server's protocol
+    /// error with an empty host (" answered FETCH unexpectedly"): it names its place and its
+    /// kind now, and the body counts as the source's failure.
+    #[tokio::test]
+    async fn a_local_read_failure_names_the_file_not_a_server() {
+        let mut body = FetchedBody::from_reader(
+            Uid(7),
+            10,
+            Failing { good: b"From:" },
+            origin(ErrorKind::Storage),
+        );
+        let mut got = Vec::new();
+        let err = loop {
+            match body.chunk().await {
+                Ok(Some(c)) => got.extend_from_slice(&c),
+                Ok(None) => panic!("a failing reader ended cleanly"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(got, b"From:");
+        assert!(body.source_failed());
+        assert_eq!(
+            err.to_string(),
+            "/mail/cur/1.eml: cannot read message UID 7: input/output error"
+        );
+        assert_eq!(ErrorKind::of_imap(&err), ErrorKind::Storage);
+        assert!(!err.is_transient());
+    }
+
+    #[tokio::test]
+    async fn a_short_body_and_a_cut_pop3_connection_are_named_too() {
+        let short = FetchedBody::from_reader(Uid(3), 10, &b"abc"[..], origin(ErrorKind::Storage));
+        let err = read_all(short).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/mail/cur/1.eml: cannot read message UID 3: it ended 7 bytes early"
+        );
+        let pop3 = BodyOrigin {
+            name: "pop3://mail.example:995".into(),
+            kind: ErrorKind::Connection,
+        };
+        let cut = FetchedBody::from_reader(Uid(4), 10, Failing { good: b"" }, pop3);
+        let err = read_all(cut).await.unwrap_err();
+        assert_eq!(ErrorKind::of_imap(&err), ErrorKind::Connection);
+        assert!(err.is_transient());
+        let c = err.classify(Some(crate::failure::Side::Source));
+        assert_eq!(
+            (c.category, c.transient),
+            (crate::failure::FailureCategory::Connection, true)
+        );
     }
 }

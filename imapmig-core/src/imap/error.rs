@@ -67,6 +67,20 @@ pub enum ImapError {
         #[source]
         source: WireError,
     },
+    /// A message body being sent could not be read from where it comes from (a local file, a
+    /// POP3 server): the message is not the destination's to refuse, and the error names the
+    /// place, not an IMAP server.
+    #[error("{origin}: cannot read message UID {uid}: {detail}")]
+    BodySource {
+        /// Where the body comes from: a file's path, `pop3://host:port`.
+        origin: String,
+        /// The message's UID (for a local store or POP3, the one the source gave it).
+        uid: u32,
+        /// What went wrong.
+        detail: String,
+        /// What kind of failure: a broken POP3 connection, a file that cannot be read.
+        kind: ErrorKind,
+    },
     /// The server said something the client did not expect at this point.
     #[error("{host} answered {command} unexpectedly: {detail}")]
     Protocol {
@@ -155,6 +169,7 @@ impl ImapError {
     pub fn is_transient(&self) -> bool {
         match self {
             ImapError::Io { .. } | ImapError::Closed { .. } | ImapError::Connect { .. } => true,
+            ImapError::BodySource { kind, .. } => *kind == ErrorKind::Connection,
             // A refusal is worth retrying only when it was throttling.
             ImapError::Refused { .. } => self.is_throttled(),
             _ => false,
@@ -213,6 +228,10 @@ impl ImapError {
             ImapError::Connect { .. } | ImapError::Io { .. } | ImapError::Closed { .. } => {
                 (FailureCategory::Connection, true)
             }
+            ImapError::BodySource {
+                kind: ErrorKind::Connection,
+                ..
+            } => (FailureCategory::Connection, true),
             ImapError::Refused { status, .. } => match status.code {
                 Some(ResponseCode::OverQuota) => (FailureCategory::Quota, false),
                 Some(ResponseCode::AuthenticationFailed | ResponseCode::AuthorizationFailed) => {
@@ -268,6 +287,7 @@ impl ErrorKind {
             ImapError::Tls { .. }
             | ImapError::StartTlsUnavailable { .. }
             | ImapError::CleartextRefused { .. } => ErrorKind::Tls,
+            ImapError::BodySource { kind, .. } => *kind,
             ImapError::Refused { .. }
                 if e.code() == Some(&crate::wire::ResponseCode::OverQuota) =>
             {

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use super::diff::flags_for_destination;
 use super::folder::anomaly;
 use super::Ctx;
-use crate::body::BodyEvent;
+use crate::body::{BodyEvent, BodyOrigin};
 use crate::engine::line_endings::{BareLfCounter, CrlfReader};
 use crate::engine::readback::{self, Sent};
 use crate::engine::{EngineError, ErrorKind, FolderReport, ProgressEvent, Side, SkippedMessage};
@@ -57,6 +57,7 @@ pub(super) async fn copy_messages<'m>(
 ) -> Result<u64, EngineError> {
     let account = ctx.options.account_key.as_str();
     let state = ctx.state.as_ref();
+    let src_name = src.describe();
     let on = |side: Side| {
         move |source: AccessError| EngineError::Folder {
             side,
@@ -151,10 +152,17 @@ pub(super) async fn copy_messages<'m>(
                         };
                         let sent = match extra {
                             Some(extra) => {
+                                // The reader names where the body comes from: its file, or
+                                // the source server (a broken connection).
+                                let origin = body.origin().cloned().unwrap_or_else(|| BodyOrigin {
+                                    name: src_name.clone(),
+                                    kind: ErrorKind::Connection,
+                                });
                                 let mut crlf = crate::body::FetchedBody::from_reader(
                                     uid,
                                     len + extra,
                                     CrlfReader::new(&mut body),
+                                    origin,
                                 );
                                 dst.append(
                                     &flags,

@@ -35,7 +35,8 @@ use std::path::PathBuf;
 
 use super::headers;
 use super::{AccessError, DateRange, FolderList, MigrationSource, OpenedFolder, SkippedEntry};
-use crate::body::{BodyEvent, FetchedBody};
+use crate::body::{BodyEvent, BodyOrigin, FetchedBody};
+use crate::failure::ErrorKind;
 use crate::filter::DateField;
 use crate::maildir::{self as store, blocking, Keywords, MessageFile};
 use crate::model::{Folder, MessageMeta, Uid};
@@ -257,7 +258,13 @@ impl MigrationSource for MaildirSource {
         };
         match opened {
             Ok((file, len)) => Ok(Some(BodyEvent::Body(FetchedBody::from_reader(
-                uid, len, file,
+                uid,
+                len,
+                file,
+                BodyOrigin {
+                    name: path.display().to_string(),
+                    kind: ErrorKind::Storage,
+                },
             )))),
             // One file that cannot be read (its permissions, a link loop put in its place) is
             // refused on its own, with its path and why; the rest of the folder goes on.

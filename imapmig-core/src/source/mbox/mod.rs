@@ -42,7 +42,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use self::scan::Entry;
 use self::unescape::UnescapeReader;
 use super::{AccessError, DateRange, FolderList, MigrationSource, OpenedFolder, SkippedEntry};
-use crate::body::{BodyEvent, FetchedBody};
+use crate::body::{BodyEvent, BodyOrigin, FetchedBody};
+use crate::failure::ErrorKind;
 use crate::filter::DateField;
 use crate::maildir::blocking;
 use crate::maildir::derived_validity;
@@ -504,7 +505,11 @@ impl MigrationSource for MboxSource {
             .await
             .map_err(|err| io_error(&o.path, err))?;
         let raw = file.take(e.end - e.start);
-        let body = FetchedBody::from_reader(uid, e.len, UnescapeReader::new(raw, flavor));
+        let origin = BodyOrigin {
+            name: o.path.display().to_string(),
+            kind: ErrorKind::Storage,
+        };
+        let body = FetchedBody::from_reader(uid, e.len, UnescapeReader::new(raw, flavor), origin);
         Ok(Some(BodyEvent::Body(body)))
     }
 

@@ -59,7 +59,8 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use self::uidmap::UidMap;
 use super::headers::{self, MAX_HEADER_BYTES};
 use super::{AccessError, DateRange, FolderList, MigrationSource, OpenedFolder};
-use crate::body::{BodyEvent, FetchedBody};
+use crate::body::{BodyEvent, BodyOrigin, FetchedBody};
+use crate::failure::ErrorKind;
 use crate::filter::DateField;
 use crate::imap::Account;
 use crate::model::{Flags, Folder, InternalDate, MessageMeta, Uid};
@@ -375,7 +376,18 @@ impl Pop3Source {
                 }
                 .await;
                 res.map_err(|e| spool_error(&e))?;
-                FetchedBody::from_reader(uid, len, f)
+                FetchedBody::from_reader(
+                    uid,
+                    len,
+                    f,
+                    BodyOrigin {
+                        name: format!(
+                            "{} (the message spooled to a temporary file)",
+                            self.conn.server
+                        ),
+                        kind: ErrorKind::Storage,
+                    },
+                )
             }
         };
         Ok((body, exact || padded))
@@ -627,9 +639,13 @@ impl MigrationSource for Pop3Source {
             lied.store(true, Ordering::Relaxed);
             let _ = uidmap::mark_sizes_unreliable(&path);
         });
+        let origin = BodyOrigin {
+            name: self.conn.server.clone(),
+            kind: ErrorKind::Connection,
+        };
         let reader = RetrReader::new(&mut self.conn, size, format!("UIDL {uidl}"), on_mismatch);
         Ok(Some(BodyEvent::Body(FetchedBody::from_reader(
-            q.uid, size, reader,
+            q.uid, size, reader, origin,
         ))))
     }
 
