@@ -5,12 +5,13 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::diff::flags_for_destination;
-use super::folder::anomaly;
 use super::Ctx;
 use crate::body::{BodyEvent, BodyOrigin};
 use crate::engine::line_endings::{BareLfCounter, CrlfReader};
 use crate::engine::readback::{self, Sent};
-use crate::engine::{EngineError, ErrorKind, FolderReport, ProgressEvent, Side, SkippedMessage};
+use crate::engine::{
+    Anomaly, EngineError, ErrorKind, FolderReport, ProgressEvent, Side, SkippedMessage,
+};
 use crate::fingerprint::Fingerprinter;
 use crate::model::{Flags, MessageMeta, Uid};
 use crate::sink::{AnySink, MigrationSink, OpenedTarget};
@@ -421,5 +422,15 @@ fn refuse(
         size,
         reason,
         kind,
+    });
+}
+
+/// Notes odd data the source sent for this folder.
+pub(super) fn anomaly(rep: &mut FolderReport, uid: Option<Uid>, detail: String) {
+    rep.anomalies.push(Anomaly {
+        folder: Some(rep.source.clone()),
+        uid: uid.map(|u| u.0),
+        side: Side::Source,
+        detail,
     });
 }

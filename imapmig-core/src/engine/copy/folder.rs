@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::diff::{self, FlagUpdate, FolderView};
 use super::{append, now, planned_elsewhere, recover, Ctx};
-use crate::engine::{Anomaly, EngineError, FolderReport, ProgressEvent, Side};
+use crate::engine::{EngineError, FolderReport, ProgressEvent, Side};
 use crate::mapping::PlanEntry;
 use crate::model::{MessageMeta, Uid};
 use crate::sink::{AnySink, MigrationSink};
@@ -290,7 +290,7 @@ pub(super) async fn copy_folder(
 fn take_source_notes(src: &mut AnySource, rep: &mut FolderReport) {
     rep.not_imported.extend(src.take_skipped());
     for a in src.take_anomalies() {
-        anomaly(rep, a.uid, a.detail);
+        append::anomaly(rep, a.uid, a.detail);
     }
 }
 
@@ -302,14 +302,4 @@ pub(super) fn take_alerts(src: &mut AnySource, dst: &mut AnySink, notes: &mut Ve
     for a in dst.take_alerts() {
         notes.push(format!("the destination server says: {a}"));
     }
-}
-
-/// Notes odd data the source sent for this folder.
-pub(super) fn anomaly(rep: &mut FolderReport, uid: Option<Uid>, detail: String) {
-    rep.anomalies.push(Anomaly {
-        folder: Some(rep.source.clone()),
-        uid: uid.map(|u| u.0),
-        side: Side::Source,
-        detail,
-    });
 }

@@ -8,7 +8,6 @@ use std::collections::{HashMap, HashSet};
 use super::folders::{
     attribute_use, detect_source_prefix, is_virtual, name_key, DestIndex, Head, Info,
 };
-use super::targets::placement_is_inbox;
 use super::{Planner, RenameRule, INBOX};
 use crate::mapping::escape::{escape_with_causes, Causes};
 use crate::mapping::localized::canonical_name;
@@ -576,4 +575,9 @@ fn virtual_note(name: &str, u: SpecialUse) -> String {
         );
     }
     note
+}
+
+/// Whether a target is the INBOX (its name is case-blind).
+pub(super) fn placement_is_inbox(target: &str) -> bool {
+    target.eq_ignore_ascii_case(INBOX)
 }

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::folders::name_key;
-use super::run::Run;
+use super::run::{placement_is_inbox, Run};
 use super::INBOX;
 use crate::mapping::{PlanEntry, PlanError, Reason};
 use crate::utf7;
@@ -195,10 +195,6 @@ impl Run<'_, '_, '_> {
         }
         Ok(merged)
     }
-}
-
-pub(super) fn placement_is_inbox(target: &str) -> bool {
-    target.eq_ignore_ascii_case(INBOX)
 }
 
 fn collision(entries: &[PlanEntry], a: usize, b: usize) -> PlanError {
