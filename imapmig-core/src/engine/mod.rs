@@ -501,6 +501,18 @@ impl EngineError {
         self.access().is_some_and(AccessError::is_transient)
     }
 
+    /// Files a source's or sink's error under one folder and side (for `map_err`).
+    pub(crate) fn in_folder(
+        side: Side,
+        folder: &str,
+    ) -> impl Fn(AccessError) -> EngineError + Copy + '_ {
+        move |source| EngineError::Folder {
+            side,
+            folder: folder.to_string(),
+            source,
+        }
+    }
+
     /// The side that failed, when one did.
     pub fn side(&self) -> Option<Side> {
         match self {

@@ -15,7 +15,7 @@ use crate::engine::{
 use crate::fingerprint::Fingerprinter;
 use crate::model::{Flags, MessageMeta, Uid};
 use crate::sink::{AnySink, MigrationSink, OpenedTarget};
-use crate::source::{AccessError, AnySource, MigrationSource};
+use crate::source::{AnySource, MigrationSource};
 use crate::state::{CopiedRecord, PendingRecord};
 
 /// The passes over a folder's messages: small ones in groups first; those of a refused group
@@ -59,13 +59,7 @@ pub(super) async fn copy_messages<'m>(
     let account = ctx.options.account_key.as_str();
     let state = ctx.state.as_ref();
     let src_name = src.describe();
-    let on = |side: Side| {
-        move |source: AccessError| EngineError::Folder {
-            side,
-            folder: folder.to_string(),
-            source,
-        }
-    };
+    let on = |side: Side| EngineError::in_folder(side, folder);
     // Copies left without a destination UID (no UIDPLUS, and not found by the read-back).
     let mut untied = 0u64;
     // A lower bound for the UID of anything we append next: UIDs only grow.

@@ -11,7 +11,7 @@ use crate::engine::{EngineError, FolderReport, ProgressEvent, Side};
 use crate::mapping::PlanEntry;
 use crate::model::{MessageMeta, Uid};
 use crate::sink::{AnySink, MigrationSink};
-use crate::source::{AccessError, AnySource, MigrationSource};
+use crate::source::{AnySource, MigrationSource};
 use crate::state::{CopiedRecord, FolderRecord};
 
 /// Copies one planned folder: reconciles the sync state with both sides, carries out what
@@ -26,13 +26,7 @@ pub(super) async fn copy_folder(
     let account = ctx.options.account_key.as_str();
     let folder = entry.source.name.as_str();
     let state = ctx.state.as_ref();
-    let on = |side: Side| {
-        move |source: AccessError| EngineError::Folder {
-            side,
-            folder: folder.to_string(),
-            source,
-        }
-    };
+    let on = |side: Side| EngineError::in_folder(side, folder);
     let mut rep = FolderReport {
         source: entry.source.name.clone(),
         target: entry.target.clone(),

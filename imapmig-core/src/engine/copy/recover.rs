@@ -49,13 +49,7 @@ pub(super) async fn resolve_pending(
 ) -> Result<(), EngineError> {
     let account = ctx.options.account_key.as_str();
     let state = ctx.state.as_ref();
-    let on = |side: Side| {
-        move |source: AccessError| EngineError::Folder {
-            side,
-            folder: folder.to_string(),
-            source,
-        }
-    };
+    let on = |side: Side| EngineError::in_folder(side, folder);
     let floor = pending
         .iter()
         .map(|p| p.dst_floor)
@@ -133,13 +127,7 @@ pub(super) async fn rematch_source(
     let account = ctx.options.account_key.as_str();
     let folder = entry.source.name.as_str();
     let state = ctx.state.as_ref();
-    let on = |side: Side| {
-        move |source: AccessError| EngineError::Folder {
-            side,
-            folder: folder.to_string(),
-            source,
-        }
-    };
+    let on = |side: Side| EngineError::in_folder(side, folder);
     let copied = state.copied(account, folder)?;
     let pending = state.pending(account, folder)?;
     // Messages of an interrupted batch may be on the destination without a record: find them
@@ -234,13 +222,7 @@ pub(super) async fn rematch_fresh(
     rep: &mut FolderReport,
 ) -> Result<(), EngineError> {
     let account = ctx.options.account_key.as_str();
-    let on = |side: Side| {
-        move |source: AccessError| EngineError::Folder {
-            side,
-            folder: folder.to_string(),
-            source,
-        }
-    };
+    let on = |side: Side| EngineError::in_folder(side, folder);
     let started = Instant::now();
     // Sizes on the wire (IMAP RFC822.SIZE, POP3 LIST) count CRLF line endings as the
     // destination's do; a local file's length need not.
