@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use imapmig_core::config::{
-    ConfigError, DateFieldName, DestinationConfig, FolderMode, MigrationConfig, ServerConfig,
-    SourceConfig,
+    ConfigError, DestinationConfig, FolderMode, MigrationConfig, ServerConfig, SourceConfig,
 };
 use imapmig_core::engine::EngineError;
+use imapmig_core::filter::DateField;
 use imapmig_core::imap::{AuthMethod, Security};
 use imapmig_core::secret::Secret;
 use imapmig_core::source::MboxFlavor;
@@ -383,8 +383,8 @@ impl PlanArgs {
         c.since = self.since.clone();
         c.before = self.before.clone();
         c.date_field = match self.date_field {
-            DateFieldFlag::Internal => DateFieldName::Internal,
-            DateFieldFlag::Header => DateFieldName::Header,
+            DateFieldFlag::Internal => DateField::Internal,
+            DateFieldFlag::Header => DateField::Header,
         };
         c.max_size = self.max_size;
         Ok(())

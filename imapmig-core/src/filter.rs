@@ -2,12 +2,14 @@
 //! a size limit. Pure values and checks; the sources apply them where it is cheapest (a SEARCH
 //! on the server when it can, else each message's date as read).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::InternalDate;
 
-/// Which date a date range applies to.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+/// Which date a date range applies to. Read from configurations as `"internal"` or
+/// `"header"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all(deserialize = "lowercase"))]
 pub enum DateField {
     /// INTERNALDATE: when the server received the message (the default).
     #[default]

@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use imapmig_core::config::{
-    ConfigError, DateFieldName, DestinationConfig, FolderMode, MigrationConfig, Resolved,
-    SourceConfig,
+    ConfigError, DestinationConfig, FolderMode, MigrationConfig, Resolved, SourceConfig,
 };
+use imapmig_core::filter::DateField;
 use imapmig_core::net::Protocol;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -73,8 +73,8 @@ impl Options {
                 "before" => c.before = Some(v.extract()?),
                 "date_field" => {
                     c.date_field = match v.extract::<String>()?.as_str() {
-                        "internal" => DateFieldName::Internal,
-                        "header" => DateFieldName::Header,
+                        "internal" => DateField::Internal,
+                        "header" => DateField::Header,
                         other => {
                             return Err(config_error(format!(
                                 "date_field={other:?}: expected \"internal\" or \"header\""

@@ -55,17 +55,6 @@ pub enum FolderMode {
     Unified,
 }
 
-/// Which date a date range looks at.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DateFieldName {
-    /// INTERNALDATE.
-    #[default]
-    Internal,
-    /// The `Date:` header.
-    Header,
-}
-
 /// A whole migration: both sides and every option. Missing JSON fields take the values of
 /// [`MigrationConfig::default`]; unknown ones are refused, so a typo never falls back to a
 /// default silently.
@@ -125,7 +114,7 @@ pub struct MigrationConfig {
     /// Only messages before this day (`YYYY-MM-DD`).
     pub before: Option<String>,
     /// Which date `since` and `before` look at.
-    pub date_field: DateFieldName,
+    pub date_field: DateField,
     /// Skip (and report) messages larger than this many bytes.
     pub max_size: Option<u64>,
 }
@@ -157,7 +146,7 @@ impl Default for MigrationConfig {
             include_virtual: false,
             since: None,
             before: None,
-            date_field: DateFieldName::Internal,
+            date_field: DateField::Internal,
             max_size: None,
         }
     }
@@ -328,10 +317,7 @@ impl MigrationConfig {
         Ok(MessageFilter {
             since,
             before,
-            date_field: match self.date_field {
-                DateFieldName::Internal => DateField::Internal,
-                DateFieldName::Header => DateField::Header,
-            },
+            date_field: self.date_field,
             max_size: self.max_size,
         })
     }
