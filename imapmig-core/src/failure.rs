@@ -117,6 +117,14 @@ impl FailureCategory {
         }
     }
 
+    /// The category of a refusal by `side`.
+    pub fn refused_by(side: Side) -> FailureCategory {
+        match side {
+            Side::Source => FailureCategory::SourceRefused,
+            Side::Destination => FailureCategory::DestinationRefused,
+        }
+    }
+
     /// The category a name stands for.
     pub fn parse(name: &str) -> Option<FailureCategory> {
         [
@@ -141,16 +149,6 @@ impl std::fmt::Display for FailureCategory {
     }
 }
 
-impl FailureCategory {
-    /// The category of a refusal by `side`.
-    pub fn refused_by(side: Side) -> FailureCategory {
-        match side {
-            Side::Source => FailureCategory::SourceRefused,
-            Side::Destination => FailureCategory::DestinationRefused,
-        }
-    }
-}
-
 /// A failure, typed: what it is, who failed, and how it is handled. Made once, where the
 /// error is (see `ImapError::classify`, `AccessError::classify`, `EngineError::classify`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,6 +168,11 @@ pub struct Classified {
 }
 
 impl Classified {
+    /// The side whose server throttled, when it did (the source when the side is unknown).
+    pub fn throttled_side(&self) -> Option<Side> {
+        self.throttled.then(|| self.side.unwrap_or(Side::Source))
+    }
+
     /// A failure that is neither transient nor throttling.
     pub fn permanent(kind: ErrorKind, category: FailureCategory, side: Option<Side>) -> Classified {
         Classified {

@@ -129,23 +129,14 @@ pub(super) fn judge(
             format!("folder {:?}: {error}", failure.folder)
         };
         if !failure.transient {
-            return Verdict::Failed {
-                category: failure.category,
-                error: text,
-            };
+            return retry_or_fail(failure.category, text, false, max_attempts, attempt, delay);
         }
         transient.get_or_insert((failure.category, text));
     }
     match transient {
-        Some((category, error)) if attempt < max_attempts => Verdict::Retry {
-            category,
-            error,
-            after: delay(),
-        },
-        Some((category, error)) => Verdict::Failed {
-            category,
-            error: format!("gave up after {attempt} attempts: {error}"),
-        },
+        Some((category, error)) => {
+            retry_or_fail(category, error, true, max_attempts, attempt, delay)
+        }
         None => Verdict::Synced,
     }
 }
@@ -165,24 +156,39 @@ pub(super) fn judge_error(
         return Verdict::Cancelled;
     }
     let c = e.classify();
-    if c.throttled {
-        throttled.push(c.side.unwrap_or(Side::Source));
-    }
-    let error = e.to_string();
-    if c.transient && attempt < max_attempts {
+    throttled.extend(c.throttled_side());
+    retry_or_fail(
+        c.category,
+        e.to_string(),
+        c.transient,
+        max_attempts,
+        attempt,
+        || delay(c.backoff),
+    )
+}
+
+/// A transient failure retries after `delay()` while attempts are left, then fails saying it
+/// gave up; any other failure fails at once.
+fn retry_or_fail(
+    category: FailureCategory,
+    error: String,
+    transient: bool,
+    max_attempts: u32,
+    attempt: u32,
+    delay: impl FnOnce() -> Duration,
+) -> Verdict {
+    if !transient {
+        Verdict::Failed { category, error }
+    } else if attempt < max_attempts {
         Verdict::Retry {
-            category: c.category,
+            category,
             error,
-            after: delay(c.backoff),
+            after: delay(),
         }
     } else {
         Verdict::Failed {
-            category: c.category,
-            error: if c.transient {
-                format!("gave up after {attempt} attempts: {error}")
-            } else {
-                error
-            },
+            category,
+            error: format!("gave up after {attempt} attempts: {error}"),
         }
     }
 }

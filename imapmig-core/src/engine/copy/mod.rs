@@ -445,9 +445,7 @@ async fn backoff(ctx: &Ctx, folder: &str, attempt: u32, err: &EngineError) {
         attempt,
         after_ms: wait.as_millis() as u64,
         error: err.to_string(),
-        throttled_by: failure
-            .throttled
-            .then(|| failure.side.unwrap_or(Side::Source)),
+        throttled_by: failure.throttled_side(),
     });
     tokio::select! {
         _ = tokio::time::sleep(wait) => {}
