@@ -154,16 +154,20 @@ async fn exchange_bad_command_argument_refuses_one_message_and_the_next_goes_thr
     );
 }
 
-#[tokio::test]
-async fn gmail_connection_cap_is_throttling_not_a_wrong_password() {
-    let (session, server) = Scripted::connect("gmail-too-many-connections").await;
-    let mut session = session.expect("Gmail greets");
-    let got = session
-        .login(&Credentials::password("migrator@gmail.com", "secret"))
-        .await;
+/// Plays fixture `name` up to a LOGIN as `user` that the server refuses: the error, and the
+/// alerts the session kept.
+async fn refused_login(name: &str, user: &str) -> (ImapError, Vec<String>) {
+    let (session, server) = Scripted::connect(name).await;
+    let mut session = session.expect("the server greets");
+    let got = session.login(&Credentials::password(user, "secret")).await;
     let alerts = session.take_alerts();
     server.finish().await;
-    let e = got.expect_err("Gmail refused the login");
+    (got.expect_err("the login was refused"), alerts)
+}
+
+#[tokio::test]
+async fn gmail_connection_cap_is_throttling_not_a_wrong_password() {
+    let (e, alerts) = refused_login("gmail-too-many-connections", "migrator@gmail.com").await;
     assert!(
         !matches!(e, ImapError::AuthenticationFailed { .. }),
         "not a wrong password: {e:?}"
@@ -176,14 +180,7 @@ async fn gmail_connection_cap_is_throttling_not_a_wrong_password() {
 
 #[tokio::test]
 async fn gmail_web_login_required_is_an_authentication_failure_with_its_alert() {
-    let (session, server) = Scripted::connect("gmail-web-login-required").await;
-    let mut session = session.expect("Gmail greets");
-    let got = session
-        .login(&Credentials::password("migrator@gmail.com", "secret"))
-        .await;
-    let alerts = session.take_alerts();
-    server.finish().await;
-    let e = got.expect_err("Gmail refused the login");
+    let (e, alerts) = refused_login("gmail-web-login-required", "migrator@gmail.com").await;
     match &e {
         ImapError::AuthenticationFailed { server_says, .. } => assert!(
             server_says.contains("https://support.google.com/mail/accounts/answer/78754"),
@@ -208,13 +205,7 @@ async fn hmailserver_without_uidplus_appends_after_the_go_ahead_and_gives_no_uid
 
 #[tokio::test]
 async fn dovecot_login_unavailable_is_transient_not_a_wrong_password() {
-    let (session, server) = Scripted::connect("dovecot-login-unavailable").await;
-    let mut session = session.expect("Dovecot greets");
-    let got = session
-        .login(&Credentials::password("alice", "secret"))
-        .await;
-    server.finish().await;
-    let e = got.expect_err("the login was refused");
+    let (e, _) = refused_login("dovecot-login-unavailable", "alice").await;
     assert!(
         !matches!(e, ImapError::AuthenticationFailed { .. }),
         "not a wrong password: {e:?}"
