@@ -421,6 +421,11 @@ fn audit_events_json_is_unchanged() {
         AuditEvent::Requested {
             control: "pause".into(),
         },
+        AuditEvent::RunNow,
+        AuditEvent::InvitationCreated {
+            expires_at: time::macros::datetime!(2024-05-08 07:08:09 UTC),
+        },
+        AuditEvent::InvitationAccepted,
     ];
     let lines: Vec<String> = events
         .iter()

@@ -124,6 +124,17 @@ pub enum AuditEvent {
         /// `pause` or `stop`.
         control: String,
     },
+    /// The admin asked for a pass now: the account's next pass is due at once.
+    RunNow,
+    /// A self-service invitation was made for the account (an older unused one is withdrawn).
+    InvitationCreated {
+        /// When it stops working.
+        #[serde(with = "time::serde::rfc3339")]
+        expires_at: OffsetDateTime,
+    },
+    /// The account's user accepted an invitation and gave their password or token (never
+    /// logged).
+    InvitationAccepted,
 }
 
 /// One stored event.

@@ -149,9 +149,40 @@ pub enum BatchError {
         /// The file.
         path: PathBuf,
     },
+    /// A self-service invitation cannot be accepted. Nothing was changed; the admin can send
+    /// a new one.
+    #[error("{refusal}")]
+    Invitation {
+        /// Why.
+        refusal: InvitationRefusal,
+    },
+    /// The account has no password or token to log in with (its own, or the task's admin or
+    /// master password). Supply it first.
+    #[error("task {task:?}, account {account}: the password or token to log in with is missing")]
+    MissingCredentials {
+        /// The task.
+        task: String,
+        /// The account.
+        account: String,
+    },
     /// An internal task of the scheduler failed (a bug). The store is consistent; run again.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Why a self-service invitation is refused. The words are meant for the mailbox's user, who
+/// followed a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvitationRefusal {
+    /// No invitation has this token: mistyped, or withdrawn by a newer one.
+    #[error("this invitation is not valid: it may have been replaced by a newer one")]
+    Unknown,
+    /// Its time ran out.
+    #[error("this invitation has expired: ask for a new one")]
+    Expired,
+    /// It was accepted already; an invitation works once.
+    #[error("this invitation has already been used")]
+    Used,
 }
 
 /// What kind of batch failure an error is: what each face maps to its own code (the CLI's
@@ -173,7 +204,8 @@ pub enum BatchErrorKind {
     TaskExists,
     /// Another process runs the task.
     Locked,
-    /// The account's status does not allow what was asked.
+    /// The account's status does not allow what was asked, it lacks the credentials for it,
+    /// or an invitation is unknown, expired or used.
     NotAllowed,
     /// The store's passwords need a key that was not given, or was given wrong.
     StateKey,
@@ -196,7 +228,9 @@ impl BatchError {
             BatchError::UnknownAccount { .. } => BatchErrorKind::UnknownAccount,
             BatchError::TaskExists { .. } => BatchErrorKind::TaskExists,
             BatchError::Locked { .. } => BatchErrorKind::Locked,
-            BatchError::NotAllowed { .. } => BatchErrorKind::NotAllowed,
+            BatchError::NotAllowed { .. }
+            | BatchError::Invitation { .. }
+            | BatchError::MissingCredentials { .. } => BatchErrorKind::NotAllowed,
             BatchError::StateKeyNeeded { .. } | BatchError::WrongStateKey { .. } => {
                 BatchErrorKind::StateKey
             }

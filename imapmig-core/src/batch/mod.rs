@@ -52,10 +52,13 @@ mod scheduler;
 mod store;
 mod verdict;
 
-pub use error::{BatchError, BatchErrorKind};
+pub use error::{BatchError, BatchErrorKind, InvitationRefusal};
 pub use live::{LiveSnapshot, RunningAccount};
 pub use report::{AccountReport, TaskSummary};
 pub use scheduler::{account_key, RunSummary, Scheduler, SchedulerObserver, SchedulerOptions};
 pub use status::{FailureCategory, Status};
-pub use store::{BatchStore, ControlReport, ImportOptions, ImportReport, Selection};
+pub use store::{
+    AccountPage, AccountQuery, AccountSort, BatchStore, ControlReport, ImportOptions, ImportReport,
+    Invitation, Refusal, SchedulerHolder, Selection,
+};
 pub use task::{EditScope, Task, TaskSettings};

@@ -9,7 +9,7 @@ use super::{at, BatchStore};
 use crate::batch::audit::AuditEvent;
 use crate::batch::error::BatchError;
 use crate::batch::login::{needs_own_secret, SourceLogin};
-use crate::batch::report::{AccountReport, TaskSummary};
+use crate::batch::report::AccountReport;
 use crate::batch::status::{Facts, FailureCategory, Status};
 use crate::batch::task::{ServerSettings, Task};
 use crate::secret::Secret;
@@ -233,11 +233,6 @@ impl BatchStore {
             .iter()
             .map(|a| a.report(self, &t))
             .collect()
-    }
-
-    /// The totals of a task.
-    pub fn summary(&self, task: &str) -> Result<TaskSummary, BatchError> {
-        Ok(TaskSummary::of(&self.accounts(task)?))
     }
 
     pub(super) fn resolve_in(

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{now, BatchStore};
@@ -14,7 +15,45 @@ use crate::batch::error::BatchError;
 /// seconds (or at once when it was a process on this machine that no longer exists).
 pub(crate) const LEASE_STALE_SECS: i64 = 20;
 
+/// The scheduler that holds (or last held) a task's lease.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SchedulerHolder {
+    /// Its process id, on `host`.
+    pub pid: i64,
+    /// The machine it runs on.
+    pub host: String,
+    /// How long ago it last said it was alive.
+    pub seconds_since_heartbeat: i64,
+    /// Whether it still holds the lease: its heartbeat is fresh and, when it runs on this
+    /// machine, its process exists. A scheduler that is not live is taken over by the next.
+    pub live: bool,
+}
+
 impl BatchStore {
+    /// Who runs the task's scheduler, if any scheduler took its lease and did not give it up.
+    pub fn scheduler_holder(&self, task: &str) -> Result<Option<SchedulerHolder>, BatchError> {
+        let conn = self.lock();
+        self.task_in(&conn, task)?;
+        let held: Option<(i64, String, i64)> = conn
+            .query_row(
+                "SELECT pid, host, heartbeat_at FROM batch_lease WHERE task = ?1",
+                [task],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(self.sql("read the scheduler lease", task, None))?;
+        Ok(held.map(|(pid, host, beat)| {
+            let ago = now() - beat;
+            let gone = host == host_name() && !process_alive(pid);
+            SchedulerHolder {
+                pid,
+                live: ago < LEASE_STALE_SECS && !gone,
+                host,
+                seconds_since_heartbeat: ago,
+            }
+        }))
+    }
+
     /// Takes the task's lease for a scheduler, or fails with [`BatchError::Locked`] while
     /// another live scheduler holds it. Returns the token that proves ownership.
     pub(crate) fn acquire_lease(&self, task: &str) -> Result<String, BatchError> {
@@ -121,8 +160,12 @@ mod tests {
         let dir = tempfile_dir();
         let s = BatchStore::open(&dir.join("s.sqlite")).unwrap();
         s.create_task("t", &settings(), None, None).unwrap();
+        assert_eq!(s.scheduler_holder("t").unwrap(), None);
         let token = s.acquire_lease("t").unwrap();
         s.heartbeat("t", &token).unwrap();
+        let me = s.scheduler_holder("t").unwrap().unwrap();
+        assert_eq!(me.pid, i64::from(std::process::id()));
+        assert!(me.live, "{me:?}");
         // Pretend another live process on another machine holds it.
         s.lock()
             .execute("UPDATE batch_lease SET host = 'elsewhere', token = 'x'", [])
@@ -135,6 +178,8 @@ mod tests {
             s.heartbeat("t", &token),
             Err(BatchError::Locked { .. })
         ));
+        let other = s.scheduler_holder("t").unwrap().unwrap();
+        assert_eq!((other.host.as_str(), other.live), ("elsewhere", true));
         // Once its heartbeat is old, it is taken over.
         s.lock()
             .execute(
@@ -147,6 +192,7 @@ mod tests {
         s.lock()
             .execute("UPDATE batch_lease SET pid = 999999999, token = 'y'", [])
             .unwrap();
+        assert!(!s.scheduler_holder("t").unwrap().unwrap().live);
         let token2 = s.acquire_lease("t").unwrap();
         assert_ne!(token, token2);
         s.release_lease("t", &token2).unwrap();

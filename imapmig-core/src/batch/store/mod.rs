@@ -27,10 +27,12 @@
 //! seams: [`schema`] (`batch_meta` and the migrations that create the rest), [`sealing`]
 //! (`batch_seal`, and sealing the secret columns), [`tasks`] (`batch_task`), [`lease`]
 //! (`batch_lease`), [`audit`] (`batch_audit`), and for `batch_account`: [`accounts`] (the row,
-//! reading it, status changes), [`imports`] (CSV rows in) and [`controls`] (pause, resume,
-//! stop, credentials), [`queue`] (what the scheduler runs next) and [`passes`] (a pass from
-//! start to verdict); [`refusals`] (`batch_refusal`). This file holds opening, the connection
-//! and its transactions.
+//! reading it, status changes), [`listing`] (pages, one account, totals), [`imports`] (CSV
+//! rows in) and [`controls`] (pause, resume, stop, run now, credentials), [`logins`] (the
+//! engine account of a source login), [`queue`] (what the scheduler runs next) and [`passes`]
+//! (a pass from start to verdict); [`refusals`] (`batch_refusal`), [`invitations`]
+//! (`batch_invitation`, self-service credentials) and [`console`] (`batch_console`, the web
+//! console's secrets). This file holds opening, the connection and its transactions.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,9 +46,13 @@ use crate::state::{SqliteStore, BUSY_TIMEOUT};
 
 mod accounts;
 mod audit;
+mod console;
 mod controls;
 mod imports;
+mod invitations;
 mod lease;
+mod listing;
+mod logins;
 mod passes;
 mod queue;
 mod refusals;
@@ -57,9 +63,13 @@ mod tasks;
 use accounts::StoredAccount;
 pub use controls::{ControlReport, Selection};
 pub use imports::{ImportOptions, ImportReport};
+pub use invitations::Invitation;
+pub use lease::SchedulerHolder;
 pub(crate) use lease::LEASE_STALE_SECS;
+pub use listing::{AccountPage, AccountQuery, AccountSort};
 pub(crate) use passes::{PassTicket, Progress};
 pub(crate) use queue::DueAccount;
+pub use refusals::Refusal;
 
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 64;

@@ -10,10 +10,11 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use crate::batch::error::BatchError;
 
 /// The batch schema version this build writes, and the newest it reads.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// `MIGRATIONS[i]` takes the batch tables from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 1] = ["
+const MIGRATIONS: [&str; 2] = [
+    "
     CREATE TABLE batch_task (
         name               TEXT    PRIMARY KEY,
         settings           TEXT    NOT NULL,
@@ -81,7 +82,25 @@ const MIGRATIONS: [&str; 1] = ["
         token        TEXT    NOT NULL,
         heartbeat_at INTEGER NOT NULL
     ) WITHOUT ROWID;
-"];
+",
+    "
+    CREATE INDEX batch_account_synced ON batch_account (task, synced_at);
+    CREATE TABLE batch_console (
+        name       TEXT    PRIMARY KEY,
+        value      TEXT    NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE batch_invitation (
+        token_hash TEXT    PRIMARY KEY,
+        task       TEXT    NOT NULL REFERENCES batch_task(name),
+        account    INTEGER NOT NULL REFERENCES batch_account(id) ON DELETE CASCADE,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at    INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX batch_invitation_account ON batch_invitation (account);
+",
+];
 
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), BatchError> {
     let open_err = |source| BatchError::Open {

@@ -1,5 +1,5 @@
 //! Secrets at rest: the key check in `batch_seal`, and the sealing and opening of the secret
-//! columns of `batch_task` and `batch_account` (see [`crate::batch::seal`] for the cipher).
+//! columns of `batch_task`, `batch_account` and `batch_console` (see [`crate::batch::seal`] for the cipher).
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
@@ -66,9 +66,10 @@ impl BatchStore {
                     (
                         "batch_task",
                         "name",
-                        ["source_secret", "destination_secret"],
+                        &["source_secret", "destination_secret"][..],
                     ),
-                    ("batch_account", "id", ["password", "target_password"]),
+                    ("batch_account", "id", &["password", "target_password"]),
+                    ("batch_console", "name", &["value"]),
                 ] {
                     for column in columns {
                         let what = seal_context(table, column);
@@ -151,6 +152,7 @@ fn seal_context(table: &str, column: &str) -> &'static str {
         ("batch_task", "destination_secret") => "task.destination_secret",
         ("batch_account", "password") => "account.password",
         ("batch_account", "target_password") => "account.target_password",
+        ("batch_console", "value") => "console.value",
         _ => "key_check",
     }
 }
