@@ -167,7 +167,7 @@ impl BatchStore {
                 }
                 // Synced accounts keep their count of failed passes: it is zero anyway.
                 self.due_now(tx, task, a, status != Status::Synced, when)?;
-                if to.runnable() {
+                if to.runnable() && (moved || to != status) {
                     self.audit_in(tx, task, Some(a.id), &AuditEvent::RunNow, when)?;
                 }
                 report.changed += 1;
