@@ -114,6 +114,13 @@ pub enum BatchCommand {
     Resume(Control),
     /// Stop accounts: no further passes until resumed.
     Stop(Control),
+    /// The web console: admin pages (statuses, accounts, import, settings, exports, audit
+    /// log), the employees' self-service page and a JSON API under /api/. Runs the tasks'
+    /// schedulers too, unless --no-run. Prints the admin token on the first start.
+    ///
+    /// Exit status: 0 stopped by SIGINT or SIGTERM; 2 bad usage (cannot listen, unusable TLS
+    /// files); 5 state file failure.
+    Serve(crate::serve::ServeArgs),
     /// Supply the source password or token of an account (from --password-file,
     /// $IMAPMIG_PASSWORD, or one line of standard input); a waiting or failed account starts.
     ///
@@ -610,7 +617,7 @@ fn state_path(at: &TaskRef) -> Result<PathBuf, CliError> {
     Ok(p)
 }
 
-enum Failure {
+pub(crate) enum Failure {
     Cli(CliError),
     Batch(BatchError),
 }
@@ -659,6 +666,18 @@ fn state_key(at: &TaskRef) -> Result<Option<StateKey>, CliError> {
     StateKey::from_text(text.expose())
         .map(Some)
         .map_err(|e| usage(format!("{from}: {e}")))
+}
+
+/// Opens the state file as the batch commands do, for a command without a task (`serve`).
+pub(crate) fn open_state(
+    state: Option<PathBuf>,
+    state_key_file: Option<&Path>,
+) -> Result<BatchStore, Failure> {
+    open(&TaskRef {
+        state,
+        task: String::new(),
+        state_key_file: state_key_file.map(Path::to_path_buf),
+    })
 }
 
 fn open(at: &TaskRef) -> Result<BatchStore, Failure> {
@@ -742,6 +761,7 @@ async fn dispatch(cmd: BatchCommand) -> Result<u8, Failure> {
         BatchCommand::Pause(c) => control(c, "pause"),
         BatchCommand::Resume(c) => control(c, "resume"),
         BatchCommand::Stop(c) => control(c, "stop"),
+        BatchCommand::Serve(args) => crate::serve::run(args).await,
         BatchCommand::Credentials {
             at,
             account,

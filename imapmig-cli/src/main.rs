@@ -15,6 +15,7 @@
 mod output;
 mod args;
 mod batch;
+mod serve;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

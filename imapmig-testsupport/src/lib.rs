@@ -2,6 +2,8 @@
 //! reading the shared corpus.
 #![allow(dead_code)]
 
+pub mod console;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
