@@ -382,7 +382,7 @@ pub async fn api_actions(
             ),
         )
     })?;
-    if body.all == !body.accounts.is_empty() {
+    if body.all != body.accounts.is_empty() {
         return Err(AppError::json(
             ErrorKind::BadRequest,
             "give either \"accounts\": [names] or \"all\": true",

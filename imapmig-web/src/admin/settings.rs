@@ -83,6 +83,20 @@ pub struct SettingsForm {
     pub apply_to: String,
 }
 
+/// What the form asks for: the patch, the admin or master passwords given, and which
+/// accounts a server change reaches.
+#[derive(Debug)]
+pub struct Edit {
+    /// The patch of every setting the form shows.
+    pub patch: SettingsPatch,
+    /// A new source admin or master password.
+    pub source_secret: Option<Secret>,
+    /// A new destination admin or master password.
+    pub destination_secret: Option<Secret>,
+    /// Which accounts a server change reaches.
+    pub scope: EditScope,
+}
+
 /// A problem with one field (or `""` for the whole form).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FieldError {
@@ -139,9 +153,7 @@ impl SettingsForm {
 
     /// The form as a patch of every setting it shows, the admin passwords given, and the
     /// scope; or every field's problem.
-    pub fn patch(
-        &self,
-    ) -> Result<(SettingsPatch, Option<Secret>, Option<Secret>, EditScope), Vec<FieldError>> {
+    pub fn patch(&self) -> Result<Edit, Vec<FieldError>> {
         let mut errors = Vec::new();
         let mut err =
             |field: &'static str, message: String| errors.push(FieldError { field, message });
@@ -262,7 +274,6 @@ impl SettingsForm {
                 EditScope::NotStarted
             }
         };
-        drop(err);
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -308,12 +319,12 @@ impl SettingsForm {
                 max: retry_max,
             },
         };
-        Ok((
+        Ok(Edit {
             patch,
-            secret(&self.src_admin_password),
-            secret(&self.dst_admin_password),
+            source_secret: secret(&self.src_admin_password),
+            destination_secret: secret(&self.dst_admin_password),
             scope,
-        ))
+        })
     }
 }
 
@@ -545,7 +556,12 @@ pub async fn save(
         )
             .into_response()
     };
-    let (patch, ss, ds, scope) = match f.patch() {
+    let Edit {
+        patch,
+        source_secret: ss,
+        destination_secret: ds,
+        scope,
+    } = match f.patch() {
         Ok(p) => p,
         Err(errors) => return Ok(fail(errors)),
     };
@@ -673,12 +689,12 @@ mod tests {
     fn the_form_of_settings_patches_nothing() {
         let s = settings();
         let f = SettingsForm::of(&s);
-        let (patch, ss, ds, scope) = f.patch().unwrap();
+        let e = f.patch().unwrap();
         let mut after = s.clone();
-        patch.apply(&mut after).unwrap();
+        e.patch.apply(&mut after).unwrap();
         assert_eq!(after, s);
-        assert!(ss.is_none() && ds.is_none());
-        assert_eq!(scope, EditScope::NotStarted);
+        assert!(e.source_secret.is_none() && e.destination_secret.is_none());
+        assert_eq!(e.scope, EditScope::NotStarted);
     }
 
     #[test]
@@ -712,7 +728,7 @@ mod tests {
         f.start_at = "now".into();
         f.interval = "30m".into();
         f.apply_to = "all".into();
-        let (patch, _, _, scope) = f.patch().unwrap();
+        let Edit { patch, scope, .. } = f.patch().unwrap();
         assert_eq!(
             patch.folders.include,
             Some(vec!["INBOX".to_string(), "Archive/*".to_string()])
