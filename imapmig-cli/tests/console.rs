@@ -219,6 +219,89 @@ fn requests_without_a_session_or_a_csrf_token_are_refused() {
             .unwrap();
         assert!(r.status().is_redirection(), "{}", r.status());
 
+        // The settings form: a bad field is named and nothing is stored; a good one saves.
+        let (status, page) = get_text(&admin, console.url("/tasks/company/settings")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("id=\"save\""));
+        let mut form: Vec<(String, String)> = vec![("csrf".into(), csrf.clone())];
+        for (k, v) in [
+            ("src_host", "127.0.0.1"),
+            ("src_port", "9"),
+            ("src_tls", "cleartext"),
+            ("dst_host", "127.0.0.1"),
+            ("dst_port", "9"),
+            ("dst_tls", "cleartext"),
+            ("include", ""),
+            ("exclude", ""),
+            ("since", "2020-13-45"),
+            ("before", ""),
+            ("max_size", ""),
+            ("start_at", "2099-01-01T00:00:00Z"),
+            ("window", "30d"),
+            ("interval", "2h"),
+            ("max_accounts", "4"),
+            ("per_source_host", "8"),
+            ("per_destination_host", "8"),
+            ("connections_per_account", "1"),
+            ("retries", "3"),
+            ("retry_base", "1m"),
+            ("retry_max", "1h"),
+            ("apply_to", "not_started"),
+        ] {
+            form.push((k.into(), v.into()));
+        }
+        let r = admin
+            .post(console.url("/tasks/company/settings"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let page = r.text().await.unwrap();
+        assert!(page.contains("data-field=\"since\""), "{page}");
+        for f in form.iter_mut().filter(|(k, _)| k == "since") {
+            f.1 = "2020-01-01".into();
+        }
+        let r = admin
+            .post(console.url("/tasks/company/settings"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_redirection(), "{}", r.status());
+        let (_, page) = get_text(&admin, console.url(&location(&r))).await;
+        assert!(
+            page.contains("schedule.interval") && page.contains("messages.since"),
+            "{page}"
+        );
+
+        // The bulk form acts on the ticked accounts.
+        let mut import = imapmig(&state);
+        let csv = dir.path().join("a.csv");
+        std::fs::write(
+            &csv,
+            "target,source,password\na@x.example,a,pw\nb@x.example,b,pw\n",
+        )
+        .unwrap();
+        import.args(["accounts", "import"]).arg(&csv);
+        ok(import);
+        let r = admin
+            .post(console.url("/tasks/company/accounts/actions"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("ids", "1"),
+                ("ids", "2"),
+                ("action", "pause"),
+                ("back", "?sort=target"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_redirection());
+        let (_, page) = get_text(&admin, console.url(&location(&r))).await;
+        assert!(page.contains("Pause: 2 account(s) changed"), "{page}");
+        assert_eq!(page.matches("data-status=\"paused\"").count(), 2, "{page}");
+
         // Logout ends the session.
         let r = admin
             .post(console.url("/logout"))
