@@ -102,8 +102,7 @@ impl Outcome {
                                       wants an app password or a login on its web site first."
                 .into(),
             Outcome::Unreachable => "The old mail server could not be reached just now.".into(),
-            Outcome::Tls => "A secure connection to the old mail server could not be made."
-                .into(),
+            Outcome::Tls => "A secure connection to the old mail server could not be made.".into(),
             Outcome::Refused(words) => format!("The old mail server refused: {words}"),
             Outcome::RateLimited => "Too many attempts.".into(),
             Outcome::Used => "This link was used already: the migration has started.".into(),
@@ -119,28 +118,44 @@ impl Outcome {
     /// What the user can do about it.
     pub fn what_to_do(&self) -> &'static str {
         match self {
-            Outcome::Ok => "Nothing more to do. Do not change the old password until the move \
-                            is finished.",
-            Outcome::WrongPassword => "Type the password again. If your provider uses \
+            Outcome::Ok => {
+                "Nothing more to do. Do not change the old password until the move \
+                            is finished."
+            }
+            Outcome::WrongPassword => {
+                "Type the password again. If your provider uses \
                                        two-step verification, make an app password in its \
-                                       security settings and use that instead.",
-            Outcome::ImapDisabled => "Open the old mailbox's settings on its web site, turn on \
+                                       security settings and use that instead."
+            }
+            Outcome::ImapDisabled => {
+                "Open the old mailbox's settings on its web site, turn on \
                                       IMAP access (or make an app password), then try again \
-                                      here.",
-            Outcome::Unreachable => "There is nothing wrong with your password that we know \
+                                      here."
+            }
+            Outcome::Unreachable => {
+                "There is nothing wrong with your password that we know \
                                      of. Try again later; if it keeps failing, tell the \
-                                     administrator who sent you this link.",
-            Outcome::Tls => "This is a setting on our side: tell the administrator who sent \
-                             you this link.",
-            Outcome::Refused(_) => "If the words above do not tell you what to change, tell \
-                                    the administrator who sent you this link.",
+                                     administrator who sent you this link."
+            }
+            Outcome::Tls => {
+                "This is a setting on our side: tell the administrator who sent \
+                             you this link."
+            }
+            Outcome::Refused(_) => {
+                "If the words above do not tell you what to change, tell \
+                                    the administrator who sent you this link."
+            }
             Outcome::RateLimited => "Wait a quarter of an hour, then try again.",
             Outcome::Used => "Open the link again to follow the progress.",
-            Outcome::AlreadyStarted => "Nothing to do. If you changed the old password, tell \
-                                        your administrator.",
-            Outcome::NotStarted => "Check the address and the password. If they are right, \
+            Outcome::AlreadyStarted => {
+                "Nothing to do. If you changed the old password, tell \
+                                        your administrator."
+            }
+            Outcome::NotStarted => {
+                "Check the address and the password. If they are right, \
                                     ask your administrator whether your mailbox is part of the \
-                                    move.",
+                                    move."
+            }
         }
     }
 }
@@ -242,9 +257,18 @@ pub async fn try_login(
         Err(_) => Some(Outcome::Unreachable),
     };
     match &outcome {
-        None => tracing::info!(task, account = id, "self-service: the source accepted the login"),
+        None => tracing::info!(
+            task,
+            account = id,
+            "self-service: the source accepted the login"
+        ),
         Some(o) => {
-            tracing::info!(task, account = id, outcome = o.as_str(), "self-service: login check failed")
+            tracing::info!(
+                task,
+                account = id,
+                outcome = o.as_str(),
+                "self-service: login check failed"
+            )
         }
     }
     Ok(outcome)
@@ -276,7 +300,9 @@ mod tests {
     #[test]
     fn refused_logins_become_wrong_password_or_access_disabled() {
         assert_eq!(
-            classify(&auth_failed("[AUTHENTICATIONFAILED] Authentication failed.")),
+            classify(&auth_failed(
+                "[AUTHENTICATIONFAILED] Authentication failed."
+            )),
             Outcome::WrongPassword
         );
         for words in [
@@ -286,7 +312,11 @@ mod tests {
             "IMAP access is disabled for this mailbox",
             "POP3 is turned off for this account",
         ] {
-            assert_eq!(classify(&auth_failed(words)), Outcome::ImapDisabled, "{words}");
+            assert_eq!(
+                classify(&auth_failed(words)),
+                Outcome::ImapDisabled,
+                "{words}"
+            );
         }
     }
 

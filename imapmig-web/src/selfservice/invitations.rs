@@ -196,7 +196,10 @@ fn chosen(fields: &[(String, String)]) -> (Who, bool) {
         fields: &'a [(String, String)],
         name: &'a str,
     ) -> impl Iterator<Item = &'a String> + 'a {
-        fields.iter().filter(move |(k, _)| k == name).map(|(_, v)| v)
+        fields
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v)
     }
     let csv = field(fields, "format").any(|v| v == "csv");
     if field(fields, "all").any(|v| v == "1" || v == "on" || v == "true") {

@@ -11,9 +11,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
-use imapmig_core::batch::{
-    AccountReport, BatchError, Invitation, InvitationRefusal, Status,
-};
+use imapmig_core::batch::{AccountReport, BatchError, Invitation, InvitationRefusal, Status};
 use imapmig_core::secret::Secret;
 use maud::{html, Markup};
 use serde::Deserialize;
