@@ -76,44 +76,12 @@ pub fn folders(
     Ok(out)
 }
 
-/// The account's latest audit records, oldest first. The store reads the log by task, so
-/// this walks the task's log in chunks and keeps the account's.
-pub fn account_audit(
-    store: &BatchStore,
-    task: &str,
-    a: &AccountReport,
-    keep: usize,
-) -> Result<Vec<AuditRecord>, BatchError> {
-    let mut out = std::collections::VecDeque::new();
-    let mut after = None;
-    loop {
-        let chunk = store.audit(task, after, 5000)?;
-        let Some(last) = chunk.last() else { break };
-        after = Some(last.id);
-        let n = chunk.len();
-        for r in chunk {
-            if r.account.as_deref() == Some(a.target.as_str())
-                && r.source.as_deref() == Some(a.source.as_str())
-            {
-                out.push_back(r);
-                if out.len() > keep {
-                    out.pop_front();
-                }
-            }
-        }
-        if n < 5000 {
-            break;
-        }
-    }
-    Ok(out.into())
-}
-
 fn detail(store: &BatchStore, task: &str, id: i64) -> Result<AccountDetail, BatchError> {
     let account = store.account(task, id)?;
     Ok(AccountDetail {
         folders: folders(store, task, &account)?,
         refusals: store.refusals(task, id)?,
-        audit: account_audit(store, task, &account, AUDIT_SHOWN)?,
+        audit: store.account_audit(task, id, AUDIT_SHOWN)?,
         account,
     })
 }
