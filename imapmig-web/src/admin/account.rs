@@ -17,10 +17,12 @@ use maud::{html, Markup};
 use serde::{Deserialize, Serialize};
 
 use super::accounts::{Action, ControlJson};
-use super::overview::control_words;
-use super::{notice, status_badge, task_url, when, Done};
-use crate::auth::{url_escape, Admin};
+use super::words::{
+    control_words, event_fields, event_kind, notice, status_badge, task_url, when, Done,
+};
+use crate::auth::Admin;
 use crate::error::{AppError, AppResult, ErrorKind};
+use crate::layout::url_escape;
 use crate::layout::{admin_page, bar, bytes, Tab};
 use crate::state::AppState;
 
@@ -84,27 +86,6 @@ fn detail(store: &BatchStore, task: &str, id: i64) -> Result<AccountDetail, Batc
         audit: store.account_audit(task, id, AUDIT_SHOWN)?,
         account,
     })
-}
-
-/// An audit event's fields (other than its kind) in words.
-pub fn event_fields(r: &AuditRecord) -> String {
-    match &r.event {
-        serde_json::Value::Object(m) => m
-            .iter()
-            .filter(|(k, _)| k.as_str() != "event")
-            .map(|(k, v)| match v {
-                serde_json::Value::String(s) => format!("{k}: {s}"),
-                other => format!("{k}: {other}"),
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
-        _ => String::new(),
-    }
-}
-
-/// An audit event's kind.
-pub fn event_kind(r: &AuditRecord) -> &str {
-    r.event.get("event").and_then(|v| v.as_str()).unwrap_or("")
 }
 
 fn live(a: &AccountReport) -> Markup {
