@@ -58,6 +58,7 @@ async fn invite(
     who: Who,
 ) -> AppResult<Vec<Made>> {
     let t = task.to_string();
+    let all = matches!(who, Who::All);
     let accounts = state
         .with_store(move |s| match who {
             Who::All => {
@@ -75,10 +76,12 @@ async fn invite(
         })
         .await?;
     if accounts.is_empty() {
-        return Err(AppError::page(
-            ErrorKind::BadRequest,
-            "No account chosen: tick accounts, name one, or invite all that wait for credentials.",
-        ));
+        let why = if all {
+            "No account of this task is waiting for credentials: there is nobody to invite."
+        } else {
+            "No account chosen: tick accounts, name one, or invite all that wait for credentials."
+        };
+        return Err(AppError::page(ErrorKind::BadRequest, why));
     }
     if let Some(a) = accounts
         .iter()
@@ -95,8 +98,11 @@ async fn invite(
         ));
     }
     let base = link_base(state, headers);
-    let expires_at = OffsetDateTime::now_utc()
-        + time::Duration::try_from(state.options.invitation_ttl).unwrap_or(time::Duration::DAY);
+    // Whole seconds: the store keeps seconds, and the link's expiry reads the same everywhere.
+    let expires_at = (OffsetDateTime::now_utc()
+        + time::Duration::try_from(state.options.invitation_ttl).unwrap_or(time::Duration::DAY))
+    .replace_nanosecond(0)
+    .unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let made: Vec<(AccountReport, String)> = accounts
         .into_iter()
         .map(|a| (a, random_token(32)))
