@@ -82,30 +82,6 @@ pub fn eta_seconds(remaining: u64, done_in_window: u64, window: Duration) -> Opt
     Some(u64::try_from(secs).unwrap_or(u64::MAX))
 }
 
-/// The latest time `t` in `lo..=hi` with `count_since(t) > 0`, where `count_since` counts the
-/// events at `t` or later (so it never grows with `t`): the time of the latest event.
-/// `None` when there is no event at `lo` or later.
-pub fn latest_event<E>(
-    lo: i64,
-    hi: i64,
-    mut count_since: impl FnMut(i64) -> Result<u64, E>,
-) -> Result<Option<i64>, E> {
-    if lo > hi || count_since(lo)? == 0 {
-        return Ok(None);
-    }
-    // Invariant: count_since(lo) > 0; count_since(t) == 0 for t > hi.
-    let (mut lo, mut hi) = (lo, hi);
-    while lo < hi {
-        let mid = lo + (hi - lo + 1) / 2;
-        if count_since(mid)? > 0 {
-            lo = mid;
-        } else {
-            hi = mid - 1;
-        }
-    }
-    Ok(Some(lo))
-}
-
 /// The store's totals per task, sampled in the background (see the module documentation).
 #[derive(Default)]
 pub struct Throughput {
@@ -245,22 +221,5 @@ mod tests {
         assert_eq!(eta_seconds(100, 50, hour), Some(7200));
         assert_eq!(eta_seconds(1, 3600, hour), Some(1));
         assert_eq!(eta_seconds(u64::MAX, 1, hour), Some(u64::MAX));
-    }
-
-    #[test]
-    fn latest_event_is_found_by_bisection() {
-        let events = [5i64, 17, 17, 40];
-        let mut calls = 0;
-        let count = |t: i64| {
-            calls += 1;
-            Ok::<_, ()>(events.iter().filter(|e| **e >= t).count() as u64)
-        };
-        assert_eq!(latest_event(0, 1_000_000, count), Ok(Some(40)));
-        assert!(calls < 30, "{calls} lookups");
-        let none = |_t: i64| Ok::<_, ()>(0);
-        assert_eq!(latest_event(0, 100, none), Ok(None));
-        let at_lo = |t: i64| Ok::<_, ()>(u64::from(t <= 3));
-        assert_eq!(latest_event(3, 100, at_lo), Ok(Some(3)));
-        assert_eq!(latest_event(5, 4, at_lo), Ok(None));
     }
 }

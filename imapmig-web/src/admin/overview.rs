@@ -201,27 +201,17 @@ pub fn overview_of(
     .map(|s| sum.count(*s))
     .sum::<u64>()
     .min(remaining);
-    let eta_secs = pace::eta_seconds(remaining, last_hour, PACE_WINDOW);
+    // Accounts that need someone to act do not move at any pace: the estimate is for the
+    // others.
+    let moving = remaining - needing_action;
+    let eta_secs = pace::eta_seconds(moving, last_hour, PACE_WINDOW);
     let finishes_at = eta_secs
         .filter(|s| *s > 0)
         .and_then(|s| now.checked_add(time::Duration::seconds(i64::try_from(s).ok()?)));
     let window = t.settings.schedule.window;
-    let latest = if ever_synced == 0 {
-        None
-    } else {
-        pace::latest_event(
-            t.created_at.unix_timestamp().min(now.unix_timestamp()) - 1,
-            now.unix_timestamp() + 1,
-            |at| {
-                let since =
-                    OffsetDateTime::from_unix_timestamp(at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-                store.first_passes_since(task, since)
-            },
-        )?
-        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
-    };
+    let latest = store.last_first_pass(task)?;
     let plus_window = |at: OffsetDateTime| at.checked_add(window.try_into().ok()?);
-    let projected = if remaining == 0 {
+    let projected = if moving == 0 {
         latest.and_then(plus_window)
     } else {
         finishes_at.and_then(plus_window)
@@ -342,7 +332,8 @@ fn live(o: &Overview) -> Markup {
             }
             div.card {
                 div.n id="eta" {
-                    @match (o.eta.remaining, o.eta.seconds) {
+                    @match (o.eta.remaining - o.eta.needing_action, o.eta.seconds) {
+                        (0, _) if o.eta.remaining > 0 => "waiting on you",
                         (0, _) => "done",
                         (_, Some(s)) => (span(s)),
                         (_, None) => "unknown yet",

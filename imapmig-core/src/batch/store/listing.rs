@@ -306,6 +306,18 @@ impl BatchStore {
             .map_err(self.sql("count synced accounts", task, None))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
+
+    /// When the task's latest first complete pass ended, if any did: with the window, when
+    /// the last incremental passes end.
+    pub fn last_first_pass(&self, task: &str) -> Result<Option<OffsetDateTime>, BatchError> {
+        let conn = self.lock();
+        self.task_in(&conn, task)?;
+        let at: Option<i64> = conn
+            .prepare_cached("SELECT max(synced_at) FROM batch_account WHERE task = ?1")
+            .and_then(|mut s| s.query_row([task], |r| r.get(0)))
+            .map_err(self.sql("find the latest first pass", task, None))?;
+        Ok(at.map(super::at))
+    }
 }
 
 #[cfg(test)]
