@@ -1,5 +1,5 @@
 //! What every handler shares: the store, the options, the key that signs cookies and CSRF
-//! tokens, the admin sessions and the rate limits.
+//! tokens, the admin sessions, the rate limits and the throughput sampler.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -31,19 +31,28 @@ pub struct Inner {
     pub tokens: TokenCache,
     /// Attempts per key (client address, account), for rate limits.
     pub attempts: RateLimiter,
+    /// The store's totals sampled every few seconds, for throughput now.
+    pub throughput: crate::admin::pace::Throughput,
 }
 
 impl AppState {
     /// The state for a console over `store`.
+    /// The throughput sampler starts here when a Tokio runtime is running (else at the first
+    /// overview asked for).
     pub fn new(store: Arc<BatchStore>, options: ServeOptions, key: SigningKey) -> AppState {
-        AppState(Arc::new(Inner {
+        let state = AppState(Arc::new(Inner {
             store,
             options,
             key,
             sessions: Sessions::default(),
             tokens: TokenCache::default(),
             attempts: RateLimiter::default(),
-        }))
+            throughput: crate::admin::pace::Throughput::default(),
+        }));
+        if tokio::runtime::Handle::try_current().is_ok() {
+            state.throughput.start(state.store.clone());
+        }
+        state
     }
 
     /// Runs a store call on a blocking thread (SQLite may wait for another process's write)
