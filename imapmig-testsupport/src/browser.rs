@@ -263,6 +263,36 @@ impl Page {
         }
     }
 
+    /// Waits up to `timeout` until the visible text of the element `css` names satisfies
+    /// `want`, and returns it (looked up again each time, as [`Page::wait_attr`]).
+    pub async fn wait_text(
+        &self,
+        css: &str,
+        timeout: Duration,
+        want: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        let mut last = None;
+        loop {
+            if let Some(e) = self.try_find(css).await {
+                if let Ok(t) = e.text().await {
+                    if want(&t) {
+                        return t;
+                    }
+                    last = Some(t);
+                }
+            }
+            if Instant::now() > deadline {
+                self.fail(&format!(
+                    "the text of {css} did not become what was wanted within {timeout:?} \
+                     (last: {last:?})"
+                ))
+                .await;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Waits up to `timeout` until the page's URL path is `path`.
     pub async fn wait_path(&self, path: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
