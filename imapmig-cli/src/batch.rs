@@ -114,13 +114,6 @@ pub enum BatchCommand {
     Resume(Control),
     /// Stop accounts: no further passes until resumed.
     Stop(Control),
-    /// The web console: admin pages (statuses, accounts, import, settings, exports, audit
-    /// log), the employees' self-service page and a JSON API under /api/. Runs the tasks'
-    /// schedulers too, unless --no-run. Prints the admin token on the first start.
-    ///
-    /// Exit status: 0 stopped by SIGINT or SIGTERM; 2 bad usage (cannot listen, unusable TLS
-    /// files); 5 state file failure.
-    Serve(crate::serve::ServeArgs),
     /// Supply the source password or token of an account (from --password-file,
     /// $IMAPMIG_PASSWORD, or one line of standard input); a waiting or failed account starts.
     ///
@@ -636,7 +629,13 @@ impl From<BatchError> for Failure {
 
 /// Runs a batch command; returns the exit status (errors are printed here).
 pub async fn run(cmd: BatchCommand) -> Result<u8, CliError> {
-    match dispatch(cmd).await {
+    finish(dispatch(cmd).await)
+}
+
+/// A batch-store command's result as an exit status: a store failure is printed here and
+/// exits with its own status (see the module documentation).
+pub(crate) fn finish(result: Result<u8, Failure>) -> Result<u8, CliError> {
+    match result {
         Ok(code) => Ok(code),
         Err(Failure::Cli(e)) => Err(e),
         Err(Failure::Batch(e)) => {
@@ -761,7 +760,6 @@ async fn dispatch(cmd: BatchCommand) -> Result<u8, Failure> {
         BatchCommand::Pause(c) => control(c, "pause"),
         BatchCommand::Resume(c) => control(c, "resume"),
         BatchCommand::Stop(c) => control(c, "stop"),
-        BatchCommand::Serve(args) => crate::serve::run(args).await,
         BatchCommand::Credentials {
             at,
             account,

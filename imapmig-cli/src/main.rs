@@ -143,6 +143,13 @@ enum Command {
     },
     #[command(flatten)]
     Batch(batch::BatchCommand),
+    /// The web console: admin pages (statuses, accounts, import, settings, exports, audit
+    /// log), the employees' self-service page and a JSON API under /api/. Runs the tasks'
+    /// schedulers too, unless --no-run. Prints the admin token on the first start.
+    ///
+    /// Exit status: 0 stopped by SIGINT or SIGTERM; 2 bad usage (cannot listen, unusable TLS
+    /// files); 5 state file failure.
+    Serve(serve::ServeArgs),
 }
 
 /// Why the command failed, with the exit status it maps to.
@@ -291,6 +298,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
     let trace = trace.as_ref();
     match cli.command {
         Command::Batch(cmd) => batch::run(cmd).await,
+        Command::Serve(args) => batch::finish(serve::run(args).await),
         Command::Check {
             src,
             src_protocol,

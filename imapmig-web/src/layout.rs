@@ -5,8 +5,6 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::IntoResponse;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use crate::auth::Admin;
-
 /// The stylesheet.
 pub const CSS: &str = include_str!("assets/console.css");
 /// The script (live updates).
@@ -64,10 +62,17 @@ pub enum Tab {
     None,
 }
 
+/// What the admin frame needs to know of the session: the CSRF token of its logout form, when
+/// the admin is logged in with a session (not a bearer token).
+pub trait Session {
+    /// The token, or `None` without a session.
+    fn logout_csrf(&self) -> Option<&str>;
+}
+
 /// An admin page: the top bar (the task's tabs, logout) and `body`.
 pub fn admin_page(
     title: &str,
-    admin: &Admin,
+    admin: &impl Session,
     task: Option<&str>,
     tab: Tab,
     body: Markup,
@@ -89,13 +94,13 @@ pub fn admin_page(
                     nav {
                         span.muted { "Task " strong { (t) } " · " }
                         @for (which, path, label) in tabs {
-                            a.current[which == tab] href={ "/tasks/" (crate::auth::url_escape(t)) (path) } { (label) }
+                            a.current[which == tab] href={ "/tasks/" (url_escape(t)) (path) } { (label) }
                         }
                     }
                 }
-                @if admin.session.is_some() {
+                @if let Some(csrf) = admin.logout_csrf() {
                     form method="post" action="/logout" {
-                        input type="hidden" name="csrf" value=(admin.csrf);
+                        input type="hidden" name="csrf" value=(csrf);
                         button.secondary type="submit" id="logout" { "Log out" }
                     }
                 }
@@ -147,6 +152,19 @@ pub fn trusted(s: &'static str) -> PreEscaped<&'static str> {
     PreEscaped(s)
 }
 
+/// Percent-escapes a value for a query string.
+pub fn url_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,10 +177,13 @@ mod tests {
 
     #[test]
     fn user_text_is_escaped() {
-        let admin = Admin {
-            session: None,
-            csrf: String::new(),
-        };
+        struct NoSession;
+        impl Session for NoSession {
+            fn logout_csrf(&self) -> Option<&str> {
+                None
+            }
+        }
+        let admin = NoSession;
         let page = admin_page(
             "<x>",
             &admin,

@@ -7,11 +7,14 @@
 //!
 //! # Layout
 //!
+//! * [`options`]: how it is started.
 //! * [`server`]: listening (plain or TLS), the router and its layers, shutting down.
 //! * [`state`]: what every handler shares (the store, the signing key, the sessions, the rate
 //!   limits, the throughput sampler).
-//! * [`auth`]: the admin token (stored only as an argon2 hash), signed session cookies, CSRF
-//!   tokens on every form and every cookie-authenticated API call, bearer tokens for the API.
+//! * [`keys`]: the admin token (stored only as an argon2 hash), the key that signs cookies and
+//!   CSRF tokens, sessions, cookies.
+//! * [`auth`]: who may do what: the admin (session cookie or bearer token), visitors, and the
+//!   CSRF guard on every form and every cookie-authenticated API call.
 //! * [`error`]: how store and request failures become pages and JSON.
 //! * [`layout`]: the page frame and the vendored assets (no asset is fetched from the network).
 //! * The pages and their API twins, one file per subject.
@@ -25,7 +28,10 @@
 pub mod admin;
 pub mod auth;
 pub mod error;
+pub mod keys;
 pub mod layout;
+pub mod options;
+pub mod pace;
 pub mod runner;
 pub mod selfservice;
 pub mod server;

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use imapmig_core::batch::{BatchError, BatchStore};
 
-use crate::auth::{Sessions, SigningKey, TokenCache};
 use crate::error::{AppError, AppResult};
-use crate::server::ServeOptions;
+use crate::keys::{Sessions, SigningKey, TokenCache};
+use crate::options::ServeOptions;
 
 /// The console's shared state; cheap to clone.
 #[derive(Clone)]
@@ -32,7 +32,7 @@ pub struct Inner {
     /// Attempts per key (client address, account), for rate limits.
     pub attempts: RateLimiter,
     /// The store's totals sampled every few seconds, for throughput now.
-    pub throughput: crate::admin::pace::Throughput,
+    pub throughput: crate::pace::Throughput,
 }
 
 impl AppState {
@@ -47,7 +47,7 @@ impl AppState {
             sessions: Sessions::default(),
             tokens: TokenCache::default(),
             attempts: RateLimiter::default(),
-            throughput: crate::admin::pace::Throughput::default(),
+            throughput: crate::pace::Throughput::default(),
         }));
         if tokio::runtime::Handle::try_current().is_ok() {
             state.throughput.start(state.store.clone());

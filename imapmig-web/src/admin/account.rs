@@ -17,10 +17,12 @@ use maud::{html, Markup};
 use serde::{Deserialize, Serialize};
 
 use super::accounts::{Action, ControlJson};
-use super::overview::control_words;
-use super::{notice, status_badge, task_url, when, Done};
-use crate::auth::{url_escape, Admin};
+use super::words::{
+    control_words, event_fields, event_kind, notice, status_badge, task_url, when, Done,
+};
+use crate::auth::Admin;
 use crate::error::{AppError, AppResult, ErrorKind};
+use crate::layout::url_escape;
 use crate::layout::{admin_page, bar, bytes, Tab};
 use crate::state::AppState;
 
@@ -76,67 +78,14 @@ pub fn folders(
     Ok(out)
 }
 
-/// The account's latest audit records, oldest first. The store reads the log by task, so
-/// this walks the task's log in chunks and keeps the account's.
-pub fn account_audit(
-    store: &BatchStore,
-    task: &str,
-    a: &AccountReport,
-    keep: usize,
-) -> Result<Vec<AuditRecord>, BatchError> {
-    let mut out = std::collections::VecDeque::new();
-    let mut after = None;
-    loop {
-        let chunk = store.audit(task, after, 5000)?;
-        let Some(last) = chunk.last() else { break };
-        after = Some(last.id);
-        let n = chunk.len();
-        for r in chunk {
-            if r.account.as_deref() == Some(a.target.as_str())
-                && r.source.as_deref() == Some(a.source.as_str())
-            {
-                out.push_back(r);
-                if out.len() > keep {
-                    out.pop_front();
-                }
-            }
-        }
-        if n < 5000 {
-            break;
-        }
-    }
-    Ok(out.into())
-}
-
 fn detail(store: &BatchStore, task: &str, id: i64) -> Result<AccountDetail, BatchError> {
     let account = store.account(task, id)?;
     Ok(AccountDetail {
         folders: folders(store, task, &account)?,
         refusals: store.refusals(task, id)?,
-        audit: account_audit(store, task, &account, AUDIT_SHOWN)?,
+        audit: store.account_audit(task, id, AUDIT_SHOWN)?,
         account,
     })
-}
-
-/// An audit event's fields (other than its kind) in words.
-pub fn event_fields(r: &AuditRecord) -> String {
-    match &r.event {
-        serde_json::Value::Object(m) => m
-            .iter()
-            .filter(|(k, _)| k.as_str() != "event")
-            .map(|(k, v)| match v {
-                serde_json::Value::String(s) => format!("{k}: {s}"),
-                other => format!("{k}: {other}"),
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
-        _ => String::new(),
-    }
-}
-
-/// An audit event's kind.
-pub fn event_kind(r: &AuditRecord) -> &str {
-    r.event.get("event").and_then(|v| v.as_str()).unwrap_or("")
 }
 
 fn live(a: &AccountReport) -> Markup {

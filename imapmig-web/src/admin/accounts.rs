@@ -13,10 +13,10 @@ use maud::{html, Markup};
 use serde::{Deserialize, Serialize};
 
 use super::listing::{ListParams, Listing, MAX_PER_PAGE};
-use super::overview::control_words;
-use super::{notice, status_badge, task_url, when, FAILURES};
-use crate::auth::{url_escape, Admin};
+use super::words::{control_words, notice, status_badge, task_url, when, FAILURES};
+use crate::auth::Admin;
 use crate::error::{AppError, AppResult, ErrorKind};
+use crate::layout::url_escape;
 use crate::layout::{admin_page, bar, bytes, Tab};
 use crate::state::AppState;
 

@@ -7,8 +7,8 @@ use imapmig_core::batch::audit::AuditRecord;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::account::{event_fields, event_kind};
-use super::{task_url, when};
+use super::words::{event_fields, event_kind};
+use super::words::{task_url, when};
 use crate::auth::Admin;
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::layout::{admin_page, Tab};
@@ -88,7 +88,7 @@ fn table(task: &str, records: &[AuditRecord]) -> Markup {
                         td.small { (when(Some(r.at))) }
                         td {
                             @if let Some(a) = &r.account {
-                                a href={ (task_url(task, "/accounts")) "?q=" (crate::auth::url_escape(a)) } { (a) }
+                                a href={ (task_url(task, "/accounts")) "?q=" (crate::layout::url_escape(a)) } { (a) }
                             }
                         }
                         td { (event_kind(r)) }

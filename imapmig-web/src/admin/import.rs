@@ -17,9 +17,10 @@ use imapmig_core::batch::{BatchError, BatchStore, ImportOptions, ImportReport};
 use maud::{html, Markup};
 use serde::{Deserialize, Serialize};
 
-use super::task_url;
-use crate::auth::{url_escape, Admin};
+use super::words::task_url;
+use crate::auth::Admin;
 use crate::error::{AppError, AppResult, ErrorKind};
+use crate::layout::url_escape;
 use crate::layout::{admin_page, Tab};
 use crate::state::AppState;
 

@@ -5,7 +5,7 @@
 use imapmig_core::batch::{AccountQuery, AccountSort, FailureCategory, Status};
 use serde::Deserialize;
 
-use crate::auth::url_escape;
+use crate::layout::url_escape;
 
 /// Rows per page unless asked otherwise.
 pub const PER_PAGE: u64 = 50;
@@ -62,7 +62,8 @@ impl ListParams {
         let failure = given(&self.failure)
             .map(|f| {
                 FailureCategory::parse(f).ok_or_else(|| {
-                    let all: Vec<&str> = super::FAILURES.iter().map(|c| c.as_str()).collect();
+                    let all: Vec<&str> =
+                        super::words::FAILURES.iter().map(|c| c.as_str()).collect();
                     format!("failure {f:?}: expected one of {}", all.join(", "))
                 })
             })

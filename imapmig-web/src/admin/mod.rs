@@ -10,8 +10,9 @@
 //!   `task edit` applies.
 //! * [`export`]: the report as CSV or JSON, byte for byte what `imapmig status` prints.
 //! * [`audit`]: the audit log, a page at a time.
-//! * [`pace`] and [`listing`]: the pure parts (throughput, ETA, window end; the table's query)
-//!   that the pages build on.
+//! * [`listing`] (the table's query, parsed) and [`words`] (how times, rates, statuses,
+//!   controls and audit events read): what the pages share. The throughput, ETA and window
+//!   end are [`crate::pace`]'s.
 //!
 //! Pages never load every account: the table asks the store for one page
 //! ([`imapmig_core::batch::BatchStore::account_page`]) and the totals come from
@@ -28,16 +29,12 @@ pub mod export;
 pub mod import;
 pub mod listing;
 pub mod overview;
-pub mod pace;
 pub mod settings;
+pub mod words;
 
 use axum::routing::{get, post, put};
 use axum::Router;
-use imapmig_core::batch::{FailureCategory, Status};
-use maud::{html, Markup};
-use time::OffsetDateTime;
 
-use crate::auth::url_escape;
 use crate::state::AppState;
 
 /// The admin routes (pages under `/tasks`, API under `/api/tasks`).
@@ -99,94 +96,4 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/tasks/{task}/export", get(export::api_export))
         .route("/api/tasks/{task}/audit", get(audit::api_audit))
-}
-
-/// Failure categories, in the order the console offers them.
-pub const FAILURES: [FailureCategory; 9] = [
-    FailureCategory::Authentication,
-    FailureCategory::Connection,
-    FailureCategory::Tls,
-    FailureCategory::Quota,
-    FailureCategory::Throttled,
-    FailureCategory::DestinationRefused,
-    FailureCategory::SourceRefused,
-    FailureCategory::Configuration,
-    FailureCategory::Internal,
-];
-
-/// `/tasks/{task}` with the name escaped, plus `rest`.
-pub fn task_url(task: &str, rest: &str) -> String {
-    format!("/tasks/{}{rest}", url_escape(task))
-}
-
-/// A status as a badge.
-pub fn status_badge(s: Status) -> Markup {
-    html! { span class={ "status " (s.as_str()) } { (s.as_str().replace('_', " ")) } }
-}
-
-/// A time as the console shows it (UTC, to the second); empty for none.
-pub fn when(t: Option<OffsetDateTime>) -> String {
-    let fmt =
-        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
-    t.and_then(|t| t.to_offset(time::UtcOffset::UTC).format(&fmt).ok())
-        .unwrap_or_default()
-}
-
-/// A duration in words: `3 h 20 min`, `45 s`, `2 d 4 h`.
-pub fn span(seconds: u64) -> String {
-    let (d, h, m, s) = (
-        seconds / 86_400,
-        seconds % 86_400 / 3600,
-        seconds % 3600 / 60,
-        seconds % 60,
-    );
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s} s"),
-        (0, 0, _) => format!("{m} min"),
-        (0, _, _) => format!("{h} h {m} min"),
-        _ => format!("{d} d {h} h"),
-    }
-}
-
-/// A rate per second in words: `12.5/s`.
-pub fn per_second(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}/s")
-    } else {
-        format!("{v:.1}/s")
-    }
-}
-
-/// `?done=...`: the message an action leaves for the page it returns to.
-#[derive(Clone, Debug, Default, serde::Deserialize)]
-pub struct Done {
-    /// The message.
-    pub done: Option<String>,
-}
-
-/// A message after an action, shown at the top of the next page (`?done=...`).
-pub fn notice(text: Option<&str>) -> Markup {
-    html! {
-        @if let Some(t) = text.filter(|t| !t.is_empty()) {
-            p.notice id="notice" { (t) }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spans_read_well() {
-        assert_eq!(span(45), "45 s");
-        assert_eq!(span(600), "10 min");
-        assert_eq!(span(3600 * 3 + 1200), "3 h 20 min");
-        assert_eq!(span(86_400 * 2 + 3600 * 4), "2 d 4 h");
-    }
-
-    #[test]
-    fn task_urls_escape_the_name() {
-        assert_eq!(task_url("a b", "/accounts"), "/tasks/a%20b/accounts");
-    }
 }

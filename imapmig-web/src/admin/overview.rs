@@ -9,19 +9,20 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use imapmig_core::batch::task::{Auth, CertificateCheck, ServerSettings};
-use imapmig_core::batch::{
-    AccountQuery, BatchError, BatchStore, ControlReport, EditScope, Selection, Status,
-};
+use imapmig_core::batch::{AccountQuery, BatchError, BatchStore, EditScope, Selection, Status};
 use imapmig_core::config::{SchedulePatch, SettingsPatch};
 use maud::{html, Markup};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::pace::{self, Rate, PACE_WINDOW};
-use super::{notice, per_second, span, status_badge, task_url, when, Done, FAILURES};
-use crate::auth::{url_escape, Admin};
+use super::words::{
+    control_words, notice, per_second, span, status_badge, task_url, when, Done, FAILURES,
+};
+use crate::auth::Admin;
 use crate::error::{AppError, AppResult};
+use crate::layout::url_escape;
 use crate::layout::{admin_page, bytes, Tab};
+use crate::pace::{self, Rate, PACE_WINDOW};
 use crate::state::AppState;
 
 /// A task's overview, as the page shows it and `GET /api/tasks/{task}` returns it.
@@ -527,22 +528,6 @@ pub fn start_now(store: &BatchStore, task: &str) -> Result<Started, BatchError> 
         out.brought_forward = store.run_now(task, Selection::Names(&names))?.changed;
     }
     Ok(out)
-}
-
-/// A control's result in words.
-pub fn control_words(what: &str, r: &ControlReport) -> String {
-    let mut s = format!("{what}: {} account(s) changed", r.changed);
-    if r.requested > 0 {
-        s.push_str(&format!(
-            ", {} running account(s) asked to stop at the next message",
-            r.requested
-        ));
-    }
-    if r.unchanged > 0 {
-        s.push_str(&format!(", {} unchanged", r.unchanged));
-    }
-    s.push('.');
-    s
 }
 
 fn back(task: &str, done: &str) -> Response {

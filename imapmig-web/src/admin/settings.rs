@@ -23,9 +23,10 @@ use maud::{html, Markup};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{notice, task_url, Done};
-use crate::auth::{url_escape, Admin};
+use super::words::{notice, task_url, Done};
+use crate::auth::Admin;
 use crate::error::{AppError, AppResult, ErrorKind};
+use crate::layout::url_escape;
 use crate::layout::{admin_page, Tab};
 use crate::state::AppState;
 

@@ -16,9 +16,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::check::takes_credentials;
-use super::link_base;
-use crate::auth::{random_token, token_hash, url_escape, Admin};
+use super::shared::link_base;
+use crate::auth::{random_token, token_hash, Admin};
 use crate::error::{AppError, AppResult, ErrorKind};
+use crate::layout::url_escape;
 use crate::layout::{admin_page, Tab};
 use crate::state::AppState;
 

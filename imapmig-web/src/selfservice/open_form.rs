@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::check::{self, takes_credentials, Outcome};
 use super::page::{outcome_box, outcome_json};
-use super::progress;
+use super::shared::progress;
 use crate::auth::Visitor;
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::layout;

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::check::{self, Outcome};
-use super::progress;
+use super::shared::progress;
 use crate::auth::{token_hash, Visitor};
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::layout;

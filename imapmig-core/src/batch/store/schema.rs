@@ -99,6 +99,7 @@ const MIGRATIONS: [&str; 2] = [
         used_at    INTEGER
     ) WITHOUT ROWID;
     CREATE INDEX batch_invitation_account ON batch_invitation (account);
+    CREATE INDEX batch_audit_account ON batch_audit (account, id);
 ",
 ];
 
