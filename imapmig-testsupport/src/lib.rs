@@ -2,6 +2,7 @@
 //! reading the shared corpus.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod console;
 
 use std::path::PathBuf;
