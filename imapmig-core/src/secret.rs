@@ -37,6 +37,13 @@ impl Secret {
     }
 }
 
+impl Default for Secret {
+    /// The empty secret (a form field left blank, say).
+    fn default() -> Self {
+        Secret::new(String::new())
+    }
+}
+
 impl PartialEq for Secret {
     /// Compares without stopping at the first differing byte, so the time taken says nothing
     /// about how much of a guess was right. The length is not hidden.

@@ -41,7 +41,7 @@ pub struct SettingsForm {
     /// Source TLS: `tls`, `starttls`, `cleartext`.
     pub src_tls: String,
     /// A new source admin or master password (empty: keep).
-    pub src_admin_password: String,
+    pub src_admin_password: Secret,
     /// Destination host.
     pub dst_host: String,
     /// Destination port.
@@ -49,7 +49,7 @@ pub struct SettingsForm {
     /// Destination TLS.
     pub dst_tls: String,
     /// A new destination admin or master password (empty: keep).
-    pub dst_admin_password: String,
+    pub dst_admin_password: Secret,
     /// Folder globs to copy, one per line (empty: all).
     pub include: String,
     /// Folder globs not to copy, one per line.
@@ -124,11 +124,11 @@ impl SettingsForm {
             src_host: s.source.host.clone(),
             src_port: s.source.port.to_string(),
             src_tls: s.source.transport.name().into(),
-            src_admin_password: String::new(),
+            src_admin_password: Secret::default(),
             dst_host: s.destination.host.clone(),
             dst_port: s.destination.port.to_string(),
             dst_tls: s.destination.transport.name().into(),
-            dst_admin_password: String::new(),
+            dst_admin_password: Secret::default(),
             include: lines(&s.folders.include),
             exclude: lines(&s.folders.exclude),
             since: day(s.messages.since),
@@ -278,7 +278,7 @@ impl SettingsForm {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let secret = |v: &str| (!v.is_empty()).then(|| Secret::new(v.to_string()));
+        let secret = |v: &Secret| (!v.expose().is_empty()).then(|| v.clone());
         let patch = SettingsPatch {
             source: ServerPatch {
                 host: Some(text(&self.src_host)),
