@@ -1044,30 +1044,10 @@ fn live_line(s: &LiveSnapshot) -> String {
 async fn run_scheduler(at: TaskRef, until_idle: bool, json: bool) -> Result<u8, Failure> {
     let store = Arc::new(open(&at)?);
     let cancel = CancellationToken::new();
-    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
-        let (c, i) = (cancel.clone(), interrupted.clone());
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                errln!("imapmig: stopping: passes end at the next message boundary...");
-                i.store(true, std::sync::atomic::Ordering::Relaxed);
-                c.cancel();
-            }
-        });
-    }
-    #[cfg(unix)]
-    {
-        let c = cancel.clone();
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            tokio::spawn(async move {
-                if term.recv().await.is_some() {
-                    c.cancel();
-                }
-            });
-        }
-    }
+    let interrupted = crate::signals::cancel_on_stop(
+        &cancel,
+        "imapmig: stopping: passes end at the next message boundary...",
+    );
     let tty = std::io::stderr().is_terminal();
     let bar = tty.then(|| {
         let b = ProgressBar::new_spinner();

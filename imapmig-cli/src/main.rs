@@ -16,6 +16,7 @@ mod output;
 mod args;
 mod batch;
 mod serve;
+mod signals;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

@@ -82,27 +82,7 @@ pub async fn run(args: ServeArgs) -> Result<u8, Failure> {
         "http"
     };
     let cancel = CancellationToken::new();
-    {
-        let c = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                c.cancel();
-            }
-        });
-    }
-    #[cfg(unix)]
-    {
-        let c = cancel.clone();
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            tokio::spawn(async move {
-                if term.recv().await.is_some() {
-                    c.cancel();
-                }
-            });
-        }
-    }
+    crate::signals::cancel_on_stop(&cancel, "imapmig: stopping the console...");
     let migrating = if options.run_schedulers {
         "serving and migrating"
     } else {

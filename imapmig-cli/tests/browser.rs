@@ -8,11 +8,11 @@
 use imapmig_testsupport as common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use common::browser::{Browser, Page};
-use common::console::Console;
+use common::console::{ok, Console};
 use common::*;
 use imapmig_core::batch::BatchStore;
 use imapmig_testkit::{Dovecot, Flavour, TestUser};
@@ -27,23 +27,7 @@ fn serve(state: &Path, extra: &[&str]) -> Console {
 }
 
 fn imapmig(state: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_imapmig"));
-    c.env("IMAPMIG_STATE", state)
-        .env("IMAPMIG_TASK", TASK)
-        .env_remove("IMAPMIG_STATE_KEY");
-    c
-}
-
-fn ok(mut c: Command) -> Output {
-    let out = c.output().expect("run imapmig");
-    assert!(
-        out.status.success(),
-        "imapmig failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    common::console::cli(Path::new(env!("CARGO_BIN_EXE_imapmig")), state, TASK)
 }
 
 /// Source and destination Dovecot with `n` users (`w0`… on the source, `w0@x.example`… on the

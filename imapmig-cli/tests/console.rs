@@ -7,10 +7,10 @@
 use imapmig_testsupport as common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::console::{csrf_in, Console};
+use common::console::{csrf_in, ok, Console};
 use common::*;
 use imapmig_testkit::{Dovecot, DovecotOptions, Flavour};
 use reqwest::redirect::Policy;
@@ -28,23 +28,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn imapmig(state: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_imapmig"));
-    c.env("IMAPMIG_STATE", state)
-        .env("IMAPMIG_TASK", TASK)
-        .env_remove("IMAPMIG_STATE_KEY");
-    c
-}
-
-fn ok(mut c: Command) -> Output {
-    let out = c.output().expect("run imapmig");
-    assert!(
-        out.status.success(),
-        "imapmig failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    common::console::cli(Path::new(env!("CARGO_BIN_EXE_imapmig")), state, TASK)
 }
 
 /// A task whose servers are never reached (its start is far in the future).

@@ -6,10 +6,10 @@
 use imapmig_testsupport as common;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::console::Console;
+use common::console::{ok, Console};
 use common::*;
 use imapmig_core::batch::{BatchStore, Status};
 use imapmig_testkit::{Dovecot, Flavour};
@@ -22,22 +22,7 @@ fn bin() -> &'static Path {
 }
 
 fn imapmig(state: &Path) -> Command {
-    let mut c = Command::new(bin());
-    c.env("IMAPMIG_STATE", state).env("IMAPMIG_TASK", TASK);
-    c.env_remove("IMAPMIG_STATE_KEY");
-    c
-}
-
-fn ok(mut c: Command) -> Output {
-    let out = c.output().expect("run imapmig");
-    assert!(
-        out.status.success(),
-        "imapmig failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    common::console::cli(bin(), state, TASK)
 }
 
 /// A task of ACCOUNTS accounts from `src` to `dst`, each with four messages; incremental

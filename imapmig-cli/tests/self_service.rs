@@ -9,10 +9,10 @@
 use imapmig_testsupport as common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::console::{csrf_in, Console};
+use common::console::{csrf_in, ok, Console};
 use common::*;
 use imapmig_core::batch::{AccountReport, BatchStore, Status};
 use imapmig_core::engine::{self, MessageFilter};
@@ -24,21 +24,7 @@ const TASK: &str = "company";
 const WRONG: &str = "Wr0ng-Passw0rd-7Qx";
 
 fn imapmig(state: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_imapmig"));
-    c.env("IMAPMIG_STATE", state).env("IMAPMIG_TASK", TASK);
-    c
-}
-
-fn ok(mut c: Command) -> Output {
-    let out = c.output().expect("run imapmig");
-    assert!(
-        out.status.success(),
-        "imapmig failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    common::console::cli(Path::new(env!("CARGO_BIN_EXE_imapmig")), state, TASK)
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -125,21 +125,24 @@ impl FailureCategory {
         }
     }
 
+    /// Every category.
+    pub const ALL: [FailureCategory; 9] = [
+        FailureCategory::Authentication,
+        FailureCategory::Connection,
+        FailureCategory::Tls,
+        FailureCategory::Quota,
+        FailureCategory::Throttled,
+        FailureCategory::DestinationRefused,
+        FailureCategory::SourceRefused,
+        FailureCategory::Configuration,
+        FailureCategory::Internal,
+    ];
+
     /// The category a name stands for.
     pub fn parse(name: &str) -> Option<FailureCategory> {
-        [
-            FailureCategory::Authentication,
-            FailureCategory::Connection,
-            FailureCategory::Tls,
-            FailureCategory::Quota,
-            FailureCategory::Throttled,
-            FailureCategory::DestinationRefused,
-            FailureCategory::SourceRefused,
-            FailureCategory::Configuration,
-            FailureCategory::Internal,
-        ]
-        .into_iter()
-        .find(|c| c.as_str() == name)
+        FailureCategory::ALL
+            .into_iter()
+            .find(|c| c.as_str() == name)
     }
 }
 

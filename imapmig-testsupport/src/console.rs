@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -118,6 +118,29 @@ impl Drop for Console {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `bin` (the `imapmig` binary) for one task of one state file: `$IMAPMIG_STATE` and
+/// `$IMAPMIG_TASK` set, no state key from the environment.
+pub fn cli(bin: &Path, state: &Path, task: &str) -> Command {
+    let mut c = Command::new(bin);
+    c.env("IMAPMIG_STATE", state)
+        .env("IMAPMIG_TASK", task)
+        .env_remove("IMAPMIG_STATE_KEY");
+    c
+}
+
+/// Runs a command that must succeed; fails the test with its output otherwise.
+pub fn ok(mut c: Command) -> Output {
+    let out = c.output().expect("run imapmig");
+    assert!(
+        out.status.success(),
+        "imapmig failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// The value of `name="csrf"`'s hidden input in a page (the first form's).

@@ -9,17 +9,7 @@ use time::OffsetDateTime;
 use crate::layout::url_escape;
 
 /// Failure categories, in the order the console offers them.
-pub const FAILURES: [FailureCategory; 9] = [
-    FailureCategory::Authentication,
-    FailureCategory::Connection,
-    FailureCategory::Tls,
-    FailureCategory::Quota,
-    FailureCategory::Throttled,
-    FailureCategory::DestinationRefused,
-    FailureCategory::SourceRefused,
-    FailureCategory::Configuration,
-    FailureCategory::Internal,
-];
+pub const FAILURES: [FailureCategory; 9] = FailureCategory::ALL;
 
 /// `/tasks/{task}` with the name escaped, plus `rest`.
 pub fn task_url(task: &str, rest: &str) -> String {
