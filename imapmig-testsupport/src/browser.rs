@@ -340,20 +340,28 @@ impl Page {
 
     /// The visible text of the element `css` names.
     pub async fn text(&self, css: &str) -> String {
-        self.find(css)
-            .await
-            .text()
-            .await
-            .unwrap_or_else(|e| panic!("text of {css}: {e}"))
+        let mut tries = 0;
+        loop {
+            match self.find(css).await.text().await {
+                Ok(t) => return t,
+                // The live refresh may replace the element between finding and reading it.
+                Err(e) if tries < STALE_RETRIES && stale(&e) => tries += 1,
+                Err(e) => panic!("text of {css}: {e}"),
+            }
+        }
     }
 
     /// An attribute of the element `css` names.
     pub async fn attr(&self, css: &str, attr: &str) -> Option<String> {
-        self.find(css)
-            .await
-            .attr(attr)
-            .await
-            .unwrap_or_else(|e| panic!("{attr} of {css}: {e}"))
+        let mut tries = 0;
+        loop {
+            match self.find(css).await.attr(attr).await {
+                Ok(v) => return v,
+                // As for `text`: the element may have been replaced meanwhile.
+                Err(e) if tries < STALE_RETRIES && stale(&e) => tries += 1,
+                Err(e) => panic!("{attr} of {css}: {e}"),
+            }
+        }
     }
 
     /// Chooses the file `path` in the `input[type=file]` `css` names (chromedriver takes the
@@ -522,4 +530,17 @@ fn raw_request(port: u16, method: &str, path: &str) -> std::io::Result<String> {
     }
     let out = String::from_utf8_lossy(&buf).into_owned();
     Ok(out)
+}
+
+/// How often a read is retried when the page replaced the element meanwhile.
+const STALE_RETRIES: usize = 20;
+
+/// Whether a WebDriver error says the element is no longer in the page (replaced by the live
+/// refresh between finding and reading it).
+fn stale(e: &fantoccini::error::CmdError) -> bool {
+    matches!(
+        e,
+        fantoccini::error::CmdError::Standard(w)
+            if w.error == fantoccini::error::ErrorStatus::StaleElementReference
+    )
 }
