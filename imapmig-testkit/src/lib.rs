@@ -34,6 +34,15 @@
 //! [`Courier`] (Courier-IMAP 5.0 and POP3) and [`Mailutils`] (GNU Mailutils
 //! 3.15 imap4d and pop3d). `bash scripts/setup` installs them.
 //!
+//! [`Postgres::start`] runs a private PostgreSQL (Debian's `postgresql`
+//! package, the newest version installed) the same way: `initdb` into a
+//! temporary directory, 127.0.0.1 only on a free port, password logins as a
+//! superuser the kit chose, a first database ([`Postgres::url`]) and more on
+//! demand ([`Postgres::create_database`]); stopped on drop and by the
+//! watchdog. As root it runs as the system user `postgres` (PostgreSQL
+//! refuses root). For tests of several `imapmig run` workers sharing one
+//! task.
+//!
 //! For faults a real server will not show on demand, [`FaultProxy`] sits in
 //! front of an instance and cuts connections at an exact byte or pattern,
 //! plays dead for a while, or refuses logins in the server's place; and
@@ -48,6 +57,7 @@ pub mod cyrus;
 mod instance;
 mod listener;
 pub mod mailutils;
+pub mod postgres;
 pub mod proxy;
 pub mod scripted;
 mod sys;
@@ -56,6 +66,7 @@ mod tls;
 pub use courier::{Courier, CourierOptions};
 pub use cyrus::{Cyrus, CyrusOptions};
 pub use mailutils::{Mailutils, MailutilsOptions};
+pub use postgres::Postgres;
 pub use proxy::{Direction, FaultProxy};
 pub use scripted::{BodyAnswer, Command, ScriptedFolder, ScriptedMessage, ScriptedServer};
 
