@@ -152,13 +152,31 @@ fn over_tls_the_console_answers_and_its_session_cookie_is_secure() {
             "plain HTTP must not be answered on the TLS port"
         );
     });
-    // The token is printed once: a second start prints none, and the first still logs in.
+    // The token is printed once: a second start prints none.
+    let old = console.token().to_string();
     drop(console);
     let again = Console::start(bin(), &state, &["--no-run"]);
     assert!(
         again.token.is_none(),
         "a second start must not print a token"
     );
+
+    // A reset by another process on the same file: the running console refuses the old
+    // token at once and takes the new one.
+    let tasks = |token: &str| {
+        reqwest::blocking::Client::new()
+            .get(again.url("/api/tasks"))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(tasks(&old), 200);
+    let reset = Console::start(bin(), &state, &["--no-run", "--reset-admin-token"]);
+    let new = reset.token.clone().expect("a reset prints the new token");
+    assert_ne!(new, old);
+    assert_eq!(tasks(&old), 401, "the old token must stop working");
+    assert_eq!(tasks(&new), 200);
 }
 
 #[test]

@@ -26,9 +26,9 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::{AppError, ErrorKind};
 pub use crate::keys::{
-    check_admin_token, cookie, csrf_token, ensure_admin_token, random_token, set_cookie,
-    token_hash, AdminToken, Sessions, SigningKey, TokenCache, CSRF_HEADER, SESSION_COOKIE,
-    SESSION_IDLE, VISITOR_COOKIE,
+    check_admin_token, check_bearer, cookie, csrf_token, ensure_admin_token, random_token,
+    set_cookie, token_hash, AdminToken, Sessions, SigningKey, TokenCache, CSRF_HEADER,
+    SESSION_COOKIE, SESSION_IDLE, VISITOR_COOKIE,
 };
 use crate::state::AppState;
 
@@ -65,21 +65,14 @@ impl FromRequestParts<AppState> for Admin {
         }
         if api {
             if let Some(token) = bearer(&parts.headers) {
-                if state.tokens.known(token) {
-                    return Ok(Admin {
-                        session: None,
-                        csrf: String::new(),
-                    });
-                }
-                let (store, candidate) = (state.store.clone(), token.to_string());
-                let ok = tokio::task::spawn_blocking(move || check_admin_token(&store, &candidate))
-                    .await
-                    .map_err(|e| {
-                        AppError::json(ErrorKind::Internal, e.to_string()).into_response()
-                    })?
-                    .map_err(|e| AppError::store(e).as_json().into_response())?;
+                let (st, candidate) = (state.clone(), token.to_string());
+                let ok = tokio::task::spawn_blocking(move || {
+                    check_bearer(&st.store, &st.tokens, &candidate)
+                })
+                .await
+                .map_err(|e| AppError::json(ErrorKind::Internal, e.to_string()).into_response())?
+                .map_err(|e| AppError::store(e).as_json().into_response())?;
                 if ok {
-                    state.tokens.remember(token);
                     return Ok(Admin {
                         session: None,
                         csrf: String::new(),

@@ -5,7 +5,7 @@
 //! tokens), random tokens and their hashes, the live sessions, and cookies. The `auth` module
 //! uses them to decide who may do what.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -74,9 +74,35 @@ pub fn ensure_admin_token(
 
 /// Whether `candidate` is the admin token (argon2 check against the stored hash).
 pub fn check_admin_token(store: &BatchStore, candidate: &str) -> Result<bool, BatchError> {
+    match store.console_value(ADMIN_HASH)? {
+        Some(stored) => verify(&stored, candidate),
+        None => Ok(false),
+    }
+}
+
+/// [`check_admin_token`] for a bearer token on every API call: a token already checked
+/// against the hash the store holds now is not checked with argon2 again. The hash is read
+/// each time, so a token reset by any process (`--reset-admin-token`) stops working here at
+/// once.
+pub fn check_bearer(
+    store: &BatchStore,
+    cache: &TokenCache,
+    candidate: &str,
+) -> Result<bool, BatchError> {
     let Some(stored) = store.console_value(ADMIN_HASH)? else {
         return Ok(false);
     };
+    if cache.known(candidate, stored.expose()) {
+        return Ok(true);
+    }
+    let ok = verify(&stored, candidate)?;
+    if ok {
+        cache.remember(candidate, stored.expose());
+    }
+    Ok(ok)
+}
+
+fn verify(stored: &Secret, candidate: &str) -> Result<bool, BatchError> {
     let Ok(hash) = PasswordHash::new(stored.expose()) else {
         return Err(BatchError::Internal(
             "the stored admin token hash is not an argon2 hash".into(),
@@ -187,25 +213,26 @@ impl Sessions {
     }
 }
 
-/// Admin tokens already checked (SHA-256 of the token).
+/// Admin tokens already checked: SHA-256 of the token → the stored hash it was checked against.
 #[derive(Default)]
-pub struct TokenCache(Mutex<HashSet<String>>);
+pub struct TokenCache(Mutex<HashMap<String, String>>);
 
 impl TokenCache {
-    /// Whether this token was checked already.
-    pub fn known(&self, token: &str) -> bool {
+    /// Whether this token was checked against this stored hash already.
+    fn known(&self, token: &str, stored: &str) -> bool {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(&token_hash(token))
+            .get(&token_hash(token))
+            .is_some_and(|h| h == stored)
     }
 
-    /// Remembers a token that was checked.
-    pub fn remember(&self, token: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(token_hash(token));
+    /// Remembers a token that was checked against `stored`.
+    fn remember(&self, token: &str, stored: &str) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the current hash's tokens are worth keeping.
+        m.retain(|_, h| h == stored);
+        m.insert(token_hash(token), stored.to_string());
     }
 }
 
@@ -236,6 +263,28 @@ pub fn set_cookie(name: &str, value: &str, max_age: Option<Duration>, secure: bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bearer_token_stops_working_when_the_token_is_reset_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        let store = BatchStore::open(&path).unwrap();
+        let first = ensure_admin_token(&store, false).unwrap().unwrap().0;
+        let cache = TokenCache::default();
+        assert!(check_bearer(&store, &cache, first.expose()).unwrap());
+        assert!(cache.known(
+            first.expose(),
+            store.console_value(ADMIN_HASH).unwrap().unwrap().expose()
+        ));
+        assert!(check_bearer(&store, &cache, first.expose()).unwrap());
+        assert!(!check_bearer(&store, &cache, "imt_guess").unwrap());
+        // Another process resets the token on the same file.
+        let other = BatchStore::open(&path).unwrap();
+        let second = ensure_admin_token(&other, true).unwrap().unwrap().0;
+        assert!(!check_bearer(&store, &cache, first.expose()).unwrap());
+        assert!(check_bearer(&store, &cache, second.expose()).unwrap());
+        assert!(ensure_admin_token(&store, false).unwrap().is_none());
+    }
 
     #[test]
     fn signed_values_open_only_with_their_key_and_purpose() {
