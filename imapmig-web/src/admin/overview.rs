@@ -9,7 +9,9 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use imapmig_core::batch::task::{Auth, CertificateCheck, ServerSettings};
-use imapmig_core::batch::{AccountQuery, BatchError, BatchStore, EditScope, Selection, Status};
+use imapmig_core::batch::{
+    AccountQuery, BatchError, BatchStore, ControlReport, EditScope, Selection, Status,
+};
 use imapmig_core::config::{SchedulePatch, SettingsPatch};
 use maud::{html, Markup};
 use serde::Serialize;
@@ -542,11 +544,7 @@ pub async fn pause_all_form(
     _admin: Admin,
     Path(task): Path<String>,
 ) -> AppResult<Response> {
-    let t = task.clone();
-    let r = state
-        .with_store(move |s| s.pause(&t, Selection::All))
-        .await?;
-    Ok(back(&task, &control_words("Pause all", &r)))
+    to_all(&state, task, "Pause all", BatchStore::pause).await
 }
 
 /// `POST /tasks/{task}/resume-all`.
@@ -555,11 +553,21 @@ pub async fn resume_all_form(
     _admin: Admin,
     Path(task): Path<String>,
 ) -> AppResult<Response> {
+    to_all(&state, task, "Resume all", BatchStore::resume).await
+}
+
+/// Applies a control to every account of the task, back to the overview with what it did.
+async fn to_all(
+    state: &AppState,
+    task: String,
+    what: &'static str,
+    control: fn(&BatchStore, &str, Selection<'_>) -> Result<ControlReport, BatchError>,
+) -> AppResult<Response> {
     let t = task.clone();
     let r = state
-        .with_store(move |s| s.resume(&t, Selection::All))
+        .with_store(move |s| control(s, &t, Selection::All))
         .await?;
-    Ok(back(&task, &control_words("Resume all", &r)))
+    Ok(back(&task, &control_words(what, &r)))
 }
 
 /// One task in the list.

@@ -379,6 +379,39 @@ fn field_error(e: &BatchError) -> Option<FieldError> {
     }
 }
 
+/// A text field with its label, hint and errors.
+fn field(
+    id: &str,
+    label: &str,
+    value: &str,
+    hint: &str,
+    error_for: &dyn Fn(&str) -> Markup,
+) -> Markup {
+    html! {
+        p {
+            label for=(id) { (label) } br;
+            input type="text" id=(id) name=(id) value=(value);
+            @if !hint.is_empty() { " " span.muted.small { (hint) } }
+            (error_for(id))
+        }
+    }
+}
+
+/// A server's TLS choice.
+fn tls_field(id: &str, value: &str, error_for: &dyn Fn(&str) -> Markup) -> Markup {
+    html! {
+        p {
+            label for=(id) { "TLS" } br;
+            select id=(id) name=(id) {
+                @for (v, words) in [("tls", "TLS (usually 993)"), ("starttls", "STARTTLS (usually 143)"), ("cleartext", "none: cleartext (lab only)")] {
+                    option value=(v) selected[value == v] { (words) }
+                }
+            }
+            (error_for(id))
+        }
+    }
+}
+
 fn needs_secret(a: &Auth) -> bool {
     !a.per_account()
 }
@@ -398,27 +431,29 @@ fn render(
             }
         }
     };
-    let input = |id: &'static str, label: &str, value: &str, hint: &str| -> Markup {
-        html! {
-            p {
-                label for=(id) { (label) } br;
-                input type="text" id=(id) name=(id) value=(value);
-                @if !hint.is_empty() { " " span.muted.small { (hint) } }
-                (error_for(id))
-            }
-        }
+    let input = |id: &str, label: &str, value: &str, hint: &str| -> Markup {
+        field(id, label, value, hint, &error_for)
     };
-    let tls = |id: &'static str, value: &str| -> Markup {
+    // One server's fields; `side` is the form's prefix (`src`, `dst`).
+    let server = |side: &str, host: &str, port: &str, transport: &str, auth: &Auth| -> Markup {
+        let (h, p, t, pw) = (
+            format!("{side}_host"),
+            format!("{side}_port"),
+            format!("{side}_tls"),
+            format!("{side}_admin_password"),
+        );
         html! {
-            p {
-                label for=(id) { "TLS" } br;
-                select id=(id) name=(id) {
-                    @for (v, words) in [("tls", "TLS (usually 993)"), ("starttls", "STARTTLS (usually 143)"), ("cleartext", "none: cleartext (lab only)")] {
-                        option value=(v) selected[value == v] { (words) }
-                    }
+            (field(&h, "Host", host, "", &error_for))
+            (field(&p, "Port", port, "", &error_for))
+            (tls_field(&t, transport, &error_for))
+            @if needs_secret(auth) {
+                p {
+                    label for=(pw) { "Admin or master password" } br;
+                    input type="password" id=(pw) name=(pw) autocomplete="new-password";
+                    " " span.muted.small { "empty: keep the stored one" }
+                    (error_for(&pw))
                 }
-                (error_for(id))
-            }
+            } @else { (error_for(&pw)) }
         }
     };
     let general: Vec<&FieldError> = errors.iter().filter(|e| e.field.is_empty()).collect();
@@ -435,31 +470,11 @@ fn render(
             input type="hidden" name="csrf" value=(admin.csrf);
             fieldset.box {
                 legend { "Source server" }
-                (input("src_host", "Host", &f.src_host, ""))
-                (input("src_port", "Port", &f.src_port, ""))
-                (tls("src_tls", &f.src_tls))
-                @if needs_secret(&settings.source.auth) {
-                    p {
-                        label for="src_admin_password" { "Admin or master password" } br;
-                        input type="password" id="src_admin_password" name="src_admin_password" autocomplete="new-password";
-                        " " span.muted.small { "empty: keep the stored one" }
-                        (error_for("src_admin_password"))
-                    }
-                } @else { (error_for("src_admin_password")) }
+                (server("src", &f.src_host, &f.src_port, &f.src_tls, &settings.source.auth))
             }
             fieldset.box {
                 legend { "Destination server" }
-                (input("dst_host", "Host", &f.dst_host, ""))
-                (input("dst_port", "Port", &f.dst_port, ""))
-                (tls("dst_tls", &f.dst_tls))
-                @if needs_secret(&settings.destination.auth) {
-                    p {
-                        label for="dst_admin_password" { "Admin or master password" } br;
-                        input type="password" id="dst_admin_password" name="dst_admin_password" autocomplete="new-password";
-                        " " span.muted.small { "empty: keep the stored one" }
-                        (error_for("dst_admin_password"))
-                    }
-                } @else { (error_for("dst_admin_password")) }
+                (server("dst", &f.dst_host, &f.dst_port, &f.dst_tls, &settings.destination.auth))
                 p {
                     "A server change reaches "
                     select id="apply_to" name="apply_to" {
