@@ -8,6 +8,7 @@
 //! * [`imap`]: the async IMAP client (tokio + rustls): TLS, STARTTLS, authentication, the
 //!   commands a migration needs, pipelining, streamed FETCH and APPEND.
 //! * [`model`]: folders, message metadata, flags, dates: the vocabulary every layer shares.
+//! * [`db`]: the databases under the stores, SQLite or PostgreSQL, behind one SQL subset.
 //! * [`state`]: the resumable, crash-safe sync state per (account, source folder), behind the
 //!   [`state::StateStore`] trait; [`state::SqliteStore`] keeps it in one SQLite file.
 //! * [`body`]: a message body as an async byte stream of known length, whatever it comes from.
@@ -34,6 +35,7 @@ pub mod access;
 pub mod batch;
 pub mod body;
 pub mod config;
+pub mod db;
 pub mod engine;
 pub mod failure;
 pub mod filter;

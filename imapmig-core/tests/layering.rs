@@ -16,13 +16,16 @@ const LAYERS: &[&[&str]] = &[
     // Words that need nothing else.
     &["utf7", "secret", "failure", "model"],
     // Codecs and pure decisions: IMAP framing and response values, SASL, the folder planner,
-    // the sync state, the message filter.
-    &["wire", "sasl", "mapping", "state", "filter"],
+    // the message filter.
+    &["wire", "sasl", "mapping", "filter"],
     // The IMAP client's error, protocol traces.
     &["imap::error", "trace"],
     // Bodies as byte streams, what reading a store can fail with, connection settings and
     // TCP/TLS.
     &["body", "access", "net"],
+    // The databases under the stores (SQLite, PostgreSQL over TLS), then the sync state on them.
+    &["db"],
+    &["state"],
     // Content fingerprints, Maildir's on-disk format.
     &["fingerprint", "maildir"],
     // The IMAP and POP3 clients.
